@@ -1,0 +1,8 @@
+module github.com/annuaire/tracker
+
+go 1.26.0
+
+require (
+	github.com/google/btree v1.1.3
+	golang.org/x/time v0.16.0
+)

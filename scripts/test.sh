@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every check of the project: formatting, vet, and the tests of every
+# module with the race detector. On a fresh Debian machine it first
+# installs what the tests need (it uses sudo when not run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in $(cat scripts/debian-packages.txt); do
+	dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	echo "installing: ${need[*]}"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+modules=$(git ls-files '*go.mod' | xargs -n1 dirname)
+status=0
+for m in $modules; do
+	echo "== $m"
+	(
+		cd "$m"
+		unformatted=$(gofmt -l .)
+		if [ -n "$unformatted" ]; then
+			echo "gofmt would change: $unformatted"
+			exit 1
+		fi
+		go vet ./...
+		go test -race -count=1 -timeout 20m ./...
+	) || status=1
+done
+exit $status

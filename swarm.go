@@ -1,0 +1,845 @@
+package tracker
+
+import (
+	"context"
+	"hash/maphash"
+	"math/bits"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/btree"
+)
+
+// MemoryConfig configures a [MemoryStore].
+type MemoryConfig struct {
+	// PeerTTL is how long a peer is kept after its last announce. If zero,
+	// 45 minutes. At most 12 hours.
+	PeerTTL time.Duration
+	// SwarmTTL is how long a swarm without peers keeps its snatch count
+	// before it is forgotten. A swarm without peers or snatches is dropped
+	// at the next sweep. If zero, 24 hours.
+	SwarmTTL time.Duration
+	// MaxPeers bounds the peers held; announces that would add a peer past
+	// it fail with ErrTooManyPeers. If zero, 50,000,000 (about 2 GB). If
+	// negative, unbounded.
+	MaxPeers int
+	// MaxSwarms bounds the swarms held; announces that would add a swarm past
+	// it fail with ErrTooManySwarms. If zero, 10,000,000. If negative,
+	// unbounded.
+	MaxSwarms int
+	// Shards is the number of independently locked parts, rounded up to a
+	// power of two. If zero, 512.
+	Shards int
+}
+
+// MemoryStore is the default [Store]: swarms in memory, sharded by info
+// hash with one lock per shard.
+//
+// Each shard keeps its peers in two B-trees (one per address family) of
+// small pointer-free records ordered by (swarm, seeder or leecher, keyed
+// hash of the peer id), so that a swarm is a key range, an empty swarm costs
+// only its counters, and the garbage collector never scans a record. The
+// hash key is secret and random per store, so the order is random but
+// stable: a reply is a window of consecutive peers starting at a uniformly
+// random rank. Ranks in large swarms are found through per-swarm bucket
+// counts (a Fenwick tree over ranges of the hash), so an announce costs
+// O(log n + numwant) and never scans a swarm.
+//
+// A peer is known by a 39-bit keyed hash of its peer id, not by the id
+// itself, so replies carry no peer ids. Stale peers are removed by a
+// background sweeper that visits one shard at a time in small batches.
+//
+// A MemoryStore is safe for concurrent use. Close stops its sweeper.
+type MemoryStore struct {
+	shards []shard
+	mask   uint64
+	seed   maphash.Seed
+
+	start     time.Time
+	ttl       uint32 // peer TTL in ticks
+	swarmTTL  uint32 // swarm TTL in ticks
+	maxPeers  int64
+	maxSwarms int64
+	npeers    atomic.Int64
+	nswarms   atomic.Int64
+
+	clock     atomic.Uint32 // the current tick, kept by the sweeper
+	closed    atomic.Bool
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+var (
+	_ Store         = (*MemoryStore)(nil)
+	_ CountingStore = (*MemoryStore)(nil)
+	_ FullScraper   = (*MemoryStore)(nil)
+)
+
+// Record keys: | swarm prefix (24 bits) | seeder (1 bit) | peer hash (39 bits) |.
+// The swarm prefix is the swarm's id through a bijection that scatters
+// consecutive ids, so that swarms created one after another do not all
+// insert at the right edge of the tree (which leaves B-tree nodes half
+// full: 42 bytes per peer instead of 33).
+const (
+	hidBits    = 39
+	hidMask    = 1<<hidBits - 1
+	seedBit    = 1 << hidBits
+	swarmShift = hidBits + 1
+	prefixMul  = 0x9E3779 // odd, so multiplying by it permutes 24-bit ids
+	prefixInv  = 0xB382C9 // its inverse modulo 2^24
+	// reservedID is the id whose prefix is all ones: never handed out, so
+	// that the end of every class range fits in 64 bits.
+	reservedID = 0x4C7D37
+	maxSwarmID = idMask - 1 // id+1 must fit the index's 24 bits
+
+	leech = 0
+	seed  = 1
+
+	// tick is the resolution of peer and swarm timestamps. A record holds
+	// 14 bits of it: ages up to 18 hours are told apart.
+	tick      = 4 * time.Second
+	seenBits  = 14
+	seenMask  = 1<<seenBits - 1
+	maxTTL    = 12 * time.Hour
+	flagSnat  = 1 // the peer's completion was counted
+	flagPause = 2 // the peer is a partial seed (BEP 21)
+
+	// Classes with more peers than this get bucket counts for rank lookup;
+	// smaller ones are walked from their start (at most this many steps).
+	samplerMin = 64
+	// Bucket counts aim at this many peers per bucket and are rebuilt when
+	// the average leaves [bucketLow, bucketHigh].
+	bucketAim  = 32
+	bucketLow  = 8
+	bucketHigh = 128
+
+	sweepBatch = 512
+
+	// btreeDegree makes nodes of 63 to 127 records (1 to 2 KB). Degrees
+	// whose half-node rounds up to a size class with room to spare (24,
+	// 32, 48, 64) pack records densely; 64 measured best.
+	btreeDegree = 64
+)
+
+// peer4 and peer6 are the stored records: no pointers, 16 and 32 bytes.
+type peer4 struct {
+	key  uint64
+	ip   [4]byte
+	port uint16
+	meta uint16 // seen tick << 2 | flags
+}
+
+type peer6 struct {
+	key  uint64
+	ip   [16]byte
+	port uint16
+	meta uint16
+}
+
+// record is what the family code needs of a stored peer.
+type record[P any] interface {
+	peer4 | peer6
+	recKey() uint64
+	recMeta() uint16
+	addrPort() netip.AddrPort
+	with(key uint64, ap netip.AddrPort, meta uint16) P
+	probe(key uint64) P // a record with only a key, for lookups
+}
+
+func (p peer4) recKey() uint64  { return p.key }
+func (p peer4) recMeta() uint16 { return p.meta }
+func (p peer4) addrPort() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4(p.ip), p.port)
+}
+func (peer4) with(key uint64, ap netip.AddrPort, meta uint16) peer4 {
+	return peer4{key: key, ip: ap.Addr().As4(), port: ap.Port(), meta: meta}
+}
+
+func (peer4) probe(key uint64) peer4 { return peer4{key: key} }
+
+func (p peer6) recKey() uint64  { return p.key }
+func (p peer6) recMeta() uint16 { return p.meta }
+func (p peer6) addrPort() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(p.ip), p.port)
+}
+func (peer6) with(key uint64, ap netip.AddrPort, meta uint16) peer6 {
+	return peer6{key: key, ip: ap.Addr().As16(), port: ap.Port(), meta: meta}
+}
+func (peer6) probe(key uint64) peer6 { return peer6{key: key} }
+
+// family holds one address family's peers of a shard.
+type family[P record[P]] struct {
+	tree *btree.BTreeG[P]
+	// samplers holds the bucket counts of large classes, by classKey.
+	samplers map[uint32]*fenwick
+	scratch  []P // sweep batch, reused
+}
+
+func newFamily[P record[P]](less btree.LessFunc[P]) family[P] {
+	return family[P]{
+		tree:     btree.NewWithFreeListG(btreeDegree, less, btree.NewFreeListG[P](16)),
+		samplers: make(map[uint32]*fenwick),
+	}
+}
+
+// swarm is one torrent's counters. It holds no pointers.
+type swarm struct {
+	hash     InfoHash
+	n        [2][2]uint32 // peers by [family][class]
+	paused   uint32
+	snatches uint32
+	seen     uint32 // tick of the last announce; 0 marks a free slot
+}
+
+func (w *swarm) peers() uint32 { return w.n[0][0] + w.n[0][1] + w.n[1][0] + w.n[1][1] }
+
+type shard struct {
+	mu     sync.Mutex
+	index  swarmIndex
+	swarms []swarm  // by id
+	free   []uint32 // ids of free slots in swarms
+	v4     family[peer4]
+	v6     family[peer6]
+	// Totals kept under mu, for Counts.
+	peers, seeders     int
+	announces, scrapes uint64
+	_                  [64]byte // keep neighbouring shards' locks apart
+}
+
+// NewMemoryStore returns an empty store and starts its sweeper.
+func NewMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
+	if cfg.PeerTTL == 0 {
+		cfg.PeerTTL = 45 * time.Minute
+	}
+	if cfg.SwarmTTL == 0 {
+		cfg.SwarmTTL = 24 * time.Hour
+	}
+	if cfg.PeerTTL < tick || cfg.PeerTTL > maxTTL {
+		return nil, errorf("MemoryConfig.PeerTTL %v: want between %v and %v", cfg.PeerTTL, tick, maxTTL)
+	}
+	if cfg.SwarmTTL < 0 {
+		return nil, errorf("MemoryConfig.SwarmTTL %v is negative", cfg.SwarmTTL)
+	}
+	if cfg.Shards < 0 || cfg.Shards > 1<<16 {
+		return nil, errorf("MemoryConfig.Shards %d: want between 0 and 65536", cfg.Shards)
+	}
+	s := &MemoryStore{
+		seed:      maphash.MakeSeed(),
+		start:     time.Now(),
+		ttl:       uint32(cfg.PeerTTL / tick),
+		swarmTTL:  uint32(min(cfg.SwarmTTL/tick, 1<<31)),
+		maxPeers:  bound(cfg.MaxPeers, 50_000_000),
+		maxSwarms: bound(cfg.MaxSwarms, 10_000_000),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	n := cfg.Shards
+	if n == 0 {
+		n = 512
+	}
+	n = 1 << bits.Len(uint(n-1))
+	s.shards = make([]shard, n)
+	s.mask = uint64(n - 1)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.v4 = newFamily(func(a, b peer4) bool { return a.key < b.key })
+		sh.v6 = newFamily(func(a, b peer6) bool { return a.key < b.key })
+	}
+	s.clock.Store(s.now(s.start))
+	go s.sweeper(min(cfg.PeerTTL/4, time.Minute))
+	return s, nil
+}
+
+func bound(v, def int) int64 {
+	switch {
+	case v == 0:
+		return int64(def)
+	case v < 0:
+		return -1
+	}
+	return int64(v)
+}
+
+// now returns the tick of t, counted from 1 so that 0 can mark a free
+// swarm slot. Announces read the tick from s.clock instead, which the
+// sweeper advances: calling time.Now on every announce costs more than the
+// 4-second resolution is worth.
+func (s *MemoryStore) now(t time.Time) uint32 {
+	return uint32(t.Sub(s.start)/tick) + 1
+}
+
+// shardOf returns the shard of h and the hash that also places h in the
+// shard's index.
+func (s *MemoryStore) shardOf(h *InfoHash) (*shard, uint64) {
+	hv := maphash.Comparable(s.seed, *h)
+	return &s.shards[hv&s.mask], hv
+}
+
+// hid is the peer's place in its class: a keyed hash of its id.
+func (s *MemoryStore) hid(id PeerID) uint64 {
+	return maphash.Bytes(s.seed, id[:]) >> (64 - hidBits)
+}
+
+// Announce implements [Store].
+func (s *MemoryStore) Announce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse) error {
+	return s.announce(s.clock.Load(), req, resp)
+}
+
+func (s *MemoryStore) announce(now uint32, req *AnnounceRequest, resp *AnnounceResponse) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	hid := s.hid(req.PeerID)
+	addr := req.Addr.Addr().Unmap().WithZone("")
+	if !addr.IsValid() {
+		return ErrInvalidAddress
+	}
+	ap := netip.AddrPortFrom(addr, req.Addr.Port())
+	sh, hv := s.shardOf(&req.InfoHash)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	id, ok := sh.index.find(sh.swarms, &req.InfoHash, hv)
+	if !ok {
+		if req.Event == EventStopped {
+			resp.Complete, resp.Incomplete, resp.Downloaded = 0, 0, 0
+			sh.announces++
+			return nil
+		}
+		var err error
+		if id, err = s.addSwarm(sh, req.InfoHash, hv, now); err != nil {
+			return err
+		}
+	}
+	w := &sh.swarms[id]
+	w.seen = now
+	var err error
+	if addr.Is4() {
+		err = announceIn(s, sh, &sh.v4, 0, w, id, hid, ap, req, resp, now)
+	} else {
+		err = announceIn(s, sh, &sh.v6, 1, w, id, hid, ap, req, resp, now)
+	}
+	resp.Complete = int(w.n[0][seed] + w.n[1][seed])
+	resp.Incomplete = int(w.n[0][leech] + w.n[1][leech])
+	resp.Downloaded = int(w.snatches)
+	if err == nil {
+		sh.announces++
+	}
+	return err
+}
+
+func (s *MemoryStore) addSwarm(sh *shard, h InfoHash, hv uint64, now uint32) (uint32, error) {
+	if s.maxSwarms >= 0 && s.nswarms.Load() >= s.maxSwarms {
+		return 0, ErrTooManySwarms
+	}
+	var id uint32
+	if n := len(sh.free); n > 0 {
+		id = sh.free[n-1]
+		sh.free = sh.free[:n-1]
+	} else {
+		if len(sh.swarms) == reservedID {
+			sh.swarms = append(sh.swarms, swarm{}) // stays free forever
+		}
+		if len(sh.swarms) > maxSwarmID {
+			return 0, ErrTooManySwarms
+		}
+		id = uint32(len(sh.swarms))
+		sh.swarms = append(sh.swarms, swarm{})
+	}
+	sh.swarms[id] = swarm{hash: h, seen: now}
+	sh.index.insert(id, hv, s.seed, sh.swarms)
+	s.nswarms.Add(1)
+	return id, nil
+}
+
+func (s *MemoryStore) dropSwarm(sh *shard, id uint32) {
+	sh.index.remove(id, maphash.Comparable(s.seed, sh.swarms[id].hash), s.seed, sh.swarms)
+	sh.swarms[id] = swarm{}
+	sh.free = append(sh.free, id)
+	s.nswarms.Add(-1)
+}
+
+// classKey names one class of one swarm in a family's samplers map.
+func classKey(id uint32, class int) uint32 { return id<<1 | uint32(class) }
+
+func classBase(id uint32, class int) uint64 {
+	return swarmBase(id) | uint64(class)<<hidBits
+}
+
+func swarmBase(id uint32) uint64 {
+	return uint64(id*prefixMul&idMask) << swarmShift
+}
+
+// swarmOf returns the id of the swarm a record key belongs to.
+func swarmOf(key uint64) uint32 {
+	return uint32(key>>swarmShift) * prefixInv & idMask
+}
+
+// announceIn does the work of Announce within one address family, under the
+// shard lock. A re-announce in the same class (the steady state) costs one
+// descent of the tree to replace the record and one to walk the reply.
+func announceIn[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
+	var zero P
+	class := leech
+	if req.Left == 0 {
+		class = seed
+	}
+	key := classBase(id, class) | hid
+	otherKey := classBase(id, 1-class) | hid
+
+	if req.Event == EventStopped {
+		old, ok := f.tree.Delete(zero.probe(key))
+		if !ok {
+			old, ok = f.tree.Delete(zero.probe(otherKey))
+		}
+		if ok {
+			uncountPeer(sh, f, fam, w, id, old)
+			s.npeers.Add(-1)
+		}
+		return nil
+	}
+
+	// Snatch flags matter on leecher records only: a seeder has completed,
+	// and never counts a completion again. A leecher that was a seeder
+	// keeps the flag, so that completing again does not count either.
+	var flags uint16
+	if req.Event == EventPaused && class == leech {
+		flags = flagPause
+	}
+	completed := req.Event == EventCompleted
+	rec := zero.with(key, ap, uint16(now&seenMask)<<2|flags)
+	old, replaced := f.tree.ReplaceOrInsert(rec)
+	switch {
+	case replaced && class == seed:
+		// A seeder re-announcing: nothing else changes.
+	case replaced:
+		snat := old.recMeta() & flagSnat
+		if completed && snat == 0 {
+			w.snatches++
+			snat = flagSnat
+		}
+		if snat != 0 {
+			f.tree.ReplaceOrInsert(zero.with(key, ap, rec.recMeta()|snat))
+		}
+		w.paused += uint32(flags)>>1 - uint32(old.recMeta()&flagPause)>>1
+	default:
+		// The peer is new to this class: it may have changed class.
+		prev, moved := f.tree.Delete(zero.probe(otherKey))
+		switch {
+		case moved:
+			uncountPeer(sh, f, fam, w, id, prev)
+			if class == seed {
+				if prev.recMeta()&flagSnat == 0 {
+					w.snatches++
+				}
+			} else {
+				f.tree.ReplaceOrInsert(zero.with(key, ap, rec.recMeta()|flagSnat))
+			}
+		case s.maxPeers >= 0 && s.npeers.Load() >= s.maxPeers:
+			f.tree.Delete(rec)
+			return ErrTooManyPeers
+		default:
+			s.npeers.Add(1)
+			if completed {
+				w.snatches++
+				if class == leech {
+					f.tree.ReplaceOrInsert(zero.with(key, ap, rec.recMeta()|flagSnat))
+				}
+			}
+		}
+		countPeer(sh, f, fam, w, id, class, hid, flags)
+	}
+
+	want := req.NumWant
+	if want <= 0 {
+		return nil
+	}
+	if class == seed {
+		resp.Peers = sampleClass(f, id, leech, int(w.n[fam][leech]), key, want, resp.Peers)
+		return nil
+	}
+	// A leecher: a uniform sample of seeders and other leechers together,
+	// shared between the two classes in proportion to their sizes.
+	ns := int(w.n[fam][seed])
+	nl := int(w.n[fam][leech]) - 1
+	total := ns + nl
+	if total <= want {
+		// Everyone: one walk over the swarm, leechers then seeders.
+		take := func(p P) bool {
+			if p.recKey() != key {
+				resp.Peers = append(resp.Peers, Peer{Addr: p.addrPort()})
+			}
+			return true
+		}
+		f.tree.AscendRange(zero.probe(swarmBase(id)), zero.probe(swarmBase(id)+1<<swarmShift), take)
+		return nil
+	}
+	ks := want * ns / total
+	if rand.IntN(total) < want*ns%total {
+		ks++
+	}
+	resp.Peers = sampleClass(f, id, seed, ns, key, ks, resp.Peers)
+	resp.Peers = sampleClass(f, id, leech, nl+1, key, want-ks, resp.Peers)
+	return nil
+}
+
+// countPeer adds a record just stored in class to the counters.
+func countPeer[P record[P]](sh *shard, f *family[P], fam int, w *swarm, id uint32, class int, hid uint64, flags uint16) {
+	addCount(f, fam, w, id, class, hid, 1)
+	if flags&flagPause != 0 {
+		w.paused++
+	}
+	sh.peers++
+	if class == seed {
+		sh.seeders++
+	}
+}
+
+// uncountPeer takes a record just deleted off the counters.
+func uncountPeer[P record[P]](sh *shard, f *family[P], fam int, w *swarm, id uint32, old P) {
+	key := old.recKey()
+	class := int(key>>hidBits) & 1
+	addCount(f, fam, w, id, class, key&hidMask, -1)
+	if old.recMeta()&flagPause != 0 {
+		w.paused--
+	}
+	sh.peers--
+	if class == seed {
+		sh.seeders--
+	}
+}
+
+// addCount changes a class's peer count by d after the tree has changed,
+// and keeps its bucket counts in step.
+func addCount[P record[P]](f *family[P], fam int, w *swarm, id uint32, class int, hid uint64, d int32) {
+	w.n[fam][class] += uint32(d)
+	n := int(w.n[fam][class])
+	ck := classKey(id, class)
+	fw := f.samplers[ck]
+	switch {
+	case fw == nil:
+		if n > samplerMin {
+			f.samplers[ck] = buildFenwick(f, id, class, n)
+		}
+	case n <= samplerMin/2:
+		delete(f.samplers, ck)
+	default:
+		if avg := n >> fw.bits; avg < bucketLow || avg > bucketHigh {
+			f.samplers[ck] = buildFenwick(f, id, class, n)
+		} else {
+			fw.add(int(hid>>(hidBits-fw.bits)), d)
+		}
+	}
+}
+
+// sampleClass appends to out up to m peers of one class of a swarm, never
+// the peer whose key is self. The class holds n peers, self included when
+// self is of this class. The peers are a window of consecutive records
+// (wrapping around) that starts at a uniformly random rank among the
+// others, so every other peer is picked with probability m/(n-1) or m/n.
+func sampleClass[P record[P]](f *family[P], id uint32, class int, n int, self uint64, m int, out []Peer) []Peer {
+	others := n
+	if int(self>>hidBits)&1 == class {
+		others--
+	}
+	m = min(m, others)
+	if m <= 0 {
+		return out
+	}
+	var zero P
+	lo := classBase(id, class)
+	end := zero.probe(lo | hidMask + 1)
+	taken := 0
+	take := func(p P) bool {
+		if p.recKey() != self {
+			out = append(out, Peer{Addr: p.addrPort()})
+			taken++
+		}
+		return taken < m
+	}
+	if m == others {
+		f.tree.AscendRange(zero.probe(lo), end, take)
+		return out
+	}
+
+	// Find the record at a uniformly random rank among the others.
+	var start P
+	if fw := f.samplers[classKey(id, class)]; fw != nil {
+		// Bucket counts include self: draw ranks until one is not self
+		// (take skips self anyway, should every draw land on it).
+		for try := 0; try < 16; try++ {
+			b, off := fw.find(rand.IntN(n))
+			from := zero.probe(lo | uint64(b)<<(hidBits-fw.bits))
+			ok := false
+			f.tree.AscendRange(from, end, func(p P) bool {
+				if off > 0 {
+					off--
+					return true
+				}
+				start, ok = p, true
+				return false
+			})
+			if !ok {
+				// Counts out of step with the tree would be a bug: start
+				// at the class's first record rather than loop forever.
+				if start, ok = firstIn(f, lo, end); !ok {
+					return out
+				}
+			}
+			if start.recKey() != self {
+				break
+			}
+		}
+	} else {
+		// A small class: walk from its first record, skipping self.
+		r := rand.IntN(others)
+		f.tree.AscendRange(zero.probe(lo), end, func(p P) bool {
+			if p.recKey() == self {
+				return true
+			}
+			if r == 0 {
+				start = p
+				return false
+			}
+			r--
+			return true
+		})
+	}
+	// Take m records from start to the class's end, then from its beginning.
+	f.tree.AscendRange(start, end, take)
+	if taken < m {
+		f.tree.AscendRange(zero.probe(lo), start, take)
+	}
+	return out
+}
+
+func firstIn[P record[P]](f *family[P], lo uint64, end P) (P, bool) {
+	var first P
+	found := false
+	var zero P
+	f.tree.AscendRange(zero.probe(lo), end, func(p P) bool {
+		first, found = p, true
+		return false
+	})
+	return first, found
+}
+
+// fenwick counts the records of one class in 2^bits buckets, a bucket being
+// a range of the peer hash, as a Fenwick tree: the bucket holding a given
+// rank is found in O(bits).
+type fenwick struct {
+	bits uint
+	t    []uint32 // 1-based
+}
+
+func buildFenwick[P record[P]](f *family[P], id uint32, class int, n int) *fenwick {
+	b := uint(1)
+	for n>>b > bucketAim {
+		b++
+	}
+	fw := &fenwick{bits: b, t: make([]uint32, 1<<b+1)}
+	var zero P
+	lo := classBase(id, class)
+	f.tree.AscendRange(zero.probe(lo), zero.probe(lo|hidMask+1), func(p P) bool {
+		fw.t[(p.recKey()&hidMask)>>(hidBits-b)+1]++
+		return true
+	})
+	for i := 1; i < len(fw.t); i++ {
+		if j := i + i&-i; j < len(fw.t) {
+			fw.t[j] += fw.t[i]
+		}
+	}
+	return fw
+}
+
+func (fw *fenwick) add(bucket int, d int32) {
+	for i := bucket + 1; i < len(fw.t); i += i & -i {
+		fw.t[i] += uint32(d)
+	}
+}
+
+// find returns the bucket holding the record of rank r (from 0) and r's
+// offset within it.
+func (fw *fenwick) find(r int) (bucket, off int) {
+	pos, rem := 0, uint32(r)
+	for step := 1 << fw.bits; step > 0; step >>= 1 {
+		if next := pos + step; next < len(fw.t) && fw.t[next] <= rem {
+			pos = next
+			rem -= fw.t[next]
+		}
+	}
+	return pos, int(rem)
+}
+
+// Scrape implements [Store].
+func (s *MemoryStore) Scrape(ctx context.Context, hashes []InfoHash, dst []ScrapeStats) ([]ScrapeStats, error) {
+	if s.closed.Load() {
+		return dst, ErrClosed
+	}
+	for i := range hashes {
+		sh, hv := s.shardOf(&hashes[i])
+		var st ScrapeStats
+		sh.mu.Lock()
+		if id, ok := sh.index.find(sh.swarms, &hashes[i], hv); ok {
+			st = sh.swarms[id].stats()
+		}
+		if i == 0 {
+			sh.scrapes++
+		}
+		sh.mu.Unlock()
+		dst = append(dst, st)
+	}
+	return dst, nil
+}
+
+func (w *swarm) stats() ScrapeStats {
+	l := int(w.n[0][leech] + w.n[1][leech])
+	return ScrapeStats{
+		Complete:    int(w.n[0][seed] + w.n[1][seed]),
+		Incomplete:  l,
+		Downloaded:  int(w.snatches),
+		Downloaders: l - int(w.paused),
+	}
+}
+
+// ScrapeAll implements [FullScraper]. It copies one shard at a time and
+// calls fn with no lock held.
+func (s *MemoryStore) ScrapeAll(ctx context.Context, fn func(InfoHash, ScrapeStats) bool) error {
+	type entry struct {
+		h  InfoHash
+		st ScrapeStats
+	}
+	var buf []entry
+	for i := range s.shards {
+		if s.closed.Load() {
+			return ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sh := &s.shards[i]
+		buf = buf[:0]
+		sh.mu.Lock()
+		for id := range sh.swarms {
+			w := &sh.swarms[id]
+			if w.seen != 0 && (w.peers() > 0 || w.snatches > 0) {
+				buf = append(buf, entry{w.hash, w.stats()})
+			}
+		}
+		sh.mu.Unlock()
+		for _, e := range buf {
+			if !fn(e.h, e.st) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// Counts implements [CountingStore].
+func (s *MemoryStore) Counts(ctx context.Context) (StoreCounts, error) {
+	var c StoreCounts
+	if s.closed.Load() {
+		return c, ErrClosed
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		c.Swarms += sh.index.n
+		c.Peers += sh.peers
+		c.Seeders += sh.seeders
+		c.Announces += sh.announces
+		c.Scrapes += sh.scrapes
+		sh.mu.Unlock()
+	}
+	return c, nil
+}
+
+// Close stops the sweeper. Later calls fail with ErrClosed.
+func (s *MemoryStore) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.stop)
+		<-s.done
+	})
+	return nil
+}
+
+// sweeper visits every shard once per cycle, one shard at a time.
+func (s *MemoryStore) sweeper(cycle time.Duration) {
+	defer close(s.done)
+	tk := time.NewTicker(max(cycle/time.Duration(len(s.shards)), time.Millisecond))
+	defer tk.Stop()
+	i := 0
+	for {
+		select {
+		case <-s.stop:
+			return
+		case t := <-tk.C:
+			s.clock.Store(s.now(t))
+			s.sweep(&s.shards[i], t)
+			i = (i + 1) & int(s.mask)
+		}
+	}
+}
+
+// sweep removes a shard's stale peers, and its empty swarms that have
+// nothing worth keeping, taking the lock for a bounded batch at a time.
+func (s *MemoryStore) sweep(sh *shard, t time.Time) {
+	now := s.now(t)
+	sweepFamily(s, sh, &sh.v4, 0, now)
+	sweepFamily(s, sh, &sh.v6, 1, now)
+	for from := 0; ; from += sweepBatch {
+		sh.mu.Lock()
+		to := min(from+sweepBatch, len(sh.swarms))
+		for id := from; id < to; id++ {
+			w := &sh.swarms[id]
+			if w.seen == 0 || w.peers() > 0 {
+				continue
+			}
+			if w.snatches == 0 || now-w.seen > s.swarmTTL {
+				s.dropSwarm(sh, uint32(id))
+			}
+		}
+		n := len(sh.swarms)
+		sh.mu.Unlock()
+		if to >= n {
+			return
+		}
+	}
+}
+
+func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, now uint32) {
+	var zero P
+	cursor := uint64(0)
+	for {
+		more := false
+		sh.mu.Lock()
+		f.scratch = f.scratch[:0]
+		visited := 0
+		f.tree.AscendGreaterOrEqual(zero.probe(cursor), func(p P) bool {
+			if visited == sweepBatch {
+				cursor, more = p.recKey(), true
+				return false
+			}
+			visited++
+			if age := (uint16(now) - p.recMeta()>>2) & seenMask; uint32(age) > s.ttl {
+				f.scratch = append(f.scratch, p)
+			}
+			return true
+		})
+		for _, p := range f.scratch {
+			id := swarmOf(p.recKey())
+			f.tree.Delete(p)
+			uncountPeer(sh, f, fam, &sh.swarms[id], id, p)
+			s.npeers.Add(-1)
+		}
+		sh.mu.Unlock()
+		if !more {
+			return
+		}
+	}
+}

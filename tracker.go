@@ -1,0 +1,512 @@
+// Package tracker is a BitTorrent tracker to embed in a Go program: the
+// directory of swarms that clients announce to ("I have, or want, torrent X
+// at this address") and that answers with other peers of X.
+//
+// A [Tracker] is created with [New] and used directly from Go
+// ([Tracker.Announce], [Tracker.Scrape]) or through its front-ends: an
+// [http.Handler] for HTTP announces and scrapes, and a UDP server over a
+// [net.PacketConn]. Swarms live in a [Store]; the default [MemoryStore]
+// keeps them in memory. Access is decided by pluggable policies: a
+// [PasskeyValidator] for private trackers, a [TorrentFilter] and a
+// [ClientFilter]; a public tracker configures none.
+//
+// Supported protocol extensions:
+//
+//   - BEP 3: the announce protocol, bencoded replies.
+//   - BEP 7: IPv6 peers, answered in their own list (peers6).
+//   - BEP 15: the UDP tracker protocol, with stateless connection ids.
+//   - BEP 21: partial seeds (event paused), counted apart in scrapes.
+//   - BEP 23: compact peer lists.
+//   - BEP 24: the external ip field.
+//   - BEP 31: retry in, sent with failures.
+//   - BEP 41: URL data in UDP announces, which carries the passkey.
+//   - BEP 48: scrape, with flags.min_request_interval.
+//   - BEP 52: v2 info hashes, truncated to 20 bytes; a hybrid torrent is
+//     two swarms.
+//
+// A minimal embed:
+//
+//	t, err := tracker.New(tracker.Config{})
+//	if err != nil {
+//		return err
+//	}
+//	defer t.Close()
+//	mux.Handle("/announce", t.HTTPHandler())
+//	mux.Handle("/scrape", t.HTTPHandler())
+//
+// Goroutines: a Tracker runs one goroutine of its own, the default store's
+// sweeper of stale peers, which Close stops. Front-ends run on the caller's
+// goroutines (net/http's) or on a fixed set of readers per UDP socket that
+// their Shutdown and Close stop. Every method of a Tracker is safe for
+// concurrent use.
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/annuaire/tracker/internal/ratelimit"
+)
+
+// Config configures a [Tracker]. The zero value is a public tracker with
+// an in-memory store and no rate limits.
+type Config struct {
+	// AnnounceInterval is how long clients are told to wait between
+	// announces. If zero, 30 minutes.
+	AnnounceInterval time.Duration
+	// MinAnnounceInterval is the least time clients may leave between
+	// unprompted announces. If zero, half of AnnounceInterval.
+	MinAnnounceInterval time.Duration
+	// IntervalJitter is the largest random amount added to the interval of
+	// each reply, so that clients that all announced at once (after a
+	// restart, say) drift apart. If zero, a tenth of AnnounceInterval; if
+	// negative, none.
+	IntervalJitter time.Duration
+	// MinScrapeInterval is the least time clients should leave between
+	// scrapes (BEP 48 flags.min_request_interval). If zero,
+	// MinAnnounceInterval.
+	MinScrapeInterval time.Duration
+
+	// DefaultNumWant is how many peers a client gets when it does not say.
+	// If zero, 50.
+	DefaultNumWant int
+	// MaxNumWant is the most peers one reply holds. If zero, 200.
+	MaxNumWant int
+	// MaxScrapeHashes is the most info hashes one scrape may ask for. If
+	// zero, 256.
+	MaxScrapeHashes int
+
+	// Store keeps the swarms. If nil, the tracker makes a MemoryStore from
+	// Memory and closes it on Close; a Store passed in is not closed.
+	Store Store
+	// Memory configures the default store when Store is nil. If its PeerTTL
+	// is zero, it is AnnounceInterval + IntervalJitter + MinAnnounceInterval.
+	Memory MemoryConfig
+
+	// Passkeys validates passkeys. If nil, none is needed (and any given is
+	// ignored). If set, every announce and scrape needs a valid one.
+	Passkeys PasskeyValidator
+	// Torrents decides which torrents are served. If nil, all are.
+	Torrents TorrentFilter
+	// Clients decides which client programs may announce. If nil, all may.
+	Clients ClientFilter
+
+	// RateLimit bounds the request rates per client address and per
+	// passkey. The zero value sets no limit.
+	RateLimit RateLimitConfig
+
+	// Logger receives internal errors (never per-request noise). If nil,
+	// nothing is logged.
+	Logger *slog.Logger
+}
+
+// RateLimitConfig bounds request rates. Requests over a limit fail at once
+// with ErrRateLimited (the tracker never waits). Limits are kept per key in
+// memory; a key's limiter is dropped once it has been idle long enough to
+// be full again, and at most MaxKeys are held: past that, new keys share
+// one limiter, so a flood of new addresses is throttled as a whole.
+type RateLimitConfig struct {
+	// PerIP is the sustained rate of announces and scrapes allowed from one
+	// client address (one IPv6 prefix, see IPv6Prefix). Zero means no limit.
+	PerIP float64
+	// IPBurst is how many requests from one address may come at once. If
+	// zero, 10.
+	IPBurst int
+	// PerPasskey is the sustained rate allowed for one passkey. Zero means
+	// no limit.
+	PerPasskey float64
+	// PasskeyBurst is how many requests one passkey may make at once. If
+	// zero, 10.
+	PasskeyBurst int
+	// IPv6Prefix is the prefix length IPv6 addresses are grouped by, since
+	// one subscriber usually holds a whole /64. If zero, 64.
+	IPv6Prefix int
+	// MaxKeys is the most addresses (and, apart, passkeys) tracked at once.
+	// If zero, 1,000,000.
+	MaxKeys int
+}
+
+// Tracker answers announces and scrapes. Create one with [New]; it is safe
+// for concurrent use.
+type Tracker struct {
+	cfg       Config // defaults applied
+	store     Store
+	ownsStore bool
+	log       *slog.Logger
+
+	ipLimit *ratelimit.Limiter[netip.Addr]
+	pkLimit *ratelimit.Limiter[string]
+	v6Bits  int
+
+	closed atomic.Bool
+	// Successful announces and scrapes, counted here only when the store
+	// does not count them (storeCounts false).
+	storeCounts bool
+	announces   counter
+	scrapes     counter
+	failures    [numKinds]atomic.Uint64
+}
+
+// New validates cfg and returns a Tracker. It starts no goroutine but the
+// default store's sweeper, which Close stops.
+func New(cfg Config) (*Tracker, error) {
+	if cfg.AnnounceInterval == 0 {
+		cfg.AnnounceInterval = 30 * time.Minute
+	}
+	if cfg.MinAnnounceInterval == 0 {
+		cfg.MinAnnounceInterval = cfg.AnnounceInterval / 2
+	}
+	switch {
+	case cfg.IntervalJitter == 0:
+		cfg.IntervalJitter = cfg.AnnounceInterval / 10
+	case cfg.IntervalJitter < 0:
+		cfg.IntervalJitter = 0
+	}
+	if cfg.MinScrapeInterval == 0 {
+		cfg.MinScrapeInterval = cfg.MinAnnounceInterval
+	}
+	if cfg.DefaultNumWant == 0 {
+		cfg.DefaultNumWant = 50
+	}
+	if cfg.MaxNumWant == 0 {
+		cfg.MaxNumWant = 200
+	}
+	if cfg.MaxScrapeHashes == 0 {
+		cfg.MaxScrapeHashes = 256
+	}
+	switch {
+	case cfg.AnnounceInterval < time.Second || cfg.AnnounceInterval > 24*time.Hour:
+		return nil, errorf("Config.AnnounceInterval %v: want between 1s and 24h", cfg.AnnounceInterval)
+	case cfg.MinAnnounceInterval < 0 || cfg.MinAnnounceInterval > cfg.AnnounceInterval:
+		return nil, errorf("Config.MinAnnounceInterval %v: want between 0 and AnnounceInterval", cfg.MinAnnounceInterval)
+	case cfg.MinScrapeInterval < 0:
+		return nil, errorf("Config.MinScrapeInterval %v is negative", cfg.MinScrapeInterval)
+	case cfg.DefaultNumWant < 0 || cfg.MaxNumWant < 0 || cfg.DefaultNumWant > cfg.MaxNumWant:
+		return nil, errorf("Config.DefaultNumWant %d and MaxNumWant %d: want 0 <= default <= max", cfg.DefaultNumWant, cfg.MaxNumWant)
+	case cfg.MaxScrapeHashes < 0:
+		return nil, errorf("Config.MaxScrapeHashes %d is negative", cfg.MaxScrapeHashes)
+	}
+	rl := &cfg.RateLimit
+	if rl.IPBurst == 0 {
+		rl.IPBurst = 10
+	}
+	if rl.PasskeyBurst == 0 {
+		rl.PasskeyBurst = 10
+	}
+	if rl.IPv6Prefix == 0 {
+		rl.IPv6Prefix = 64
+	}
+	if rl.MaxKeys == 0 {
+		rl.MaxKeys = 1_000_000
+	}
+	switch {
+	case rl.PerIP < 0 || rl.PerPasskey < 0:
+		return nil, errorf("RateLimitConfig rates must not be negative")
+	case rl.IPBurst < 1 || rl.PasskeyBurst < 1:
+		return nil, errorf("RateLimitConfig bursts must be positive")
+	case rl.IPv6Prefix < 8 || rl.IPv6Prefix > 128:
+		return nil, errorf("RateLimitConfig.IPv6Prefix %d: want between 8 and 128", rl.IPv6Prefix)
+	case rl.MaxKeys < 1:
+		return nil, errorf("RateLimitConfig.MaxKeys %d: want at least 1", rl.MaxKeys)
+	}
+
+	t := &Tracker{log: cfg.Logger, v6Bits: rl.IPv6Prefix}
+	if t.log == nil {
+		t.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if rl.PerIP > 0 {
+		t.ipLimit = ratelimit.New[netip.Addr](rl.PerIP, rl.IPBurst, rl.MaxKeys)
+	}
+	if rl.PerPasskey > 0 {
+		t.pkLimit = ratelimit.New[string](rl.PerPasskey, rl.PasskeyBurst, rl.MaxKeys)
+	}
+	t.store = cfg.Store
+	if t.store == nil {
+		mc := cfg.Memory
+		if mc.PeerTTL == 0 {
+			mc.PeerTTL = min(cfg.AnnounceInterval+cfg.IntervalJitter+cfg.MinAnnounceInterval, maxTTL)
+		}
+		s, err := NewMemoryStore(mc)
+		if err != nil {
+			return nil, err
+		}
+		t.store, t.ownsStore = s, true
+	}
+	_, t.storeCounts = t.store.(CountingStore)
+	t.cfg = cfg
+	return t, nil
+}
+
+func errorf(format string, args ...any) error {
+	return fmt.Errorf("tracker: "+format, args...)
+}
+
+// Announce handles one announce and returns a new reply. Front-ends use
+// [Tracker.AnnounceInto], which reuses the caller's reply; like it,
+// Announce normalizes req in place.
+//
+// A failure the client should read is an [*Error]; any other error is
+// internal, has already been logged, and should be shown to clients as a
+// generic failure.
+func (t *Tracker) Announce(ctx context.Context, req *AnnounceRequest) (*AnnounceResponse, error) {
+	resp := new(AnnounceResponse)
+	if err := t.AnnounceInto(ctx, req, resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// AnnounceInto handles one announce and writes the reply into resp,
+// appending peers to resp.Peers[:0] so that its capacity is reused. In
+// steady state it allocates nothing. It normalizes req in place: the
+// address is unmapped (an IPv4-mapped IPv6 address becomes IPv4) and
+// NumWant becomes the number of peers wanted. Errors are as for
+// [Tracker.Announce].
+func (t *Tracker) AnnounceInto(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse) error {
+	return t.announce(ctx, req, resp, false)
+}
+
+// announce is AnnounceInto for front-ends that have already charged the
+// client address's rate limit (ipChecked).
+func (t *Tracker) announce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, ipChecked bool) error {
+	*resp = AnnounceResponse{Peers: resp.Peers[:0]}
+	if err := t.admitAnnounce(ctx, req, resp, ipChecked); err != nil {
+		return t.fail(err, "announce")
+	}
+	req.Addr = netip.AddrPortFrom(req.Addr.Addr().Unmap().WithZone(""), req.Addr.Port())
+	switch {
+	case req.Event == EventStopped:
+		req.NumWant = 0
+	case req.NumWant < 0:
+		req.NumWant = t.cfg.DefaultNumWant
+	case req.NumWant > t.cfg.MaxNumWant:
+		req.NumWant = t.cfg.MaxNumWant
+	}
+	if err := t.store.Announce(ctx, req, resp); err != nil {
+		resp.Peers = resp.Peers[:0]
+		return t.fail(err, "announce: store")
+	}
+	if !t.storeCounts {
+		t.announces.add()
+	}
+	resp.Interval = t.cfg.AnnounceInterval
+	if j := t.cfg.IntervalJitter; j > 0 {
+		resp.Interval += rand.N(j)
+	}
+	resp.MinInterval = t.cfg.MinAnnounceInterval
+	resp.Warning = resp.Identity.Warning
+	return nil
+}
+
+// admitAnnounce checks the request and the policies, cheapest first, and
+// sets resp.Identity.
+func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, ipChecked bool) error {
+	if t.closed.Load() {
+		return ErrClosed
+	}
+	addr := req.Addr.Addr()
+	switch {
+	case !addr.IsValid() || addr.Unmap().IsUnspecified():
+		return ErrInvalidAddress
+	case req.Addr.Port() == 0:
+		return ErrInvalidPort
+	case req.Uploaded < 0 || req.Downloaded < 0 || req.Left < 0:
+		return ErrInvalidCounter
+	case req.Event > EventPaused:
+		return ErrInvalidEvent
+	}
+	if !ipChecked && !t.allowIP(addr) {
+		return ErrRateLimited
+	}
+	id, err := t.identify(ctx, req.Passkey)
+	if err != nil {
+		return err
+	}
+	resp.Identity = id
+	if c := t.cfg.Clients; c != nil {
+		if err := c.AllowClient(ctx, req.PeerID, req.UserAgent); err != nil {
+			return err
+		}
+	}
+	if f := t.cfg.Torrents; f != nil {
+		if err := f.AllowTorrent(ctx, req.InfoHash, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// allowIP charges one request to addr's rate limit.
+func (t *Tracker) allowIP(addr netip.Addr) bool {
+	if t.ipLimit == nil {
+		return true
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is6() {
+		addr = netip.PrefixFrom(addr, t.v6Bits).Masked().Addr()
+	}
+	return t.ipLimit.Allow(time.Now(), addr)
+}
+
+// identify validates the passkey, when passkeys are required, and charges
+// its rate limit.
+func (t *Tracker) identify(ctx context.Context, passkey string) (Identity, error) {
+	v := t.cfg.Passkeys
+	if v == nil {
+		return Identity{}, nil
+	}
+	if passkey == "" {
+		return Identity{}, ErrPasskeyRequired
+	}
+	id, err := v.ValidatePasskey(ctx, passkey)
+	if err != nil {
+		return Identity{}, err
+	}
+	if t.pkLimit != nil && !t.pkLimit.Allow(time.Now(), passkey) {
+		return Identity{}, ErrRateLimited
+	}
+	return id, nil
+}
+
+// fail counts a failure and logs it if it is internal.
+func (t *Tracker) fail(err error, what string) error {
+	if errors.Is(err, ErrClosed) {
+		t.failures[KindInternal].Add(1)
+		return err
+	}
+	e, ok := clientError(err)
+	t.failures[e.Kind].Add(1)
+	if !ok {
+		t.log.Error("tracker: "+what+" failed", "err", err)
+		return fmt.Errorf("tracker: %s: %w", what, err)
+	}
+	return err
+}
+
+// Scrape returns the counters of the requested swarms.
+func (t *Tracker) Scrape(ctx context.Context, req *ScrapeRequest) (*ScrapeResponse, error) {
+	resp := new(ScrapeResponse)
+	if err := t.ScrapeInto(ctx, req, resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// ScrapeInto is [Tracker.Scrape] writing into resp, reusing the capacity
+// of resp.Files. A torrent the TorrentFilter refuses gets zero counters, so
+// a scrape reveals nothing about it.
+func (t *Tracker) ScrapeInto(ctx context.Context, req *ScrapeRequest, resp *ScrapeResponse) error {
+	return t.scrape(ctx, req, resp, false)
+}
+
+func (t *Tracker) scrape(ctx context.Context, req *ScrapeRequest, resp *ScrapeResponse, ipChecked bool) error {
+	resp.Files = resp.Files[:0]
+	resp.MinInterval = t.cfg.MinScrapeInterval
+	id, err := t.admitScrape(ctx, req, ipChecked)
+	if err != nil {
+		return t.fail(err, "scrape")
+	}
+	files, err := t.store.Scrape(ctx, req.InfoHashes, resp.Files)
+	if err != nil {
+		resp.Files = resp.Files[:0]
+		return t.fail(err, "scrape: store")
+	}
+	if f := t.cfg.Torrents; f != nil {
+		for i, h := range req.InfoHashes {
+			if f.AllowTorrent(ctx, h, id) != nil {
+				files[i] = ScrapeStats{}
+			}
+		}
+	}
+	resp.Files = files
+	if !t.storeCounts {
+		t.scrapes.add()
+	}
+	return nil
+}
+
+func (t *Tracker) admitScrape(ctx context.Context, req *ScrapeRequest, ipChecked bool) (Identity, error) {
+	if t.closed.Load() {
+		return Identity{}, ErrClosed
+	}
+	switch n := len(req.InfoHashes); {
+	case n == 0:
+		return Identity{}, ErrNoInfoHash
+	case n > t.cfg.MaxScrapeHashes:
+		return Identity{}, ErrTooManyInfoHashes
+	}
+	if !ipChecked && req.Addr.IsValid() && !t.allowIP(req.Addr) {
+		return Identity{}, ErrRateLimited
+	}
+	return t.identify(ctx, req.Passkey)
+}
+
+// Stats is a snapshot of a tracker's counters.
+type Stats struct {
+	// Announces and Scrapes count the requests answered successfully.
+	Announces, Scrapes uint64
+	// Failures counts failed requests by [Kind] name ("rate_limited", ...).
+	Failures map[string]uint64
+	// Swarms, Peers and Seeders are the store's totals; they are zero when
+	// the store is not a [CountingStore].
+	Swarms, Peers, Seeders int
+}
+
+// Stats returns the current counters. It is cheap enough to call on every
+// metrics scrape, but not per request.
+func (t *Tracker) Stats() Stats {
+	s := Stats{
+		Announces: t.announces.load(),
+		Scrapes:   t.scrapes.load(),
+		Failures:  make(map[string]uint64, numKinds),
+	}
+	for k := range numKinds {
+		s.Failures[k.String()] = t.failures[k].Load()
+	}
+	if cs, ok := t.store.(CountingStore); ok {
+		if c, err := cs.Counts(context.Background()); err == nil {
+			s.Swarms, s.Peers, s.Seeders = c.Swarms, c.Peers, c.Seeders
+			s.Announces, s.Scrapes = c.Announces, c.Scrapes
+		}
+	}
+	return s
+}
+
+// Close stops the tracker: later calls fail with ErrClosed. It closes the
+// store if the tracker made it. Close does not stop front-ends; shut those
+// down first.
+func (t *Tracker) Close() error {
+	if t.closed.Swap(true) {
+		return nil
+	}
+	if t.ownsStore {
+		return t.store.Close()
+	}
+	return nil
+}
+
+// counter is an event counter striped over cache lines, so that cores
+// counting at once do not fight over one line.
+type counter struct {
+	stripes [16]struct {
+		n atomic.Uint64
+		_ [56]byte
+	}
+}
+
+func (c *counter) add() { c.stripes[rand.Uint32()&15].n.Add(1) }
+
+func (c *counter) load() uint64 {
+	var n uint64
+	for i := range c.stripes {
+		n += c.stripes[i].n.Load()
+	}
+	return n
+}
