@@ -16,7 +16,7 @@ import (
 // MemoryConfig configures a [MemoryStore].
 type MemoryConfig struct {
 	// PeerTTL is how long a peer is kept after its last announce. If zero,
-	// 45 minutes. At most 12 hours.
+	// 45 minutes. At most 8 hours.
 	PeerTTL time.Duration
 	// SwarmTTL is how long a swarm without peers keeps its snatch count
 	// before it is forgotten. A swarm without peers or snatches is dropped
@@ -69,7 +69,7 @@ type MemoryStore struct {
 	clock     atomic.Uint32 // the current tick, kept by the sweeper
 	closed    atomic.Bool
 	stop      chan struct{}
-	done      chan struct{}
+	done      chan struct{} // closed when the sweeper returns; nil without one
 	closeOnce sync.Once
 }
 
@@ -100,11 +100,12 @@ const (
 	seed  = 1
 
 	// tick is the resolution of peer and swarm timestamps. A record holds
-	// 14 bits of it: ages up to 18 hours are told apart.
+	// 14 bits of it, 18 hours: ages up to 9 hours are told apart from
+	// timestamps slightly in the future, which count as fresh.
 	tick      = 4 * time.Second
 	seenBits  = 14
 	seenMask  = 1<<seenBits - 1
-	maxTTL    = 12 * time.Hour
+	maxTTL    = 8 * time.Hour
 	flagSnat  = 1 // the peer's completion was counted
 	flagPause = 2 // the peer is a partial seed (BEP 21)
 
@@ -212,6 +213,18 @@ type shard struct {
 
 // NewMemoryStore returns an empty store and starts its sweeper.
 func NewMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
+	s, err := newMemoryStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.done = make(chan struct{})
+	go s.sweeper(min(cfg.PeerTTL/4, time.Minute))
+	return s, nil
+}
+
+// newMemoryStore returns a store without its sweeper: tests sweep by hand
+// at the times they choose.
+func newMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 	if cfg.PeerTTL == 0 {
 		cfg.PeerTTL = 45 * time.Minute
 	}
@@ -228,14 +241,16 @@ func NewMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 		return nil, errorf("MemoryConfig.Shards %d: want between 0 and 65536", cfg.Shards)
 	}
 	s := &MemoryStore{
-		seed:      maphash.MakeSeed(),
-		start:     time.Now(),
-		ttl:       uint32(cfg.PeerTTL / tick),
+		seed:  maphash.MakeSeed(),
+		start: time.Now(),
+		// One tick more than the TTL, rounded up: the clock announces read
+		// lags by up to a second and a tick, and a peer must be kept at
+		// least PeerTTL.
+		ttl:       uint32((cfg.PeerTTL+tick-1)/tick) + 1,
 		swarmTTL:  uint32(min(cfg.SwarmTTL/tick, 1<<31)),
 		maxPeers:  bound(cfg.MaxPeers, 50_000_000),
 		maxSwarms: bound(cfg.MaxSwarms, 10_000_000),
 		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
 	}
 	n := cfg.Shards
 	if n == 0 {
@@ -250,7 +265,6 @@ func NewMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 		sh.v6 = newFamily(func(a, b peer6) bool { return a.key < b.key })
 	}
 	s.clock.Store(s.now(s.start))
-	go s.sweeper(min(cfg.PeerTTL/4, time.Minute))
 	return s, nil
 }
 
@@ -393,7 +407,11 @@ func announceIn[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w
 	if req.Event == EventStopped {
 		old, ok := f.tree.Delete(zero.probe(key))
 		if !ok {
-			old, ok = f.tree.Delete(zero.probe(otherKey))
+			// A leecher that stops with nothing left completed: aria2
+			// never sends completed.
+			if old, ok = f.tree.Delete(zero.probe(otherKey)); ok && class == seed && old.recMeta()&flagSnat == 0 {
+				w.snatches++
+			}
 		}
 		if ok {
 			uncountPeer(sh, f, fam, w, id, old)
@@ -763,7 +781,9 @@ func (s *MemoryStore) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.stop)
-		<-s.done
+		if s.done != nil {
+			<-s.done
+		}
 	})
 	return nil
 }
@@ -773,11 +793,15 @@ func (s *MemoryStore) sweeper(cycle time.Duration) {
 	defer close(s.done)
 	tk := time.NewTicker(max(cycle/time.Duration(len(s.shards)), time.Millisecond))
 	defer tk.Stop()
+	clock := time.NewTicker(time.Second)
+	defer clock.Stop()
 	i := 0
 	for {
 		select {
 		case <-s.stop:
 			return
+		case t := <-clock.C:
+			s.clock.Store(s.now(t))
 		case t := <-tk.C:
 			s.clock.Store(s.now(t))
 			s.sweep(&s.shards[i], t)
@@ -826,7 +850,7 @@ func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, 
 				return false
 			}
 			visited++
-			if age := (uint16(now) - p.recMeta()>>2) & seenMask; uint32(age) > s.ttl {
+			if age := (uint16(now) - p.recMeta()>>2) & seenMask; uint32(age) > s.ttl && age < seenMask/2 {
 				f.scratch = append(f.scratch, p)
 			}
 			return true

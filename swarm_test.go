@@ -1,0 +1,470 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func testPeer(h InfoHash, n int, left int64, ev Event) *AnnounceRequest {
+	var id PeerID
+	copy(id[:], "-TT0100-")
+	id[16], id[17], id[18], id[19] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return &AnnounceRequest{
+		InfoHash: h,
+		PeerID:   id,
+		Addr:     netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), 6881),
+		Left:     left,
+		Event:    ev,
+	}
+}
+
+func hashN(n int) InfoHash {
+	var h InfoHash
+	h[0], h[1], h[2], h[19] = byte(n), byte(n>>8), byte(n>>16), 0xAA
+	return h
+}
+
+// storeAt is a store without a sweeper, driven with explicit times.
+type storeAt struct {
+	*MemoryStore
+	t *testing.T
+}
+
+func newStoreAt(t *testing.T, cfg MemoryConfig) storeAt {
+	t.Helper()
+	s, err := newMemoryStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return storeAt{s, t}
+}
+
+func (s storeAt) announceAt(d time.Duration, req *AnnounceRequest) *AnnounceResponse {
+	s.t.Helper()
+	resp := &AnnounceResponse{}
+	if err := s.announce(s.now(s.start.Add(d)), req, resp); err != nil {
+		s.t.Fatalf("announce at %v: %v", d, err)
+	}
+	return resp
+}
+
+func (s storeAt) sweepAt(d time.Duration) {
+	for i := range s.shards {
+		s.sweep(&s.shards[i], s.start.Add(d))
+	}
+}
+
+func (s storeAt) counts() StoreCounts {
+	c, err := s.Counts(context.Background())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c
+}
+
+func TestExpiry(t *testing.T) {
+	const ttl = 10 * time.Minute
+	s := newStoreAt(t, MemoryConfig{PeerTTL: ttl, SwarmTTL: time.Hour})
+	a, b := hashN(1), hashN(2)
+	s.announceAt(0, testPeer(a, 1, 10, EventStarted))
+	s.announceAt(0, testPeer(a, 2, 0, EventStarted))
+	s.announceAt(5*time.Minute, testPeer(a, 2, 0, EventNone)) // refreshed
+	s.announceAt(0, testPeer(b, 3, 10, EventStarted))
+	s.announceAt(time.Minute, testPeer(b, 3, 0, EventCompleted)) // a snatch keeps b
+
+	for _, step := range []struct {
+		at                   time.Duration
+		swarms, peers, seeds int
+		downloadedB          int
+	}{
+		{ttl - 4*time.Second, 2, 3, 2, 1},                     // nothing stale yet
+		{ttl + 8*time.Second, 2, 2, 2, 1},                     // peer 1 gone
+		{ttl + time.Minute + 8*time.Second, 2, 1, 1, 1},       // peer 3 gone; b kept for its snatch
+		{5*time.Minute + ttl + 8*time.Second, 1, 0, 0, 1},     // peer 2 gone; a, empty and never completed, dropped
+		{time.Minute + time.Hour + 8*time.Second, 0, 0, 0, 0}, // b's swarm TTL over
+	} {
+		s.sweepAt(step.at)
+		c := s.counts()
+		if c.Swarms != step.swarms || c.Peers != step.peers || c.Seeders != step.seeds {
+			t.Errorf("after sweep at %v: swarms, peers, seeders = %d, %d, %d; want %d, %d, %d",
+				step.at, c.Swarms, c.Peers, c.Seeders, step.swarms, step.peers, step.seeds)
+		}
+		st, _ := s.Scrape(context.Background(), []InfoHash{b}, nil)
+		if st[0].Downloaded != step.downloadedB {
+			t.Errorf("after sweep at %v: swarm b downloaded = %d; want %d", step.at, st[0].Downloaded, step.downloadedB)
+		}
+	}
+	if n := s.npeers.Load(); n != 0 {
+		t.Errorf("peer total = %d after everything expired; want 0", n)
+	}
+}
+
+func TestExpiryLargeShard(t *testing.T) {
+	// More peers than one sweep batch, in one shard, half of them stale.
+	s := newStoreAt(t, MemoryConfig{PeerTTL: time.Minute, Shards: 1})
+	const n = 3*sweepBatch + 17
+	for i := range n {
+		at := time.Duration(0)
+		if i%2 == 0 {
+			at = 2 * time.Minute
+		}
+		s.announceAt(at, testPeer(hashN(i%7), i, int64(i%3), EventStarted))
+	}
+	s.sweepAt(2*time.Minute + 8*time.Second)
+	if c := s.counts(); c.Peers != (n+1)/2 {
+		t.Errorf("after sweep: %d peers; want %d", c.Peers, (n+1)/2)
+	}
+	checkSamplers(t, s.MemoryStore)
+}
+
+// TestSweeper runs the real sweeper goroutine in a bubble with a fake clock.
+func TestSweeper(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, err := NewMemoryStore(MemoryConfig{PeerTTL: time.Minute, Shards: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		ctx := context.Background()
+		for i := range 10 {
+			if err := s.Announce(ctx, testPeer(hashN(i), i, 1, EventStarted), &AnnounceResponse{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(30 * time.Second)
+		if c, _ := s.Counts(ctx); c.Peers != 10 {
+			t.Fatalf("after 30s: %d peers; want 10", c.Peers)
+		}
+		// Keep one peer alive.
+		if err := s.Announce(ctx, testPeer(hashN(0), 0, 1, EventNone), &AnnounceResponse{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(65 * time.Second)
+		if c, _ := s.Counts(ctx); c.Peers != 1 || c.Swarms != 1 {
+			t.Fatalf("after 95s: %d peers in %d swarms; want 1 in 1", c.Peers, c.Swarms)
+		}
+	})
+}
+
+func TestMaxPeers(t *testing.T) {
+	s := newStoreAt(t, MemoryConfig{MaxPeers: 3, MaxSwarms: 2})
+	h := hashN(1)
+	for i := range 3 {
+		s.announceAt(0, testPeer(h, i, 1, EventStarted))
+	}
+	resp := &AnnounceResponse{}
+	if err := s.announce(1, testPeer(h, 3, 1, EventStarted), resp); !errors.Is(err, ErrTooManyPeers) {
+		t.Errorf("fourth peer: err = %v; want ErrTooManyPeers", err)
+	}
+	var e *Error
+	if err := s.announce(1, testPeer(h, 3, 1, EventStarted), resp); !errors.As(err, &e) || e.Kind != KindCapacity {
+		t.Errorf("fourth peer: err = %v; want an *Error of KindCapacity", err)
+	}
+	// Known peers keep announcing, and may change class.
+	s.announceAt(0, testPeer(h, 0, 0, EventCompleted))
+	s.announceAt(0, testPeer(h, 1, 1, EventStopped))
+	s.announceAt(0, testPeer(h, 3, 1, EventStarted)) // room again
+	if c := s.counts(); c.Peers != 3 || c.Seeders != 1 {
+		t.Errorf("counts = %+v; want 3 peers, 1 seeder", c)
+	}
+	s.announceAt(0, testPeer(hashN(2), 9, 1, EventStopped)) // a stop creates nothing
+	if err := s.announce(1, testPeer(hashN(2), 1, 1, EventStarted), resp); !errors.Is(err, ErrTooManyPeers) {
+		t.Errorf("new swarm, peer bound reached: err = %v; want ErrTooManyPeers", err)
+	}
+	s.announceAt(0, testPeer(h, 3, 1, EventStopped))
+	s.announceAt(0, testPeer(hashN(2), 1, 1, EventStarted))
+	if err := s.announce(1, testPeer(hashN(3), 5, 1, EventStarted), resp); !errors.Is(err, ErrTooManySwarms) {
+		t.Errorf("third swarm: err = %v; want ErrTooManySwarms", err)
+	}
+}
+
+func TestMemoryConfig(t *testing.T) {
+	for _, cfg := range []MemoryConfig{
+		{PeerTTL: time.Second},
+		{PeerTTL: 9 * time.Hour},
+		{SwarmTTL: -1},
+		{Shards: -1},
+		{Shards: 1 << 20},
+	} {
+		if s, err := NewMemoryStore(cfg); err == nil {
+			s.Close()
+			t.Errorf("NewMemoryStore(%+v) succeeded; want an error", cfg)
+		}
+	}
+	s, err := NewMemoryStore(MemoryConfig{Shards: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if len(s.shards) != 128 {
+		t.Errorf("Shards 100 made %d shards; want 128", len(s.shards))
+	}
+	if s.Close() != nil || s.Close() != nil {
+		t.Error("Close failed")
+	}
+	if err := s.Announce(context.Background(), testPeer(hashN(1), 1, 1, 0), &AnnounceResponse{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Announce after Close = %v; want ErrClosed", err)
+	}
+	if _, err := s.Scrape(context.Background(), []InfoHash{hashN(1)}, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Scrape after Close = %v; want ErrClosed", err)
+	}
+}
+
+// modelPeer is what the model knows of one peer.
+type modelPeer struct {
+	addr     netip.AddrPort
+	seed     bool
+	paused   bool
+	snatched bool
+}
+
+// TestModel drives the store with random announces and checks it against a
+// plain model after every step: the counters, the scrape, the selection
+// rules, and that bucket counts stay in step with the trees.
+func TestModel(t *testing.T) {
+	s := newStoreAt(t, MemoryConfig{Shards: 2})
+	r := rand.New(rand.NewPCG(1, 2))
+	type swarmModel struct {
+		peers    map[int]*modelPeer
+		snatches int
+	}
+	model := map[InfoHash]*swarmModel{}
+	const swarms, ids = 3, 400
+	for step := range 30000 {
+		h := hashN(r.IntN(swarms))
+		n := r.IntN(ids)
+		v6 := n%5 == 0
+		sm := model[h]
+		if sm == nil {
+			sm = &swarmModel{peers: map[int]*modelPeer{}}
+			model[h] = sm
+		}
+		req := testPeer(h, n, int64(r.IntN(3)), Event(r.IntN(5)))
+		if v6 {
+			req.Addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 1, 0xd, 0xb8, 15: byte(n)}), uint16(n+1))
+		}
+		if r.IntN(4) == 0 { // the peer moves
+			req.Addr = netip.AddrPortFrom(req.Addr.Addr(), req.Addr.Port()+1)
+		}
+		req.NumWant = r.IntN(60)
+		resp := &AnnounceResponse{}
+		if err := s.announce(1, req, resp); err != nil {
+			t.Fatal(err)
+		}
+
+		// Update the model.
+		old := sm.peers[n]
+		seed := req.Left == 0
+		if req.Event == EventStopped {
+			if old != nil && !old.seed && seed && !old.snatched {
+				sm.snatches++
+			}
+			delete(sm.peers, n)
+		} else {
+			snatched := old != nil && (old.snatched || old.seed)
+			completes := req.Event == EventCompleted || (old != nil && !old.seed && seed)
+			if completes && !snatched && (old == nil || !old.seed) {
+				sm.snatches++
+				snatched = true
+			}
+			sm.peers[n] = &modelPeer{addr: req.Addr, seed: seed, paused: req.Event == EventPaused && !seed, snatched: snatched}
+		}
+
+		// Check counters and the reply.
+		var complete, incomplete, paused int
+		eligible := map[netip.AddrPort]bool{}
+		for m, p := range sm.peers {
+			if p.seed {
+				complete++
+			} else {
+				incomplete++
+				if p.paused {
+					paused++
+				}
+			}
+			if m != n && p.addr.Addr().Is4() == !v6 && (!seed || !p.seed) {
+				eligible[p.addr] = true
+			}
+		}
+		if resp.Complete != complete || resp.Incomplete != incomplete || resp.Downloaded != sm.snatches {
+			t.Fatalf("step %d: counts %d/%d/%d; model %d/%d/%d", step, resp.Complete, resp.Incomplete, resp.Downloaded, complete, incomplete, sm.snatches)
+		}
+		st, _ := s.Scrape(context.Background(), []InfoHash{h}, nil)
+		if want := (ScrapeStats{complete, incomplete, sm.snatches, incomplete - paused}); st[0] != want {
+			t.Fatalf("step %d: scrape %+v; model %+v", step, st[0], want)
+		}
+		wantN := min(req.NumWant, len(eligible))
+		if req.Event == EventStopped {
+			wantN = 0
+		}
+		if len(resp.Peers) != wantN {
+			t.Fatalf("step %d: %d peers; want %d (numwant %d, %d eligible)", step, len(resp.Peers), wantN, req.NumWant, len(eligible))
+		}
+		for _, p := range resp.Peers {
+			if !eligible[p.Addr] {
+				t.Fatalf("step %d: reply holds %v, which is not eligible", step, p.Addr)
+			}
+			delete(eligible, p.Addr) // also catches duplicates
+		}
+		if step%1000 == 0 {
+			checkSamplers(t, s.MemoryStore)
+		}
+	}
+	checkSamplers(t, s.MemoryStore)
+}
+
+// checkSamplers recounts every class that has bucket counts.
+func checkSamplers(t *testing.T, s *MemoryStore) {
+	t.Helper()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		checkFamilySamplers(t, sh, &sh.v4, 0)
+		checkFamilySamplers(t, sh, &sh.v6, 1)
+	}
+}
+
+func checkFamilySamplers[P record[P]](t *testing.T, sh *shard, f *family[P], fam int) {
+	t.Helper()
+	for ck, fw := range f.samplers {
+		id, class := ck>>1, int(ck&1)
+		n := int(sh.swarms[id].n[fam][class])
+		if n <= samplerMin/2 {
+			t.Errorf("swarm %d class %d has %d peers and still bucket counts", id, class, n)
+		}
+		want := rebucket(f, id, class, fw.bits)
+		for j := range fw.t {
+			if fw.t[j] != want.t[j] {
+				t.Fatalf("swarm %d class %d: bucket counts out of step with the tree", id, class)
+			}
+		}
+	}
+	for id := range sh.swarms {
+		for class := range 2 {
+			if n := sh.swarms[id].n[fam][class]; n > samplerMin && f.samplers[classKey(uint32(id), class)] == nil {
+				t.Errorf("swarm %d class %d has %d peers and no bucket counts", id, class, n)
+			}
+		}
+	}
+}
+
+// rebucket counts a class into 2^bits buckets from the tree.
+func rebucket[P record[P]](f *family[P], id uint32, class int, bits uint) *fenwick {
+	fw := &fenwick{bits: bits, t: make([]uint32, 1<<bits+1)}
+	var zero P
+	lo := classBase(id, class)
+	f.tree.AscendRange(zero.probe(lo), zero.probe(lo|hidMask+1), func(p P) bool {
+		fw.add(int((p.recKey()&hidMask)>>(hidBits-bits)), 1)
+		return true
+	})
+	return fw
+}
+
+func TestFenwickFind(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		bits := uint(1 + r.IntN(6))
+		counts := make([]int, 1<<bits)
+		fw := &fenwick{bits: bits, t: make([]uint32, 1<<bits+1)}
+		total := 0
+		for b := range counts {
+			counts[b] = r.IntN(4)
+			total += counts[b]
+			fw.add(b, int32(counts[b]))
+		}
+		rank := 0
+		for b, c := range counts {
+			for off := range c {
+				if gb, goff := fw.find(rank); gb != b || goff != off {
+					t.Fatalf("find(%d) = %d, %d; want %d, %d (counts %v)", rank, gb, goff, b, off, counts)
+				}
+				rank++
+			}
+		}
+		if rank != total {
+			t.Fatal("bad total")
+		}
+	}
+}
+
+func TestSwarmIndex(t *testing.T) {
+	seed := maphash.MakeSeed()
+	r := rand.New(rand.NewPCG(5, 6))
+	var x swarmIndex
+	var swarms []swarm
+	live := map[InfoHash]uint32{}
+	var free []uint32
+	for step := range 50000 {
+		h := hashN(r.IntN(3000))
+		hv := maphash.Comparable(seed, h)
+		id, found := x.find(swarms, &h, hv)
+		wantID, want := live[h]
+		if found != want || (found && id != wantID) {
+			t.Fatalf("step %d: find(%x) = %d, %v; want %d, %v", step, h[:3], id, found, wantID, want)
+		}
+		if found {
+			x.remove(id, hv, seed, swarms)
+			delete(live, h)
+			swarms[id] = swarm{}
+			free = append(free, id)
+			continue
+		}
+		if n := len(free); n > 0 {
+			id, free = free[n-1], free[:n-1]
+		} else {
+			id = uint32(len(swarms))
+			swarms = append(swarms, swarm{})
+		}
+		swarms[id] = swarm{hash: h, seen: 1}
+		x.insert(id, hv, seed, swarms)
+		live[h] = id
+		if x.n != len(live) {
+			t.Fatalf("step %d: index holds %d; want %d", step, x.n, len(live))
+		}
+	}
+	for h, id := range live {
+		if got, ok := x.find(swarms, &h, maphash.Comparable(seed, h)); !ok || got != id {
+			t.Fatalf("find(%x) = %d, %v at the end; want %d", h[:3], got, ok, id)
+		}
+	}
+}
+
+func TestSwarmPrefix(t *testing.T) {
+	if got := swarmBase(reservedID) >> swarmShift; got != idMask {
+		t.Errorf("reserved id's prefix = %x; want all ones", got)
+	}
+	for _, id := range []uint32{0, 1, 2, 12345, reservedID - 1, reservedID + 1, maxSwarmID} {
+		if got := swarmOf(classBase(id, seed) | hidMask); got != id {
+			t.Errorf("swarmOf(classBase(%d)) = %d", id, got)
+		}
+	}
+	// The first ids created land far apart in the key space.
+	seen := map[uint64]bool{}
+	for id := range uint32(256) {
+		seen[swarmBase(id)>>(64-8)] = true
+	}
+	if len(seen) < 128 {
+		t.Errorf("256 consecutive ids fall in only %d of 256 key-space slices", len(seen))
+	}
+}
+
+func ExampleMemoryStore() {
+	store, err := NewMemoryStore(MemoryConfig{MaxPeers: 10_000_000})
+	if err != nil {
+		panic(err)
+	}
+	t, err := New(Config{Store: store})
+	if err != nil {
+		panic(err)
+	}
+	defer store.Close() // a store passed in is the caller's to close
+	defer t.Close()
+	fmt.Println(t.Stats().Peers)
+	// Output: 0
+}
