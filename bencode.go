@@ -3,6 +3,7 @@ package tracker
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -89,12 +90,15 @@ func appendCompactPeers(dst []byte, peers []Peer) []byte {
 	}
 	dst = append(dst, "5:peers"...)
 	dst = appendLen(dst, 6*n4)
+	// Grow once, then write each entry in place.
+	off := len(dst)
+	dst = slices.Grow(dst, 6*n4)[:off+6*n4]
 	for i := range peers {
 		ap := peers[i].Addr
 		if a := ap.Addr(); a.Is4() || a.Is4In6() {
-			b := a.Unmap().As4()
-			dst = append(dst, b[:]...)
-			dst = append(dst, byte(ap.Port()>>8), byte(ap.Port()))
+			*(*[4]byte)(dst[off:]) = a.Unmap().As4()
+			binary.BigEndian.PutUint16(dst[off+4:], ap.Port())
+			off += 6
 		}
 	}
 	if n6 == 0 {
@@ -102,12 +106,14 @@ func appendCompactPeers(dst []byte, peers []Peer) []byte {
 	}
 	dst = append(dst, "6:peers6"...)
 	dst = appendLen(dst, 18*n6)
+	off = len(dst)
+	dst = slices.Grow(dst, 18*n6)[:off+18*n6]
 	for i := range peers {
 		ap := peers[i].Addr
 		if a := ap.Addr(); a.Is6() && !a.Is4In6() {
-			b := a.As16()
-			dst = append(dst, b[:]...)
-			dst = append(dst, byte(ap.Port()>>8), byte(ap.Port()))
+			*(*[16]byte)(dst[off:]) = a.As16()
+			binary.BigEndian.PutUint16(dst[off+16:], ap.Port())
+			off += 18
 		}
 	}
 	return dst
