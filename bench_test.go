@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// benchSwarm fills in a request for peer i of swarm s, deterministically:
+// benchPeer fills in a request for peer i of swarm s, deterministically:
 // the same (s, i) is always the same peer.
 func benchPeer(req *AnnounceRequest, s, i int) {
 	binary.BigEndian.PutUint64(req.InfoHash[:], uint64(s)*0x9E3779B97F4A7C15)

@@ -297,8 +297,9 @@ func (t *Tracker) announce(ctx context.Context, req *AnnounceRequest, resp *Anno
 		t.announces.add()
 	}
 	resp.Interval = t.cfg.AnnounceInterval
-	if j := t.cfg.IntervalJitter; j > 0 {
-		resp.Interval += rand.N(j)
+	if j := t.cfg.IntervalJitter; j >= time.Second {
+		// Whole seconds: that is all the wire carries.
+		resp.Interval += rand.N(j/time.Second) * time.Second
 	}
 	resp.MinInterval = t.cfg.MinAnnounceInterval
 	resp.Warning = resp.Identity.Warning
