@@ -105,6 +105,9 @@ type Config struct {
 	// Logger receives internal errors (never per-request noise). If nil,
 	// nothing is logged.
 	Logger *slog.Logger
+	// Observer is told about every request the front-ends answer, for
+	// metrics. If nil, nothing is observed and no time is measured.
+	Observer Observer
 }
 
 // RateLimitConfig bounds request rates. Requests over a limit fail at once
