@@ -641,6 +641,12 @@ func testSockets(t *testing.T, network string, batch int) {
 	}
 	c.noReply(wrong[:97])
 
+	// A datagram larger than any request is dropped unread.
+	huge := announceBytes(announcePacket(id, 6, 1, 0, false))
+	huge = append(huge, make([]byte, maxRequest+1-len(huge))...)
+	c.noReply(huge)
+	parseAnnounceReply(t, c.roundTrip(huge[:maxRequest]), 6) // no peers yet
+
 	// 32: a short announce with a valid id.
 	if got := errorText(t, c.roundTrip(announceBytes(announcePacket(id, 5, 1, 0, false))[:97]), 5); got != errUDPMalformed.Reason {
 		t.Errorf("97-byte announce: %q", got)
