@@ -105,8 +105,9 @@ var ErrServerClosed = errors.New("tracker: server closed")
 // clientError returns the *Error that reaches the client for err, and
 // whether err was one (false means an internal error, which the caller logs).
 func clientError(err error) (*Error, bool) {
-	var e *Error
-	if errors.As(err, &e) {
+	// errors.AsType, unlike errors.As, does not allocate: failures are
+	// answered on the UDP hot path too.
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e, true
 	}
 	return errInternal, false

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-func newTestTracker(t *testing.T, cfg Config) *Tracker {
+func newTestTracker(t testing.TB, cfg Config) *Tracker {
 	t.Helper()
 	tr, err := New(cfg)
 	if err != nil {

@@ -1,0 +1,51 @@
+package tracker
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Item 33: an IPv6 socket answers an IPv4 client (seen as IPv4-mapped) in
+// the IPv4 format. The socket is an IPv6 one bound to ::ffff:127.0.0.1
+// with IPV6_V6ONLY off, so it serves IPv4 loopback only.
+func TestUDPDualStack(t *testing.T) {
+	// Go refuses to bind a "udp6" socket to an IPv4-mapped address, so the
+	// socket is made by hand.
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no IPv6 socket: %v", err)
+	}
+	f := os.NewFile(uintptr(fd), "dual-stack")
+	defer f.Close()
+	sa := &unix.SockaddrInet6{Addr: netip.MustParseAddr("::ffff:127.0.0.1").As16()}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+		t.Skipf("no dual-stack socket: %v", err)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		t.Skipf("no dual-stack socket: %v", err)
+	}
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	conn := pc.(*net.UDPConn)
+	tr := newTestTracker(t, Config{})
+	serve(t, newTestServer(t, tr, UDPConfig{}), conn)
+	peer := &AnnounceRequest{InfoHash: InfoHash{1}, PeerID: PeerID{1}, Addr: netip.MustParseAddrPort("127.0.0.1:7000"), Left: 0}
+	if _, err := tr.Announce(context.Background(), peer); err != nil {
+		t.Fatal(err)
+	}
+	port := conn.LocalAddr().(*net.UDPAddr).Port
+	c := dialServer(t, "udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	r := c.roundTrip(announceBytes(announcePacket(c.connect(), 3, 1, 0, false)))
+	ar := parseAnnounceReply(t, r, 6)
+	if len(r) != 26 || ar.peers[0] != peer.Addr {
+		t.Errorf("reply to an IPv4 client of an IPv6 socket: %x; want one 6-byte peer 127.0.0.1:7000", r)
+	}
+}
