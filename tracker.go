@@ -154,7 +154,7 @@ type Tracker struct {
 	storeCounts bool
 	announces   counter
 	scrapes     counter
-	failures    [numKinds]atomic.Uint64
+	failures    [numKinds]counter
 }
 
 // New validates cfg and returns a Tracker. It starts no goroutine but the
@@ -382,11 +382,11 @@ func (t *Tracker) identify(ctx context.Context, passkey string) (Identity, error
 // fail counts a failure and logs it if it is internal.
 func (t *Tracker) fail(err error, what string) error {
 	if errors.Is(err, ErrClosed) {
-		t.failures[KindInternal].Add(1)
+		t.failures[KindInternal].add()
 		return err
 	}
 	e, ok := clientError(err)
-	t.failures[e.Kind].Add(1)
+	t.failures[e.Kind].add()
 	if !ok {
 		t.log.Error("tracker: "+what+" failed", "err", err)
 		return fmt.Errorf("tracker: %s: %w", what, err)
@@ -472,7 +472,7 @@ func (t *Tracker) Stats() Stats {
 		Failures:  make(map[string]uint64, numKinds),
 	}
 	for k := range numKinds {
-		s.Failures[k.String()] = t.failures[k].Load()
+		s.Failures[k.String()] = t.failures[k].load()
 	}
 	if cs, ok := t.store.(CountingStore); ok {
 		if c, err := cs.Counts(context.Background()); err == nil {
