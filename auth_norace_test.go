@@ -2,4 +2,4 @@
 
 package tracker
 
-const raceEnabled = false
+const authRaceEnabled = false
