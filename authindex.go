@@ -219,7 +219,9 @@ func (b *indexBuilder) build() *indexState {
 				v = e[j+1]
 			}
 			if k, ok := t.index(e[j]); ok {
-				t.setValue(k, v)
+				if stride > 1 {
+					t.setValue(k, v) // the later value wins
+				}
 				continue
 			}
 			t.insert(e[j], v)

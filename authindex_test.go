@@ -162,3 +162,19 @@ func TestDigestIndexConcurrent(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 }
+
+// A digest repeated in a reload of a set without values, whose home is the
+// last slot of its table, once made the builder write past the table.
+func TestIndexBuilderRepeatedLastSlot(t *testing.T) {
+	const d = 0x03FF_FFFF_FFFF_FFFF // shard 0, home slot 7 of 8
+	b := newIndexBuilder(1)
+	b.add(d, 0)
+	b.add(d, 0)
+	st := b.build()
+	if _, ok := st.get(d); !ok || st.n.Load() != 1 {
+		t.Errorf("after adding one digest twice: found %v, %d entries; want found, 1", ok, st.n.Load())
+	}
+	if h := st.shards[0].tab.Load().home(d); h != 7 {
+		t.Fatalf("test digest's home is slot %d; want the last slot, 7", h)
+	}
+}

@@ -476,7 +476,7 @@ func TestAppendFailureGolden(t *testing.T) {
 	}
 }
 
-func hashOf(b byte) InfoHash {
+func bhash(b byte) InfoHash {
 	var h InfoHash
 	for i := range h {
 		h[i] = b + byte(i)
@@ -485,7 +485,7 @@ func hashOf(b byte) InfoHash {
 }
 
 func TestAppendScrapeGolden(t *testing.T) {
-	h1, h2 := hashOf(0x01), hashOf(0xa0)
+	h1, h2 := bhash(0x01), bhash(0xa0)
 	files := []ScrapeStats{{Complete: 5, Incomplete: 2, Downloaded: 40, Downloaders: 1}, {Complete: 1}}
 	want := "d5:filesd" +
 		"20:" + string(h1[:]) + "d8:completei1e10:downloadedi0e11:downloadersi0e10:incompletei0ee" +
@@ -498,7 +498,7 @@ func TestAppendScrapeGolden(t *testing.T) {
 }
 
 func TestAppendScrape(t *testing.T) {
-	h1, h2, h3 := hashOf(0x10), hashOf(0x20), hashOf(0x30)
+	h1, h2, h3 := bhash(0x10), bhash(0x20), bhash(0x30)
 	many := make([]InfoHash, 60)
 	for i := range many {
 		binary.BigEndian.PutUint64(many[i][:], uint64(i)*0x9E3779B97F4A7C15)
@@ -573,7 +573,7 @@ func TestReplyKeyOrder(t *testing.T) {
 		mustPeer("10.0.0.1:1", "-TR4050-000000000000"), mustPeer("[2001:db8::1]:2", "-TR4050-000000000001"),
 	}}
 	ext := netip.MustParseAddr("10.9.9.9")
-	scrape, _ := appendScrape(nil, []InfoHash{hashOf(1)}, []ScrapeStats{{}}, 0, nil)
+	scrape, _ := appendScrape(nil, []InfoHash{bhash(1)}, []ScrapeStats{{}}, 0, nil)
 	tests := []struct {
 		name string
 		out  []byte

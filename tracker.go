@@ -118,6 +118,8 @@ type Config struct {
 type RateLimitConfig struct {
 	// PerIP is the sustained rate of announces and scrapes allowed from one
 	// client address (one IPv6 prefix, see IPv6Prefix). Zero means no limit.
+	// It is also what bounds passkey guessing: PerPasskey only applies to
+	// passkeys that were accepted.
 	PerIP float64
 	// IPBurst is how many requests from one address may come at once. If
 	// zero, 10.
@@ -329,16 +331,17 @@ func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp 
 	if !ipChecked && !t.allowIP(addr) {
 		return ErrRateLimited
 	}
-	id, err := t.identify(ctx, req.Passkey)
-	if err != nil {
-		return err
-	}
-	resp.Identity = id
+	// The client filter is in memory; a passkey may cost a database query.
 	if c := t.cfg.Clients; c != nil {
 		if err := c.AllowClient(ctx, req.PeerID, req.UserAgent); err != nil {
 			return err
 		}
 	}
+	id, err := t.identify(ctx, req.Passkey)
+	if err != nil {
+		return err
+	}
+	resp.Identity = id
 	if f := t.cfg.Torrents; f != nil {
 		if err := f.AllowTorrent(ctx, req.InfoHash, id); err != nil {
 			return err
@@ -424,8 +427,11 @@ func (t *Tracker) scrape(ctx context.Context, req *ScrapeRequest, resp *ScrapeRe
 	}
 	if f := t.cfg.Torrents; f != nil {
 		for i, h := range req.InfoHashes {
-			if f.AllowTorrent(ctx, h, id) != nil {
+			if err := f.AllowTorrent(ctx, h, id); err != nil {
 				files[i] = ScrapeStats{}
+				if _, ok := clientError(err); !ok {
+					t.log.Error("tracker: scrape: torrent filter failed", "err", err)
+				}
 			}
 		}
 	}

@@ -16,7 +16,7 @@ type InfoHash [20]byte
 func ParseInfoHash(s string) (InfoHash, error) {
 	var h InfoHash
 	if len(s) != 2*len(h) {
-		return h, fmt.Errorf("tracker: info hash %q: want 40 hex digits, have %d characters", s, len(s))
+		return h, fmt.Errorf("tracker: info hash %.48q: want 40 hex digits, have %d characters", s, len(s))
 	}
 	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
 		return h, fmt.Errorf("tracker: info hash %q: %w", s, err)
