@@ -96,9 +96,10 @@ func TestIPv6(t *testing.T) {
 		"libtorrent":   Libtorrent,
 		"aria2":        Aria2,
 		"aria2-seeder": Aria2Seeder,
-		"transmission": Transmission,
 	}
-	for _, name := range []string{"libtorrent", "aria2", "aria2-seeder", "transmission"} {
+	// Transmission is left out: it cannot reach an HTTP tracker on ::1
+	// while bound to loopback (see Transmission).
+	for _, name := range []string{"libtorrent", "aria2", "aria2-seeder"} {
 		t.Run(name, func(t *testing.T) {
 			tracker := startMiniTracker(t)
 			tor := MakeTorrent(t, t.TempDir(), placeholder, size, false)

@@ -3,6 +3,7 @@ package interop
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -26,15 +27,6 @@ func transmissionSettings(sc *Scenario, tracker *url.URL, port int, dir string) 
 	case EncryptionRequired:
 		encryption = 2
 	}
-	// Transmission 3.00 sends HTTP tracker requests from its IPv4 bind
-	// address (libcurl's CURLOPT_INTERFACE) whenever that is set, so it
-	// cannot reach an HTTP tracker on ::1 while bound to 127.0.0.1. For
-	// such a tracker its IPv4 socket listens on the wildcard address:
-	// nothing dials it there, the seeder dials it on ::1.
-	bindV4 := "127.0.0.1"
-	if tracker.Scheme == "http" && loopback(tracker) == "::1" {
-		bindV4 = "0.0.0.0"
-	}
 	return map[string]any{
 		"dht-enabled":                  false,
 		"lpd-enabled":                  false,
@@ -46,7 +38,7 @@ func transmissionSettings(sc *Scenario, tracker *url.URL, port int, dir string) 
 		"watch-dir-enabled":            false,
 		"peer-port":                    port,
 		"peer-port-random-on-start":    false,
-		"bind-address-ipv4":            bindV4,
+		"bind-address-ipv4":            "127.0.0.1",
 		"bind-address-ipv6":            "::1",
 		"download-dir":                 dir,
 		"incomplete-dir-enabled":       false,
@@ -85,6 +77,13 @@ func Transmission(ctx context.Context, t testing.TB, sc Scenario) (*Result, erro
 	tracker, err := sc.check()
 	if err != nil {
 		return nil, err
+	}
+	if tracker.Scheme == "http" && loopback(tracker) == "::1" {
+		// Transmission 3.00 sends HTTP tracker requests from its IPv4
+		// bind address (libcurl's CURLOPT_INTERFACE), so bound to
+		// 127.0.0.1 it cannot reach a tracker on ::1, and binding it
+		// anywhere else would leave loopback.
+		return nil, errors.New("interop: Transmission cannot reach an HTTP tracker on ::1 while bound to loopback")
 	}
 	if sc.reannounce() == 0 {
 		return nil, fmt.Errorf("interop: Transmission needs the seeder to re-announce (Scenario.Reannounce >= 0)")
