@@ -1,0 +1,184 @@
+package tracker_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/annuaire/tracker"
+	"github.com/annuaire/tracker/internal/interop"
+)
+
+// Real clients against the front-ends, on loopback: each scenario passes
+// only if the leecher completes its download with peers learnt from our
+// tracker alone (the clients' other peer sources are off).
+
+const interopPasskey = "a3f5c0de91b24e7f8d6a0c1b2e3f4a5b"
+
+// interopTracker is a tracker whose intervals suit a test: clients come
+// back within seconds.
+func interopTracker(t *testing.T, cfg tracker.Config) *tracker.Tracker {
+	t.Helper()
+	cfg.AnnounceInterval = 5 * time.Second
+	cfg.MinAnnounceInterval = time.Second
+	tr, err := tracker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// serveUDP serves tr over UDP on a loopback address of network ("udp4" or
+// "udp6") and returns host:port.
+func serveUDP(t *testing.T, tr *tracker.Tracker, network string) string {
+	t.Helper()
+	host := "127.0.0.1"
+	if network == "udp6" {
+		host = "::1"
+	}
+	conn, err := net.ListenUDP(network, &net.UDPAddr{IP: net.ParseIP(host)})
+	if err != nil {
+		t.Skipf("no %s loopback: %v", network, err)
+	}
+	srv, err := tr.NewUDPServer(tracker.UDPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(conn) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		conn.Close()
+		if err := <-done; !errors.Is(err, tracker.ErrServerClosed) {
+			t.Errorf("Serve = %v; want ErrServerClosed", err)
+		}
+	})
+	return conn.LocalAddr().String()
+}
+
+func interopContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestInteropUDPLibtorrentPasskey(t *testing.T) {
+	t.Parallel()
+	keys := tracker.NewPasskeySet()
+	keys.Set(interopPasskey, 42)
+	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	addr := serveUDP(t, tr, "udp4")
+	tor := interop.MakeTorrent(t, t.TempDir(), "udp://"+addr+"/announce/"+interopPasskey, 1<<20, true)
+	res, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("libtorrent over UDP with a BEP 41 passkey: downloaded in %v", res.Elapsed)
+	s := tr.Stats()
+	if s.Announces == 0 || s.Failures["passkey"] != 0 {
+		t.Errorf("stats %+v: want announces and no passkey failure", s)
+	}
+}
+
+func TestInteropUDPLibtorrentWrongPasskey(t *testing.T) {
+	t.Parallel()
+	keys := tracker.NewPasskeySet()
+	keys.Set(interopPasskey, 42)
+	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	addr := serveUDP(t, tr, "udp4")
+	tor := interop.MakeTorrent(t, t.TempDir(), "udp://"+addr+"/announce/0000000000000000ffffffffffffffff", 256<<10, true)
+	ctx, cancel := context.WithTimeout(interopContext(t), 40*time.Second)
+	defer cancel()
+	if _, err := interop.Libtorrent(ctx, t, interop.Scenario{Torrent: tor, Timeout: 30 * time.Second}); err == nil {
+		t.Fatal("libtorrent completed a download with a passkey the tracker does not know")
+	}
+	if n := tr.Stats().Failures["passkey"]; n == 0 {
+		t.Error("the tracker counted no passkey failure")
+	}
+	if s := tr.Stats(); s.Peers != 0 {
+		t.Errorf("%d peers joined with a wrong passkey", s.Peers)
+	}
+}
+
+func TestInteropUDPLibtorrentIPv6(t *testing.T) {
+	t.Parallel()
+	tr := interopTracker(t, tracker.Config{})
+	addr := serveUDP(t, tr, "udp6")
+	tor := interop.MakeTorrent(t, t.TempDir(), "udp://"+addr+"/announce", 1<<20, false)
+	res, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("libtorrent over UDP on ::1: downloaded in %v", res.Elapsed)
+}
+
+func TestInteropUDPHybrid(t *testing.T) {
+	t.Parallel()
+	tr := interopTracker(t, tracker.Config{})
+	addr := serveUDP(t, tr, "udp4")
+	tor := interop.MakeHybridTorrent(t, t.TempDir(), "udp://"+addr+"/announce", 1<<20, false)
+	if _, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor}); err != nil {
+		t.Fatal(err)
+	}
+	// Both hashes were announced, as two swarms.
+	hashes := tor.TrackerHashes()
+	if len(hashes) != 2 {
+		t.Fatalf("hybrid torrent has %d tracker hashes; want 2", len(hashes))
+	}
+	resp, err := tr.Scrape(context.Background(), &tracker.ScrapeRequest{InfoHashes: []tracker.InfoHash{hashes[0], hashes[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range resp.Files {
+		if f.Downloaded == 0 && f.Complete == 0 {
+			t.Errorf("swarm %d of the hybrid torrent saw nobody: %+v", i, f)
+		}
+	}
+}
+
+func TestInteropUDPAria2(t *testing.T) {
+	t.Parallel()
+	tr := interopTracker(t, tracker.Config{})
+	addr := serveUDP(t, tr, "udp4")
+	tor := interop.MakeTorrent(t, t.TempDir(), "udp://"+addr+"/announce", 1<<20, false)
+	res, err := interop.Aria2(interopContext(t), t, interop.Scenario{Torrent: tor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("aria2 over UDP: downloaded in %v", res.Elapsed)
+	// aria2 never sends completed: its download still counts, when its
+	// left reaches 0.
+	st, err := tr.Scrape(context.Background(), &tracker.ScrapeRequest{InfoHashes: []tracker.InfoHash{tor.InfoHash}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files[0].Downloaded < 1 {
+		t.Errorf("scrape after aria2's download: %+v; want downloaded at least 1", st.Files[0])
+	}
+}
+
+func TestInteropUDPAria2PrivateNeedsHTTP(t *testing.T) {
+	t.Parallel()
+	keys := tracker.NewPasskeySet()
+	keys.Set(interopPasskey, 42)
+	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	addr := serveUDP(t, tr, "udp4")
+	tor := interop.MakeTorrent(t, t.TempDir(), "udp://"+addr+"/announce/"+interopPasskey, 256<<10, true)
+	ctx, cancel := context.WithTimeout(interopContext(t), 40*time.Second)
+	defer cancel()
+	// aria2 sends no BEP 41 URL data: the passkey never reaches the
+	// tracker over UDP, which refuses it with a text that says to use
+	// HTTP.
+	_, err := interop.Aria2(ctx, t, interop.Scenario{Torrent: tor, Timeout: 10 * time.Second})
+	if err == nil {
+		t.Fatal("aria2 completed over UDP on a private tracker without sending its passkey")
+	}
+	if n := tr.Stats().Failures["passkey"]; n == 0 {
+		t.Errorf("no passkey failure counted; aria2 error: %v", err)
+	}
+}
