@@ -117,12 +117,13 @@ func bSkip(b []byte, i, depth int) (end int, ok bool) {
 //	for d.next() { ...; d.i = indexAfterValue }
 //	end, ok := d.end()
 type dictIter struct {
-	b    []byte
-	i    int
-	key  []byte
-	prev []byte
-	bad  bool
-	n    int
+	b        []byte
+	i        int
+	key      []byte
+	prev     []byte
+	bad      bool
+	n        int
+	anyOrder bool // accept keys in any order
 }
 
 // next reads the next key into d.key, checking the order of keys. It
@@ -136,7 +137,7 @@ func (d *dictIter) next() bool {
 		return false
 	}
 	key, end, ok := bString(d.b, d.i)
-	if !ok || (d.n > 0 && bytes.Compare(d.prev, key) >= 0) {
+	if !ok || (d.n > 0 && !d.anyOrder && bytes.Compare(d.prev, key) >= 0) {
 		d.bad = true
 		return false
 	}
@@ -240,16 +241,21 @@ func checkHTTPScrape(b []byte, want [][20]byte) outcome {
 
 // checkScrapeFiles checks the files dict at b[i:]. It returns how many of
 // its entries are for hashes in want, and the index after it; an entry
-// for any other hash is an error.
+// for any other hash, or twice for one, is an error. The entries may come
+// in any order: opentracker lists them in the order of the request, and
+// clients (libtorrent) accept that.
 func checkScrapeFiles(b []byte, i int, want [][20]byte) (found, end int, ok bool) {
 	if i >= len(b) || b[i] != 'd' {
 		return 0, 0, false
 	}
-	d := dictIter{b: b, i: i + 1}
+	var seen [(maxScrapeHashes + 63) / 64]uint64
+	d := dictIter{b: b, i: i + 1, anyOrder: true}
 	for d.next() {
-		if !containsHash(want, d.key) || d.i >= len(b) || b[d.i] != 'd' {
+		k := hashIndex(want, d.key)
+		if k < 0 || seen[k/64]&(1<<(k%64)) != 0 || d.i >= len(b) || b[d.i] != 'd' {
 			return 0, 0, false
 		}
+		seen[k/64] |= 1 << (k % 64)
 		var complete, incomplete bool
 		e := dictIter{b: b, i: d.i + 1}
 		for e.next() {
@@ -276,14 +282,15 @@ func checkScrapeFiles(b []byte, i int, want [][20]byte) (found, end int, ok bool
 	return found, end, ok
 }
 
-func containsHash(want [][20]byte, key []byte) bool {
+// hashIndex returns the index of key in want, or -1.
+func hashIndex(want [][20]byte, key []byte) int {
 	if len(key) != 20 {
-		return false
+		return -1
 	}
 	for k := range want {
 		if string(want[k][:]) == string(key) {
-			return true
+			return k
 		}
 	}
-	return false
+	return -1
 }

@@ -132,7 +132,9 @@ func TestCheckHTTPScrape(t *testing.T) {
 		{"no complete", "d5:filesd20:" + string(h1[:]) + "d10:incompletei3eeee", [][20]byte{h1}, outMalformed},
 		{"no incomplete", "d5:filesd20:" + string(h1[:]) + "d8:completei3eeee", [][20]byte{h1}, outMalformed},
 		{"entry not a dict", "d5:filesd20:" + string(h1[:]) + "i1eee", [][20]byte{h1}, outMalformed},
-		{"unsorted files", "d5:filesd" + file(h2) + file(h1) + "ee", [][20]byte{h1, h2}, outMalformed},
+		{"files in request order", "d5:filesd" + file(h2) + file(h1) + "ee", [][20]byte{h2, h1}, outOK},
+		{"duplicate file", "d5:filesd" + file(h1) + file(h1) + "ee", [][20]byte{h1, h2}, outMalformed},
+		{"unsorted entry", "d5:filesd20:" + string(h1[:]) + "d10:incompletei3e8:completei1eeee", [][20]byte{h1}, outMalformed},
 		{"trailing", "d5:filesd" + file(h1) + "eee", [][20]byte{h1}, outMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -403,20 +403,20 @@ func (rr *respReader) readChunked(c net.Conn, pos int) (body []byte, next int, e
 
 // parseUint parses a non-empty unsigned number below 2^31 in base 10 or
 // 16, without allocating.
-func parseUint(b []byte, base int) (int, bool) {
+func parseUint(b []byte, base int64) (int, bool) {
 	if len(b) == 0 {
 		return 0, false
 	}
-	n := 0
+	var n int64
 	for _, c := range b {
-		var d int
+		var d int64
 		switch {
 		case '0' <= c && c <= '9':
-			d = int(c - '0')
+			d = int64(c - '0')
 		case base == 16 && 'a' <= c && c <= 'f':
-			d = int(c-'a') + 10
+			d = int64(c-'a') + 10
 		case base == 16 && 'A' <= c && c <= 'F':
-			d = int(c-'A') + 10
+			d = int64(c-'A') + 10
 		default:
 			return 0, false
 		}
@@ -425,7 +425,7 @@ func parseUint(b []byte, base int) (int, bool) {
 			return 0, false
 		}
 	}
-	return n, true
+	return int(n), true
 }
 
 func isTimeout(err error) bool {

@@ -155,8 +155,6 @@ func New(cfg Config) (*Generator, error) {
 		return nil, errors.New("loadgen: durations must not be negative")
 	case cfg.ServerPID < 0:
 		return nil, fmt.Errorf("loadgen: server pid %d", cfg.ServerPID)
-	case cfg.UDP != "" && w.ScrapeHashes > maxUDPScrapeHashes:
-		return nil, fmt.Errorf("loadgen: %d hashes per UDP scrape: at most %d fit in a packet", w.ScrapeHashes, maxUDPScrapeHashes)
 	}
 	if cfg.HTTP != "" {
 		if g.announce, err = parseHTTPTarget(cfg.HTTP, cfg.HTTPClose); err != nil {

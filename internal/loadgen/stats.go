@@ -25,7 +25,7 @@ type Counts struct {
 	Late      uint64 // UDP replies arriving after their request timed out
 
 	Connects   uint64 // UDP connect requests; HTTP connections opened
-	Reconnects uint64 // HTTP keep-alive connections the server closed, opened again
+	Reconnects uint64 // HTTP keep-alive connections opened again after the server closed one (or a timeout or error did)
 }
 
 // Replies returns the number of replies received: valid, refusals and

@@ -114,7 +114,7 @@ func newUDPWorker(g *Generator, index, inflight int) (*udpWorker, error) {
 	if want < 200 {
 		want = 200
 	}
-	recvSize := max(20+18*want, 8+12*maxUDPScrapeHashes) + 512
+	recvSize := max(20+18*want, 8+12*maxScrapeHashes) + 512
 	sendSize := max(udpAnnounceLen, 16+20*g.w.ScrapeHashes)
 	for i := range u.slots {
 		u.slots[i].buf = make([]byte, 0, sendSize)

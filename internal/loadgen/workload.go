@@ -55,8 +55,8 @@ type Workload struct {
 	// plain announces. If zero, 8 and 2; a negative value means none.
 	StartedPct   float64
 	CompletedPct float64
-	// ScrapeHashes is the number of info hashes per scrape request. If
-	// zero, 1.
+	// ScrapeHashes is the number of info hashes per scrape request, at
+	// most 74 (a full UDP packet). If zero, 1.
 	ScrapeHashes int
 	// Seed selects the info hashes, peer ids and keys. Every value,
 	// zero included, is a valid seed.
@@ -77,9 +77,9 @@ const (
 	DefaultPeerIDPrefix = "-LG0100-"
 )
 
-// maxUDPScrapeHashes is the BEP 15 limit: 16+20·74 bytes fill a
-// 1500-byte packet.
-const maxUDPScrapeHashes = 74
+// maxScrapeHashes is the BEP 15 limit, 16+20·74 bytes filling a
+// 1500-byte packet; Transmission sends at most 60 over HTTP.
+const maxScrapeHashes = 74
 
 func pctDefault(v, def float64) float64 {
 	switch {
@@ -128,8 +128,8 @@ func (w Workload) withDefaults() (Workload, error) {
 		return w, fmt.Errorf("seeders %v%%: at most 100", w.SeederPct)
 	case w.StartedPct+w.CompletedPct > 100:
 		return w, fmt.Errorf("started %v%% + completed %v%%: at most 100", w.StartedPct, w.CompletedPct)
-	case w.ScrapeHashes < 0 || w.ScrapeHashes > w.Swarms:
-		return w, fmt.Errorf("scrape hashes %d: between 1 and the number of swarms", w.ScrapeHashes)
+	case w.ScrapeHashes < 0 || w.ScrapeHashes > min(w.Swarms, maxScrapeHashes):
+		return w, fmt.Errorf("scrape hashes %d: between 1 and %d, and at most the number of swarms", w.ScrapeHashes, maxScrapeHashes)
 	case len(w.PeerIDPrefix) > 20:
 		return w, fmt.Errorf("peer id prefix %q: longer than 20 bytes", w.PeerIDPrefix)
 	case w.NumWant > math.MaxInt32:

@@ -62,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		httpURL      = fs.String("http", "", "announce `URL` of an HTTP tracker; passkey forms such as /announce/PK work")
 		scrapeURL    = fs.String("scrape-url", "", "HTTP scrape `URL` (default: the announce URL with its first \"announce\" replaced by \"scrape\")")
 		mode         = fs.String("mode", "announce", "what the run sends: `announce` or scrape")
-		scrapeHashes = fs.Int("scrape-hashes", 1, "info hashes per scrape request (UDP: at most 74)")
+		scrapeHashes = fs.Int("scrape-hashes", 1, "info hashes per scrape request, at most 74")
 		httpClose    = fs.Bool("http-close", false, "open a new HTTP connection per request (Connection: close), as qBittorrent and µTorrent do")
 
 		swarms       = fs.Int("swarms", loadgen.DefaultSwarms, "number of torrents")
