@@ -294,8 +294,10 @@ func TestUDPAgainstFake(t *testing.T) {
 	if all.Late == 0 || int64(all.Late) > f.late.Load() {
 		t.Errorf("late replies counted: %d; %d were sent late", all.Late, f.late.Load())
 	}
-	if c := f.connects.Load(); c != 2 || all.Connects != 2 {
-		t.Errorf("connects: the fake saw %d, the generator sent %d; want 2 (one per socket)", c, all.Connects)
+	// One connect per socket, and a new one at most once a second per
+	// socket after an error packet.
+	if c := f.connects.Load(); c < 2 || c > 6 || uint64(c) != all.Connects {
+		t.Errorf("connects: the fake saw %d, the generator sent %d; want 2 to 6", c, all.Connects)
 	}
 	if want := float64(all.Malformed) / float64(all.Replies()); res.MalformedShare() != want {
 		t.Errorf("MalformedShare = %v; want %v", res.MalformedShare(), want)

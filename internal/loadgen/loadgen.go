@@ -253,6 +253,9 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	}()
 	res := g.newResult()
 	pid := g.cfg.ServerPID
+	// One time base for every phase: the workers keep times (connection
+	// ids, deadlines) from one phase to the next.
+	base := time.Now()
 
 	if pid != 0 {
 		if res.RSSBefore, err = procRSS(pid); err != nil {
@@ -261,12 +264,13 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	}
 	if g.cfg.Prefill {
 		counter := &prefillCounter{n: int64(g.w.PrefillPeers)}
-		p := &phase{base: time.Now(), prefill: counter}
+		start := time.Now()
+		p := &phase{base: base, prefill: counter}
 		for i, w := range workers {
 			w.setPicker(newPicker(&g.w, i, false, counter))
 		}
 		_, st, err := runPhase(ctx, p, workers)
-		res.PrefillDuration = time.Since(p.base)
+		res.PrefillDuration = time.Since(start)
 		res.Prefill = st.Counts
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: prefill: %w", err)
@@ -275,7 +279,8 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 		if st.Replies() == 0 {
-			return res, fmt.Errorf("loadgen: prefill: no reply from the target (%d errors, %d timeouts)", st.Errors, st.Timeouts)
+			return res, fmt.Errorf("loadgen: prefill: no reply from the target to %d requests (%d errors, %d timeouts)",
+				st.Requests, st.Errors, st.Timeouts)
 		}
 		res.PrefillRate = float64(st.OK) / res.PrefillDuration.Seconds()
 		if pid != 0 {
@@ -294,10 +299,11 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	for i, w := range workers {
 		w.setPicker(newPicker(&g.w, i, g.cfg.Mode == Scrape, nil))
 	}
+	start := time.Since(base)
 	p := &phase{
-		base:      time.Now(),
-		measureAt: int64(g.cfg.Warmup),
-		stopAt:    int64(g.cfg.Warmup + g.cfg.Duration),
+		base:      base,
+		measureAt: int64(start + g.cfg.Warmup),
+		stopAt:    int64(start + g.cfg.Warmup + g.cfg.Duration),
 	}
 	type phaseResult struct {
 		st  stats
@@ -359,7 +365,8 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 		}
 	}
 	if st.Replies() == 0 {
-		return res, fmt.Errorf("loadgen: no reply from the target (%d errors, %d timeouts)", st.Errors, st.Timeouts)
+		return res, fmt.Errorf("loadgen: no reply from the target to %d requests (%d errors, %d timeouts)",
+			st.Requests, st.Errors, st.Timeouts)
 	}
 	return res, nil
 }

@@ -79,7 +79,7 @@ func (c *prefillCounter) take() (int, bool) {
 // phase is the schedule the workers follow: send until stopAt, and count
 // what is sent before measureAt in warm (discarded) and after it in the
 // worker's measured stats. Times are nanoseconds since base, on the
-// monotonic clock.
+// monotonic clock; every phase of a run has the same base.
 type phase struct {
 	base      time.Time
 	measureAt int64

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -136,5 +138,41 @@ func TestMalformedExitStatus(t *testing.T) {
 		"-swarms", "10", "-peers", "100")
 	if code != 1 || !strings.Contains(stderr, "malformed") || !strings.Contains(stdout, "malformed") {
 		t.Errorf("loadgen against a tracker of malformed replies = %d, %q, %q; want 1 and the result", code, stdout, stderr)
+	}
+}
+
+// TestBenchCompareScript runs scripts/bench-compare.sh in its smallest
+// form, opentracker against itself.
+func TestBenchCompareScript(t *testing.T) {
+	switch {
+	case testing.Short():
+		t.Skip("a comparison takes seconds")
+	case os.Geteuid() != 0:
+		t.Skip("the comparison starts opentracker, which must start as root")
+	case runtime.NumCPU() < 2:
+		t.Skip("the comparison pins the server and the load generator to two cores")
+	}
+	if _, err := os.Stat("/usr/bin/opentracker"); err != nil {
+		t.Skip("/usr/bin/opentracker is not installed")
+	}
+	out := t.TempDir()
+	cmd := exec.Command("scripts/bench-compare.sh",
+		"-annuaire-cmd", "scripts/bench-compare.sh -serve-opentracker {udp}",
+		"-rounds", "1", "-duration", "1", "-warmup", "0", "-swarms", "100", "-peers", "1000",
+		"-prefill-peers", "2000", "-settle", "0", "-modes", "udp-announce,http-close", "-out", out)
+	cmd.Dir = "../../.."
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench-compare.sh: %v\n%s", err, b)
+	}
+	t.Logf("%s", b)
+	for _, want := range []string{"udp-announce    opentracker", "http-close      annuaire", "ratio", "RSS B/peer"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("the comparison's output lacks %q", want)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(out, "*.json"))
+	if len(files) != 4 {
+		t.Errorf("%d results kept in -out; want 4 (2 contenders × 2 modes)", len(files))
 	}
 }
