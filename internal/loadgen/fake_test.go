@@ -91,9 +91,18 @@ type fakeUDP struct {
 
 func startFakeUDP(t *testing.T, w Workload, rules fakeRules, delay time.Duration) *fakeUDP {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return startFakeUDPOn(t, "127.0.0.1:0", w, rules, delay)
+}
+
+func startFakeUDPOn(t *testing.T, addr string, w Workload, rules fakeRules, delay time.Duration) *fakeUDP {
+	t.Helper()
+	la, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp", la)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
 	}
 	_ = conn.SetReadBuffer(1 << 20)
 	f := &fakeUDP{conn: conn, w: mustWorkload(t, w), rules: rules, delay: delay,
@@ -158,7 +167,11 @@ func (f *fakeUDP) serve() {
 			reply = binary.BigEndian.AppendUint32(reply, 1800)
 			reply = binary.BigEndian.AppendUint32(reply, 7) // leechers
 			reply = binary.BigEndian.AppendUint32(reply, 1) // seeders
-			reply = append(reply, bytes.Repeat([]byte{127, 0, 0, 1, 4, 1}, 3)...)
+			if from.Addr().Is4() {
+				reply = append(reply, bytes.Repeat([]byte{127, 0, 0, 1, 4, 1}, 3)...)
+			} else {
+				reply = append(reply, bytes.Repeat(append(net.IPv6loopback, 4, 1), 2)...)
+			}
 		case actionScrape:
 			hashes := (n - 16) / 20
 			if (n-16)%20 != 0 || hashes != f.w.ScrapeHashes {
@@ -181,7 +194,12 @@ func (f *fakeUDP) serve() {
 			continue
 		case "malformed":
 			f.malformed.Add(1)
-			reply = reply[:len(reply)-1]
+			if action == actionAnnounce && !from.Addr().Is4() {
+				// An IPv4 entry in an IPv6 reply: the right length for IPv4.
+				reply = append(reply, 127, 0, 0, 1, 4, 1)
+			} else {
+				reply = reply[:len(reply)-1]
+			}
 		case "refuse":
 			f.refused.Add(1)
 			binary.BigEndian.PutUint32(reply, actionError)
@@ -304,14 +322,29 @@ func TestUDPAgainstFake(t *testing.T) {
 	}
 }
 
+func TestUDPOverIPv6AgainstFake(t *testing.T) {
+	w := Workload{Swarms: 10, Peers: 100}
+	f := startFakeUDPOn(t, "[::1]:0", w, fakeRules{malformed: 40}, 0)
+	res := runGenerator(t, Config{
+		Workload: w, UDP: f.addr(), Sockets: 1, InFlight: 8, Duration: 300 * time.Millisecond,
+	})
+	// Two 18-byte peers are valid over IPv6; a reply with a 6-byte entry
+	// more is malformed there, though its length would do for IPv4.
+	checkAccounting(t, res, &f.fakeCounts, false)
+}
+
 func TestUDPScrapeAgainstFake(t *testing.T) {
 	w := Workload{Swarms: 50, Peers: 100, ScrapeHashes: 5}
 	f := startFakeUDP(t, w, fakeRules{malformed: 50}, 0)
 	res := runGenerator(t, Config{
-		Workload: w, UDP: f.addr(), Mode: Scrape,
+		Workload: w, UDP: f.addr(), Mode: Scrape, Prefill: true,
 		Sockets: 1, InFlight: 8, Duration: 500 * time.Millisecond,
 	})
 	checkAccounting(t, res, &f.fakeCounts, false)
+	// The prefill announces, whatever the mode.
+	if got := f.distinctPeers(); got != 100 || res.Prefill.Requests != 100 {
+		t.Errorf("the prefill sent %d requests and the tracker saw %d peers; want 100 announces", res.Prefill.Requests, got)
+	}
 }
 
 func TestUDPRenewsConnectionID(t *testing.T) {

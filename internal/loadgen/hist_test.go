@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -122,5 +123,43 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		if n := testing.AllocsPerRun(100, f); n != 0 {
 			t.Errorf("%s: %v allocations per call; want 0", name, n)
 		}
+	}
+}
+
+// The generator's own work per request, system calls aside: pick, build,
+// check the reply, record the latency.
+func BenchmarkUDPRequestWork(b *testing.B) {
+	w := mustWorkload(b, Workload{})
+	p := newPicker(&w, 0, false, nil)
+	var h histogram
+	buf := make([]byte, 0, 128)
+	reply := udpReply(actionAnnounce, 12+6*50)
+	b.ReportAllocs()
+	for b.Loop() {
+		r, _ := p.next()
+		buf = w.appendUDPAnnounce(buf[:0], 1, 2, r)
+		checkUDPReply(reply, actionAnnounce, 6, 1)
+		h.record(time.Duration(len(buf)))
+	}
+}
+
+func BenchmarkHTTPRequestWork(b *testing.B) {
+	w := mustWorkload(b, Workload{})
+	tg, _ := parseHTTPTarget("http://127.0.0.1:6969/announce", false)
+	p := newPicker(&w, 0, false, nil)
+	var h histogram
+	var rr respReader
+	body := "d8:completei1e10:downloadedi4e10:incompletei10e8:intervali1851e12:min intervali925e5:peers300:" + peers(50) + "e"
+	raw := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	conn := &pieceConn{}
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		r, _ := p.next()
+		buf = w.appendHTTPAnnounce(buf[:0], tg, r)
+		conn.data, conn.piece = raw, 1<<20
+		resp, _ := rr.read(conn)
+		checkHTTPAnnounce(resp.body)
+		h.record(time.Duration(len(buf)))
 	}
 }

@@ -17,7 +17,6 @@ type httpWorker struct {
 	w            *Workload
 	target       *httpTarget // announces
 	scrapeTarget *httpTarget
-	scrape       bool
 	closeMode    bool
 	timeout      time.Duration
 	dialer       net.Dialer
@@ -33,19 +32,17 @@ type httpWorker struct {
 	ws   workerStats
 }
 
-func newHTTPWorker(g *Generator, index int) *httpWorker {
+func newHTTPWorker(g *Generator) *httpWorker {
 	h := &httpWorker{
 		w:            &g.w,
 		target:       g.announce,
 		scrapeTarget: g.scrape,
-		scrape:       g.cfg.Mode == Scrape,
 		closeMode:    g.cfg.HTTPClose,
 		timeout:      g.cfg.Timeout,
 		// No TCP keep-alive probes: they cost system calls per connection.
 		dialer: net.Dialer{Timeout: g.cfg.Timeout, KeepAlive: -1},
 		req:    make([]byte, 0, 1024),
 		hashes: make([][20]byte, g.w.ScrapeHashes),
-		pick:   newPicker(&g.w, index, false, nil),
 	}
 	return h
 }
@@ -62,11 +59,9 @@ func (h *httpWorker) close() error {
 	return err
 }
 
-// run sends requests until the phase stops or the picker runs out. The
-// prefill always announces; the run scrapes in scrape mode.
+// run sends requests until the phase stops or the picker runs out.
 func (h *httpWorker) run(p *phase) error {
 	h.ws = workerStats{}
-	scrape := h.scrape && p.prefill == nil
 	for {
 		now := p.now()
 		if !p.sending(now) {
@@ -78,7 +73,7 @@ func (h *httpWorker) run(p *phase) error {
 		}
 		st := p.statsAt(&h.ws, now)
 		st.Requests++
-		if scrape {
+		if r.scrape {
 			h.req = h.w.appendHTTPScrape(h.req[:0], h.scrapeTarget, r, h.hashes)
 		} else {
 			h.req = h.w.appendHTTPAnnounce(h.req[:0], h.target, r)
@@ -87,7 +82,7 @@ func (h *httpWorker) run(p *phase) error {
 		switch {
 		case err == nil && resp.status != 200:
 			st.Malformed++
-		case err == nil && scrape:
+		case err == nil && r.scrape:
 			st.count(checkHTTPScrape(resp.body, h.hashes), time.Duration(p.now()-now))
 		case err == nil:
 			st.count(checkHTTPAnnounce(resp.body), time.Duration(p.now()-now))

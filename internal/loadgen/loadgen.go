@@ -200,7 +200,7 @@ func (g *Generator) newWorkers() ([]worker, error) {
 			if i < g.cfg.InFlight%g.cfg.Sockets {
 				n++
 			}
-			u, err := newUDPWorker(g, i, n)
+			u, err := newUDPWorker(g, n)
 			if err != nil {
 				for _, w := range ws {
 					w.close()
@@ -211,14 +211,14 @@ func (g *Generator) newWorkers() ([]worker, error) {
 		}
 		return ws, nil
 	}
-	for i := range g.cfg.Conns {
-		ws = append(ws, newHTTPWorker(g, i))
+	for range g.cfg.Conns {
+		ws = append(ws, newHTTPWorker(g))
 	}
 	return ws, nil
 }
 
-// runPhase runs every worker through p and merges their stats.
-func runPhase(ctx context.Context, p *phase, workers []worker) (warm, measured stats, err error) {
+// runPhase runs every worker through p and merges their measured stats.
+func runPhase(ctx context.Context, p *phase, workers []worker) (measured stats, err error) {
 	stop := context.AfterFunc(ctx, func() { p.stop.Store(true) })
 	defer stop()
 	errs := make([]error, len(workers))
@@ -229,12 +229,10 @@ func runPhase(ctx context.Context, p *phase, workers []worker) (warm, measured s
 	wg.Wait()
 	for _, w := range workers {
 		ws := w.stats()
-		warm.Counts.add(&ws.warm.Counts)
-		warm.hist.merge(&ws.warm.hist)
 		measured.Counts.add(&ws.measured.Counts)
 		measured.hist.merge(&ws.measured.hist)
 	}
-	return warm, measured, errors.Join(errs...)
+	return measured, errors.Join(errs...)
 }
 
 // Run prefills the tracker if configured, then sends the workload for
@@ -265,11 +263,11 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	if g.cfg.Prefill {
 		counter := &prefillCounter{n: int64(g.w.PrefillPeers)}
 		start := time.Now()
-		p := &phase{base: base, prefill: counter}
+		p := &phase{base: base}
 		for i, w := range workers {
 			w.setPicker(newPicker(&g.w, i, false, counter))
 		}
-		_, st, err := runPhase(ctx, p, workers)
+		st, err := runPhase(ctx, p, workers)
 		res.PrefillDuration = time.Since(start)
 		res.Prefill = st.Counts
 		if err != nil {
@@ -311,7 +309,7 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	}
 	done := make(chan phaseResult, 1)
 	go func() {
-		_, st, err := runPhase(ctx, p, workers)
+		st, err := runPhase(ctx, p, workers)
 		done <- phaseResult{st, err}
 	}()
 

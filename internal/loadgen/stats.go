@@ -85,7 +85,6 @@ type phase struct {
 	measureAt int64
 	stopAt    int64 // zero: until the picker runs out
 	stop      atomic.Bool
-	prefill   *prefillCounter
 }
 
 func (p *phase) now() int64 { return int64(time.Since(p.base)) }

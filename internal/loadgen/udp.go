@@ -53,7 +53,6 @@ type udpSlot struct {
 // replies in batches.
 type udpWorker struct {
 	w        *Workload
-	scrape   bool
 	conn     *net.UDPConn
 	io       packetIO
 	peerSize int
@@ -81,7 +80,7 @@ type udpWorker struct {
 	ws   workerStats
 }
 
-func newUDPWorker(g *Generator, index, inflight int) (*udpWorker, error) {
+func newUDPWorker(g *Generator, inflight int) (*udpWorker, error) {
 	raddr, err := net.ResolveUDPAddr("udp", g.cfg.UDP)
 	if err != nil {
 		return nil, err
@@ -94,7 +93,6 @@ func newUDPWorker(g *Generator, index, inflight int) (*udpWorker, error) {
 	_ = conn.SetWriteBuffer(1 << 20)
 	u := &udpWorker{
 		w:        &g.w,
-		scrape:   g.cfg.Mode == Scrape,
 		conn:     conn,
 		peerSize: 18,
 		timeout:  int64(g.cfg.Timeout),
@@ -103,7 +101,6 @@ func newUDPWorker(g *Generator, index, inflight int) (*udpWorker, error) {
 		free:     make([]int, 0, inflight),
 		connSlot: -1,
 		sizes:    make([]int, inflight),
-		pick:     newPicker(&g.w, index, false, nil),
 	}
 	if raddr.IP.To4() != nil {
 		u.peerSize = 6
@@ -231,18 +228,16 @@ func (u *udpWorker) fill(p *phase, now int64) bool {
 		if !ok {
 			return false
 		}
-		action := actionAnnounce
-		if u.scrape {
-			action = actionScrape
-		}
-		i, s := u.take(action, st, now)
-		if u.scrape {
+		if r.scrape {
+			i, s := u.take(actionScrape, st, now)
 			s.buf = u.w.appendUDPScrape(s.buf[:0], u.connID, s.tid, r)
+			u.queue(i)
 		} else {
+			i, s := u.take(actionAnnounce, st, now)
 			s.buf = u.w.appendUDPAnnounce(s.buf[:0], u.connID, s.tid, r)
+			u.queue(i)
 		}
 		st.Requests++
-		u.queue(i)
 	}
 	return true
 }

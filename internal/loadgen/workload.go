@@ -254,14 +254,16 @@ func (r *rng) below(n int) int {
 // request is one announce or scrape to send: the peer that announces and
 // its event, or the first swarm of a scrape.
 type request struct {
-	peer  int
-	event uint32
-	swarm int
+	scrape bool
+	peer   int
+	event  uint32
+	swarm  int
 }
 
 // picker chooses the requests of one worker. During the prefill every
 // worker takes the next peer from a shared counter, so that each peer is
-// announced exactly once; during the run peers are drawn at random.
+// announced exactly once; during the run peers (or the swarms of scrapes)
+// are drawn at random.
 type picker struct {
 	w       *Workload
 	rng     rng
@@ -291,7 +293,7 @@ func (p *picker) next() (request, bool) {
 		return request{peer: i, event: eventStarted, swarm: p.w.Swarm(i)}, ok
 	}
 	if p.scrape {
-		return request{swarm: p.rng.below(p.w.Swarms)}, true
+		return request{scrape: true, swarm: p.rng.below(p.w.Swarms)}, true
 	}
 	x := p.rng.next()
 	i := int((x >> 32) * uint64(p.w.Peers) >> 32)
