@@ -232,7 +232,20 @@ func runPhase(ctx context.Context, p *phase, workers []worker) (measured stats, 
 		measured.Counts.add(&ws.measured.Counts)
 		measured.hist.merge(&ws.measured.hist)
 	}
-	return measured, errors.Join(errs...)
+	// Workers fail alike: report the first, and how many did.
+	failed := 0
+	for _, e := range errs {
+		if e != nil {
+			if failed == 0 {
+				err = e
+			}
+			failed++
+		}
+	}
+	if failed > 1 {
+		err = fmt.Errorf("%w (and %d more of %d workers)", err, failed-1, len(workers))
+	}
+	return measured, err
 }
 
 // Run prefills the tracker if configured, then sends the workload for
@@ -271,7 +284,7 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 		res.PrefillDuration = time.Since(start)
 		res.Prefill = st.Counts
 		if err != nil {
-			return nil, fmt.Errorf("loadgen: prefill: %w", err)
+			return nil, err
 		}
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -331,7 +344,7 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	wall := time.Since(t0)
 	pr := <-done
 	if pr.err != nil {
-		return nil, fmt.Errorf("loadgen: %w", pr.err)
+		return nil, pr.err
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -91,7 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	)
 	fs.Usage = func() {} // errors are reported in one line below
 	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "loadgen: "+format+"\n", a...)
+		msg := strings.TrimPrefix(fmt.Sprintf(format, a...), "loadgen: ")
+		fmt.Fprintf(stderr, "loadgen: %s\n", msg)
 		return code
 	}
 	if err := fs.Parse(args); err != nil {

@@ -38,7 +38,8 @@ func TestBadFlags(t *testing.T) {
 		{"-udp", "127.0.0.1:1", "extra"},
 	} {
 		code, stdout, stderr := runCmd(args...)
-		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "loadgen: ") {
+		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "loadgen: ") ||
+			strings.Contains(stderr, "loadgen: loadgen") {
 			t.Errorf("loadgen %q = %d, stdout %q, stderr %q; want 2 and one line of error", args, code, stdout, stderr)
 		}
 	}
@@ -174,5 +175,17 @@ func TestBenchCompareScript(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(out, "*.json"))
 	if len(files) != 4 {
 		t.Errorf("%d results kept in -out; want 4 (2 contenders × 2 modes)", len(files))
+	}
+}
+
+func TestSilentTargetOneLine(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	code, _, stderr := runCmd("-udp", conn.LocalAddr().String(), "-timeout", "20ms")
+	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "no reply to connect requests") {
+		t.Errorf("loadgen against a silent target = %d, %q; want 1 and one line of error", code, stderr)
 	}
 }
