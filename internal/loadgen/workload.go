@@ -1,0 +1,312 @@
+package loadgen
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math"
+)
+
+// Announce events, with their BEP 15 codes.
+const (
+	eventNone      uint32 = 0
+	eventCompleted uint32 = 1
+	eventStarted   uint32 = 2
+)
+
+// maxPortsPerSwarm is how many peers a swarm can hold while every peer of
+// the swarm keeps a port of its own (ports 1024 to 65535).
+const (
+	firstPort        = 1024
+	maxPortsPerSwarm = 65536 - firstPort
+)
+
+// Workload describes the simulated population and what it sends. Its zero
+// value is the load of BENCHMARKING.md: 100,000 peers over 10,000 swarms,
+// numwant 50, 10% seeders, 90% plain announces, 8% started, 2% completed.
+//
+// Everything is derived from Seed by pure functions, so two generators
+// with the same Workload send the same info hashes and peer ids: a
+// whitelist written by one ([Workload.WriteHashes]) serves the other.
+//
+// Peer i belongs to swarm i mod Swarms and announces port
+// 1024 + i div Swarms, unique within its swarm, so trackers that key
+// peers by address and port count every peer.
+type Workload struct {
+	// Swarms is the number of torrents. If zero, 10,000.
+	Swarms int
+	// Peers is the number of distinct peers the measured run announces
+	// as (peers 0 to Peers-1). If zero, 100,000.
+	Peers int
+	// PrefillPeers is the number of distinct peers the prefill announces
+	// (peers 0 to PrefillPeers-1). If zero, Peers.
+	PrefillPeers int
+	// NumWant is the number of peers asked for. If zero, 50. A negative
+	// value asks for the tracker's default: -1 over UDP, no numwant
+	// parameter over HTTP.
+	NumWant int
+	// SeederPct is the percentage of peers that are seeders (left=0).
+	// If zero, 10; a negative value means none.
+	SeederPct float64
+	// StartedPct and CompletedPct are the percentages of measured
+	// announces that carry the started and completed events; the rest are
+	// plain announces. If zero, 8 and 2; a negative value means none.
+	StartedPct   float64
+	CompletedPct float64
+	// ScrapeHashes is the number of info hashes per scrape request, at
+	// most 74 (a full UDP packet). If zero, 1.
+	ScrapeHashes int
+	// Seed selects the info hashes, peer ids and keys. Every value,
+	// zero included, is a valid seed.
+	Seed uint64
+	// PeerIDPrefix starts every peer id, in the Azureus style that real
+	// clients use. If empty, "-LG0100-".
+	PeerIDPrefix string
+}
+
+// Defaults of a zero Workload.
+const (
+	DefaultSwarms       = 10_000
+	DefaultPeers        = 100_000
+	DefaultNumWant      = 50
+	DefaultSeederPct    = 10
+	DefaultStartedPct   = 8
+	DefaultCompletedPct = 2
+	DefaultPeerIDPrefix = "-LG0100-"
+)
+
+// maxScrapeHashes is the BEP 15 limit, 16+20·74 bytes filling a
+// 1500-byte packet; Transmission sends at most 60 over HTTP.
+const maxScrapeHashes = 74
+
+func pctDefault(v, def float64) float64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// withDefaults returns w with every zero field replaced by its default,
+// or an error if a field is out of range.
+func (w Workload) withDefaults() (Workload, error) {
+	if w.Swarms == 0 {
+		w.Swarms = DefaultSwarms
+	}
+	if w.Peers == 0 {
+		w.Peers = DefaultPeers
+	}
+	if w.PrefillPeers == 0 {
+		w.PrefillPeers = w.Peers
+	}
+	if w.NumWant == 0 {
+		w.NumWant = DefaultNumWant
+	}
+	if w.ScrapeHashes == 0 {
+		w.ScrapeHashes = 1
+	}
+	if w.PeerIDPrefix == "" {
+		w.PeerIDPrefix = DefaultPeerIDPrefix
+	}
+	w.SeederPct = pctDefault(w.SeederPct, DefaultSeederPct)
+	w.StartedPct = pctDefault(w.StartedPct, DefaultStartedPct)
+	w.CompletedPct = pctDefault(w.CompletedPct, DefaultCompletedPct)
+
+	switch {
+	case w.Swarms < 0:
+		return w, fmt.Errorf("swarms %d: must be positive", w.Swarms)
+	case w.Peers < 0 || w.PrefillPeers < 0:
+		return w, fmt.Errorf("peers %d, prefill peers %d: must be positive", w.Peers, w.PrefillPeers)
+	case int64(max(w.Peers, w.PrefillPeers)) > int64(w.Swarms)*maxPortsPerSwarm:
+		return w, fmt.Errorf("%d peers over %d swarms: at most %d peers per swarm fit in distinct ports",
+			max(w.Peers, w.PrefillPeers), w.Swarms, maxPortsPerSwarm)
+	case w.SeederPct > 100:
+		return w, fmt.Errorf("seeders %v%%: at most 100", w.SeederPct)
+	case w.StartedPct+w.CompletedPct > 100:
+		return w, fmt.Errorf("started %v%% + completed %v%%: at most 100", w.StartedPct, w.CompletedPct)
+	case w.ScrapeHashes < 0 || w.ScrapeHashes > min(w.Swarms, maxScrapeHashes):
+		return w, fmt.Errorf("scrape hashes %d: between 1 and %d, and at most the number of swarms", w.ScrapeHashes, maxScrapeHashes)
+	case len(w.PeerIDPrefix) > 20:
+		return w, fmt.Errorf("peer id prefix %q: longer than 20 bytes", w.PeerIDPrefix)
+	case w.NumWant > math.MaxInt32:
+		return w, fmt.Errorf("numwant %d: too large", w.NumWant)
+	}
+	return w, nil
+}
+
+// Streams of the seed: each derived quantity mixes the seed with its own
+// constant so that they are independent.
+const (
+	streamHash   = 0x9e3779b97f4a7c15
+	streamPeerID = 0xbf58476d1ce4e5b9
+	streamKey    = 0x94d049bb133111eb
+	streamRole   = 0x2545f4914f6cdd1d
+	streamBytes  = 0xd6e8feb86659fd93
+	streamRNG    = 0xa0761d6478bd642f
+)
+
+// mix is the splitmix64 finaliser: a bijective, well-scrambled hash of x.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+func (w *Workload) derive(stream uint64, i int) uint64 {
+	return mix(w.Seed ^ mix(stream+uint64(i)))
+}
+
+// InfoHash returns the info hash of swarm s (0 ≤ s < Swarms).
+func (w *Workload) InfoHash(s int) [20]byte {
+	var h [20]byte
+	x := w.derive(streamHash, s)
+	binary.BigEndian.PutUint64(h[0:], x)
+	x = mix(x + streamHash)
+	binary.BigEndian.PutUint64(h[8:], x)
+	x = mix(x + streamHash)
+	binary.BigEndian.PutUint32(h[16:], uint32(x>>32))
+	return h
+}
+
+// PeerID returns the peer id of peer i: PeerIDPrefix, then bytes derived
+// from the seed (binary, as µTorrent's are, so that the HTTP requests
+// exercise percent-encoding).
+func (w *Workload) PeerID(i int) [20]byte {
+	var id [20]byte
+	n := copy(id[:], w.PeerIDPrefix)
+	x := w.derive(streamPeerID, i)
+	for n < 20 {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], x)
+		n += copy(id[n:], b[:])
+		x = mix(x + streamPeerID)
+	}
+	return id
+}
+
+// Swarm returns the swarm of peer i.
+func (w *Workload) Swarm(i int) int { return i % w.Swarms }
+
+// Port returns the port peer i announces, unique within its swarm.
+func (w *Workload) Port(i int) uint16 { return uint16(firstPort + i/w.Swarms) }
+
+// Key returns the BEP 7 key of peer i.
+func (w *Workload) Key(i int) uint32 { return uint32(w.derive(streamKey, i)) }
+
+// Seeder reports whether peer i is a seeder.
+func (w *Workload) Seeder(i int) bool {
+	return float64(w.derive(streamRole, i)%1_000_000) < w.SeederPct*10_000
+}
+
+// transfer returns the downloaded, left and uploaded byte counts peer i
+// announces with event ev.
+func (w *Workload) transfer(i int, ev uint32) (downloaded, left, uploaded int64) {
+	x := w.derive(streamBytes, i)
+	const size = 1 << 32 // a 4 GiB torrent
+	downloaded = int64(x % size)
+	uploaded = int64((x >> 20) % size)
+	if ev == eventCompleted || w.Seeder(i) {
+		return size, 0, uploaded
+	}
+	return downloaded, size - downloaded, uploaded
+}
+
+// WriteHashes writes the info hash of every swarm, one lowercase hex hash
+// per line: the whitelist format of opentracker.
+func (w *Workload) WriteHashes(out io.Writer) error {
+	ww, err := w.withDefaults()
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(out)
+	var line [41]byte
+	line[40] = '\n'
+	for s := range ww.Swarms {
+		h := ww.InfoHash(s)
+		hex.Encode(line[:40], h[:])
+		if _, err := bw.Write(line[:]); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// rng is a splitmix64 generator: one per worker, never shared.
+type rng struct{ s uint64 }
+
+func (r *rng) next() uint64 {
+	r.s += 0x9e3779b97f4a7c15
+	return mix(r.s)
+}
+
+// below returns a uniform integer in [0, n) for n < 2^32.
+func (r *rng) below(n int) int {
+	return int((r.next() >> 32) * uint64(n) >> 32)
+}
+
+// request is one announce or scrape to send: the peer that announces and
+// its event, or the first swarm of a scrape.
+type request struct {
+	scrape bool
+	peer   int
+	event  uint32
+	swarm  int
+}
+
+// picker chooses the requests of one worker. During the prefill every
+// worker takes the next peer from a shared counter, so that each peer is
+// announced exactly once; during the run peers (or the swarms of scrapes)
+// are drawn at random.
+type picker struct {
+	w       *Workload
+	rng     rng
+	scrape  bool
+	prefill *prefillCounter
+
+	startedBelow, completedBelow uint32 // thresholds out of 2^32
+}
+
+func newPicker(w *Workload, worker int, scrape bool, prefill *prefillCounter) picker {
+	p := picker{
+		w:       w,
+		rng:     rng{s: w.derive(streamRNG, worker)},
+		scrape:  scrape && prefill == nil,
+		prefill: prefill,
+	}
+	p.startedBelow = uint32(w.StartedPct / 100 * math.MaxUint32)
+	p.completedBelow = p.startedBelow + uint32(w.CompletedPct/100*math.MaxUint32)
+	return p
+}
+
+// next returns the next request, or false when the prefill has announced
+// every peer.
+func (p *picker) next() (request, bool) {
+	if p.prefill != nil {
+		i, ok := p.prefill.take()
+		return request{peer: i, event: eventStarted, swarm: p.w.Swarm(i)}, ok
+	}
+	if p.scrape {
+		return request{scrape: true, swarm: p.rng.below(p.w.Swarms)}, true
+	}
+	x := p.rng.next()
+	i := int((x >> 32) * uint64(p.w.Peers) >> 32)
+	ev := eventNone
+	switch u := uint32(x); {
+	case u < p.startedBelow:
+		ev = eventStarted
+	case u < p.completedBelow:
+		ev = eventCompleted
+	}
+	return request{peer: i, event: ev, swarm: p.w.Swarm(i)}, true
+}
+
+// scrapeSwarm returns the k-th swarm of a scrape starting at swarm s:
+// consecutive swarms, so the hashes of one request are distinct.
+func (w *Workload) scrapeSwarm(s, k int) int { return (s + k) % w.Swarms }

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# Compares annuaire with opentracker side by side, the way BENCHMARKING.md
+# describes: for each round, each contender in turn (A B A B ...) is started
+# fresh with the server pinned to one core and the load generator to
+# another, prefilled, warmed up and measured in every mode; the table
+# gives the medians over the rounds and the ratio annuaire/opentracker.
+#
+# Usage:
+#   scripts/bench-compare.sh -annuaire-cmd 'annuaire-server -udp {udp} -http {http}' [flags]
+#
+# Run scripts/bench-compare.sh -h for the flags.
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+Usage: scripts/bench-compare.sh -annuaire-cmd CMD [flags]
+
+Compares annuaire with opentracker in four modes: UDP announce, UDP scrape,
+HTTP announce over keep-alive connections, HTTP announce with a new
+connection per request. Each round starts every contender fresh, pinned to
+one core, prefills it, warms it up and measures it, the load generator
+pinned to another core; the table gives medians over the rounds.
+
+  -annuaire-cmd CMD   the command that starts the annuaire server in the
+                      foreground; {udp} and {http} are replaced by the
+                      host:port to listen on for UDP and HTTP (the same
+                      port: TCP and UDP are separate). It must be a single
+                      command (the server's pid is measured), e.g. a built
+                      binary or a wrapper that ends with exec.
+  -opentracker BIN    opentracker binary (default /usr/bin/opentracker)
+  -rounds N           rounds (default 6)
+  -duration S         measured seconds per mode (default 10)
+  -warmup S           warm-up seconds per mode (default 2)
+  -swarms N           swarms (default 10000)
+  -peers N            peers the load announces as (default 100000)
+  -prefill-peers N    peers announced into each fresh server (default 500000)
+  -settle S           seconds between the prefill and reading the server's
+                      memory (default 2)
+  -modes LIST         comma-separated, from udp-announce, udp-scrape,
+                      http-keepalive, http-close (default: all four)
+  -server-cpu N       core for the servers (default 0)
+  -loadgen-cpu N      core for the load generator (default 1)
+  -out DIR            keep every run's JSON result in DIR
+  -h                  this help
+
+  -serve-opentracker ADDR
+                      start opentracker on ADDR with the generator's
+                      whitelist, in the foreground: for -annuaire-cmd when
+                      checking the script with opentracker against itself:
+                      -annuaire-cmd 'scripts/bench-compare.sh -serve-opentracker {udp}'
+EOF
+}
+
+die() {
+	echo "bench-compare: $*" >&2
+	exit 2
+}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+self="$root/scripts/$(basename "$0")"
+
+annuaire_cmd=""
+opentracker=/usr/bin/opentracker
+rounds=6
+duration=10
+warmup=2
+swarms=10000
+peers=100000
+prefill_peers=500000
+settle=2
+modes="udp-announce,udp-scrape,http-keepalive,http-close"
+server_cpu=0
+loadgen_cpu=1
+out=""
+serve=""
+
+while [ $# -gt 0 ]; do
+	flag=$1
+	case "$flag" in
+	-h | -help | --help)
+		usage
+		exit 0
+		;;
+	-annuaire-cmd | -opentracker | -rounds | -duration | -warmup | -swarms | -peers | -prefill-peers | -settle | \
+		-modes | -server-cpu | -loadgen-cpu | -out | -serve-opentracker)
+		[ $# -ge 2 ] || die "$flag needs a value"
+		val=$2
+		shift 2
+		;;
+	*) die "unknown argument $flag (see -h)" ;;
+	esac
+	case "$flag" in
+	-annuaire-cmd) annuaire_cmd=$val ;;
+	-opentracker) opentracker=$val ;;
+	-rounds) rounds=$val ;;
+	-duration) duration=$val ;;
+	-warmup) warmup=$val ;;
+	-swarms) swarms=$val ;;
+	-peers) peers=$val ;;
+	-prefill-peers) prefill_peers=$val ;;
+	-settle) settle=$val ;;
+	-modes) modes=$val ;;
+	-server-cpu) server_cpu=$val ;;
+	-loadgen-cpu) loadgen_cpu=$val ;;
+	-out) out=$val ;;
+	-serve-opentracker) serve=$val ;;
+	esac
+done
+
+# -serve-opentracker: a foreground opentracker for the given address, with
+# its root directory (and the whitelist) in the comparison's work folder.
+if [ -n "$serve" ]; then
+	[ -n "${BENCH_WORK:-}" ] || die "-serve-opentracker runs under bench-compare.sh, which sets BENCH_WORK"
+	dir=$(mktemp -d "$BENCH_WORK/opentracker.XXXXXX")
+	chmod 755 "$dir"
+	cp "$BENCH_WORK/whitelist.txt" "$dir/whitelist.txt"
+	chmod 644 "$dir/whitelist.txt"
+	cat >"$dir/opentracker.conf" <<EOF
+listen.tcp_udp $serve
+access.whitelist /whitelist.txt
+tracker.rootdir $dir
+tracker.user nobody
+EOF
+	exec "$opentracker" -f "$dir/opentracker.conf"
+fi
+
+[ -n "$annuaire_cmd" ] || die "give the annuaire server's command with -annuaire-cmd (see -h)"
+case "$annuaire_cmd" in
+*'{udp}'* | *'{http}'*) ;;
+*) die "-annuaire-cmd has neither {udp} nor {http}: it must listen where it is told" ;;
+esac
+[ -x "$opentracker" ] || die "$opentracker not found (apt-get install opentracker)"
+[ "$(id -u)" -eq 0 ] || die "opentracker must start as root, to chroot into the folder of its whitelist"
+for n in "$rounds" "$duration" "$warmup" "$swarms" "$peers" "$prefill_peers" "$settle" "$server_cpu" "$loadgen_cpu"; do
+	[[ "$n" =~ ^[0-9]+$ ]] || die "not a whole number: $n"
+done
+[ "$rounds" -ge 1 ] || die "-rounds must be at least 1"
+IFS=, read -r -a mode_list <<<"$modes"
+for m in "${mode_list[@]}"; do
+	case "$m" in
+	udp-announce | udp-scrape | http-keepalive | http-close) ;;
+	*) die "unknown mode $m" ;;
+	esac
+done
+for tool in taskset setsid go; do
+	command -v "$tool" >/dev/null || die "$tool not found"
+done
+
+work=$(mktemp -d /tmp/bench-compare.XXXXXX)
+chmod 755 "$work"
+export BENCH_WORK=$work
+results=${out:-$work/results}
+mkdir -p "$results"
+
+pids=()
+loadgen_pid=""
+cleanup() {
+	local pid
+	[ -z "$loadgen_pid" ] || kill -KILL "$loadgen_pid" 2>/dev/null || true
+	for pid in "${pids[@]}"; do
+		kill -KILL -- "-$pid" 2>/dev/null || true
+	done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building the load generator"
+(cd "$root" && go build -o "$work/loadgen" ./internal/cmd/loadgen)
+loadgen=$work/loadgen
+"$loadgen" -write-hashes "$work/whitelist.txt" -swarms "$swarms"
+
+# free_port prints a loopback port that no socket uses, TCP or UDP.
+free_port() {
+	local port
+	for _ in $(seq 50); do
+		port=$((20000 + RANDOM % 20000))
+		if command -v ss >/dev/null; then
+			[ -z "$(ss -Htuan "( sport = :$port )" 2>/dev/null)" ] && echo "$port" && return
+		elif ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			echo "$port" && return
+		fi
+	done
+	die "no free port"
+}
+
+# start_server CMD LOG: starts CMD in its own process group, pinned to the
+# server core, and waits until it accepts TCP connections on $port.
+server_pid=""
+start_server() {
+	local cmd=$1 log=$2
+	setsid taskset -c "$server_cpu" bash -c "exec $cmd" >"$log" 2>&1 </dev/null &
+	server_pid=$!
+	pids+=("$server_pid")
+	for _ in $(seq 200); do
+		if ! kill -0 "$server_pid" 2>/dev/null; then
+			echo "bench-compare: the server exited: $cmd" >&2
+			tail -n 20 "$log" >&2
+			exit 1
+		fi
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			sleep 0.2 # let it open its UDP socket too
+			return
+		fi
+		sleep 0.05
+	done
+	die "the server did not listen on 127.0.0.1:$port within 10 s: $cmd"
+}
+
+stop_server() {
+	kill -KILL -- "-$server_pid" 2>/dev/null || true
+	wait "$server_pid" 2>/dev/null || true
+}
+
+contender_cmd() {
+	local addr=127.0.0.1:$port
+	case "$1" in
+	opentracker) echo "$self -opentracker $opentracker -serve-opentracker $addr" ;;
+	annuaire)
+		local cmd=${annuaire_cmd//\{udp\}/$addr}
+		echo "${cmd//\{http\}/$addr}"
+		;;
+	esac
+}
+
+# mode_flags MODE: the load generator's flags for one mode.
+mode_flags() {
+	local addr=127.0.0.1:$port
+	case "$1" in
+	udp-announce) echo "-udp $addr" ;;
+	udp-scrape) echo "-udp $addr -mode scrape" ;;
+	http-keepalive) echo "-http http://$addr/announce" ;;
+	http-close) echo "-http http://$addr/announce -http-close" ;;
+	esac
+}
+
+status=0
+contenders=(opentracker annuaire)
+for round in $(seq "$rounds"); do
+	for who in "${contenders[@]}"; do
+		port=$(free_port)
+		start_server "$(contender_cmd "$who")" "$work/$who-$round.log"
+		prefill=true
+		for mode in "${mode_list[@]}"; do
+			file=$results/$who-$mode-$round.json
+			echo "round $round/$rounds: $who, $mode"
+			# In the background, so that a signal to this script is handled
+			# at once: wait returns when a trap is due.
+			# shellcheck disable=SC2046 # the flags are words
+			taskset -c "$loadgen_cpu" "$loadgen" $(mode_flags "$mode") -json \
+				-swarms "$swarms" -peers "$peers" -prefill-peers "$prefill_peers" -prefill="$prefill" \
+				-duration "$duration" -warmup "$warmup" -server-pid "$server_pid" -rss-settle "$settle" >"$file" &
+			loadgen_pid=$!
+			if ! wait "$loadgen_pid"; then
+				echo "bench-compare: $who, $mode, round $round: the load generator failed (see above)" >&2
+				status=1
+			fi
+			loadgen_pid=""
+			prefill=false
+		done
+		stop_server
+	done
+done
+
+# field FILE KEY: a number from a flat JSON result.
+field() {
+	grep -o "\"$2\":[-0-9.eE+]*" "$1" 2>/dev/null | head -n1 | cut -d: -f2
+}
+
+# median WHO MODE KEY [SCALE]: the median over the rounds.
+median() {
+	local who=$1 mode=$2 key=$3 scale=${4:-1} f v
+	for f in "$results/$who-$mode-"*.json; do
+		v=$(field "$f" "$key")
+		[ -n "$v" ] && echo "$v"
+	done | sort -g | awk -v s="$scale" '{ v[NR] = $1 }
+		END {
+			if (NR == 0) { print "nan"; exit }
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			print m * s
+		}'
+}
+
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) print "-"; else printf "%.2fx", a / b }'
+}
+
+echo
+echo "Medians over $rounds round(s): $duration s measured after $warmup s of warm-up;" \
+	"$peers peers over $swarms swarms, $prefill_peers prefilled;" \
+	"server on CPU $server_cpu, load generator on CPU $loadgen_cpu."
+printf '\n%-15s %-12s %10s %8s %12s %8s %8s %10s\n' mode contender "req/s" "srv CPU" "req/s/CPU" "p50 ms" "p99 ms" malformed
+for mode in "${mode_list[@]}"; do
+	for who in "${contenders[@]}"; do
+		printf '%-15s %-12s %10.0f %7.0f%% %12.0f %8.2f %8.2f %10.0f\n' "$mode" "$who" \
+			"$(median "$who" "$mode" rate)" "$(median "$who" "$mode" server_cpu 100)" \
+			"$(median "$who" "$mode" rate_per_server_cpu)" "$(median "$who" "$mode" p50_ms)" \
+			"$(median "$who" "$mode" p99_ms)" "$(median "$who" "$mode" malformed)"
+	done
+	printf '%-15s %-12s %10s %8s %12s\n' "" "ratio" \
+		"$(ratio "$(median annuaire "$mode" rate)" "$(median opentracker "$mode" rate)")" "" \
+		"$(ratio "$(median annuaire "$mode" rate_per_server_cpu)" "$(median opentracker "$mode" rate_per_server_cpu)")"
+done
+
+first=${mode_list[0]}
+printf '\n%-12s %14s %14s   (prefill of %s peers, %s)\n' contender "peers/s" "RSS B/peer" "$prefill_peers" "$first"
+for who in "${contenders[@]}"; do
+	printf '%-12s %14.0f %14.1f\n' "$who" "$(median "$who" "$first" prefill_rate)" "$(median "$who" "$first" bytes_per_peer)"
+done
+printf '%-12s %14s %14s\n' "ratio" \
+	"$(ratio "$(median annuaire "$first" prefill_rate)" "$(median opentracker "$first" prefill_rate)")" \
+	"$(ratio "$(median annuaire "$first" bytes_per_peer)" "$(median opentracker "$first" bytes_per_peer)")"
+echo
+echo "ratio = annuaire / opentracker. Near 90-100k UDP or 30k HTTP keep-alive requests/s the load"
+echo "generator's core is the limit: compare req/s per server CPU there (BENCHMARKING.md)."
+[ -z "$out" ] || echo "results: $results"
+exit $status
