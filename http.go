@@ -62,9 +62,11 @@ type HTTPConfig struct {
 	// that send Accept-Encoding: gzip. In practice only scrapes are that
 	// big. If zero, 1024 bytes; if negative, replies are never gzipped.
 	GzipMinSize int
-	// Logger receives the handler's internal errors and net/http's own
-	// (see [NewHTTPServer]); nothing is logged per request above debug
-	// level. If nil, the tracker's Config.Logger.
+	// Logger receives the errors of the handler itself (a full scrape that
+	// cannot be built) and, through [NewHTTPServer], net/http's own; the
+	// tracker logs its internal errors to its Config.Logger. Nothing is
+	// logged per request above debug level. If nil, the tracker's
+	// Config.Logger.
 	Logger *slog.Logger
 }
 
@@ -86,6 +88,18 @@ type HTTPConfig struct {
 // and hide the body of any other status. Failures carry the tracker's
 // intervals, which clients back off by, and "retry in" (BEP 31) when the
 // failure asks for it.
+//
+// The query is read as clients write it: parameters separated by '&',
+// %XX in either case decoded, and every other byte taken as it is, '+'
+// included (it is never a space, so a Go client must not build the query
+// with url.QueryEscape). A repeated parameter takes its last value, except
+// info_hash in scrapes, which lists the swarms; unknown parameters are
+// ignored. An announce needs info_hash and peer_id (20 bytes each), port
+// and left; compact=0 asks for a list of dictionaries instead of compact
+// peers (BEP 23), and no_peer_id=1 leaves their ids out. IPv6 peers go to
+// IPv6 announcers, in "peers6" (BEP 7). The reply's "external ip" (BEP
+// 24) is the address the request came from: the connection's, or the one
+// a trusted proxy names (see [HTTPConfig]).
 //
 // An HTTPHandler is safe for concurrent use. In steady state an announce
 // or a scrape allocates nothing in the handler: requests are parsed from
@@ -678,7 +692,12 @@ func (h *HTTPHandler) fullScrapeBody(ctx context.Context) (*httpFullBody, error)
 	h.fullMu.Unlock()
 	close(done)
 	if err != nil {
-		return nil, h.t.fail(err, "http full scrape")
+		e, ok := clientError(err)
+		h.t.failures[e.Kind].Add(1)
+		if !ok {
+			h.log.Error("tracker: http full scrape failed", "err", err)
+		}
+		return nil, err
 	}
 	return fb, nil
 }
@@ -976,15 +995,32 @@ func httpUnescapeInto(dst []byte, s string) ([]byte, bool) {
 			return dst[:n], false
 		}
 		c := s[i]
-		if c == '%' && i+2 < len(s) && httpIsHex(s[i+1]) && httpIsHex(s[i+2]) {
-			c = httpUnhex(s[i+1])<<4 | httpUnhex(s[i+2])
-			i += 2
+		if c == '%' && i+2 < len(s) {
+			if hi, lo := httpHexValue[s[i+1]], httpHexValue[s[i+2]]; hi|lo < 16 {
+				c = hi<<4 | lo
+				i += 2
+			}
 		}
 		dst[n] = c
 		n++
 	}
 	return dst[:n], true
 }
+
+// httpHexValue maps a hex digit, in either case, to its value, and any
+// other byte to 0xFF.
+var httpHexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xFF
+	}
+	for i := range 10 {
+		t['0'+i] = byte(i)
+	}
+	for i := range 6 {
+		t['a'+i], t['A'+i] = byte(10+i), byte(10+i)
+	}
+	return t
+}()
 
 // httpUnescape20 decodes s into dst, which it must fill exactly.
 func httpUnescape20(dst *[20]byte, s string) bool {
@@ -994,20 +1030,6 @@ func httpUnescape20(dst *[20]byte, s string) bool {
 	}
 	*dst = [20]byte{}
 	return false
-}
-
-func httpIsHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func httpUnhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
 }
 
 // httpParseUint parses an escaped decimal number of at most
@@ -1093,11 +1115,12 @@ func httpFoldKey(s string) uint32 {
 		var v uint32
 		hex := true
 		for _, c := range b {
-			if !httpIsHex(c) {
+			d := httpHexValue[c]
+			if d > 15 {
 				hex = false
 				break
 			}
-			v = v<<4 | uint32(httpUnhex(c))
+			v = v<<4 | uint32(d)
 		}
 		if hex {
 			return v
