@@ -111,6 +111,8 @@ type HTTPHandler struct {
 	gzipMin int // -1: never
 	full    FullScraper
 	pool    sync.Pool // *httpState
+	// The largest scratch space kept in pool.
+	maxPooled struct{ bytes, peers, hashes int }
 
 	// The full-scrape cache: fullBody is the last body built; while a
 	// build runs, fullBuild is a channel that it closes when done.
@@ -150,6 +152,11 @@ func (t *Tracker) NewHTTPHandler(cfg HTTPConfig) (*HTTPHandler, error) {
 	if h.log == nil {
 		h.log = t.log
 	}
+	// Room for the largest reply the tracker's limits allow: a scrape entry
+	// is about 100 bytes, a dictionary peer about 80.
+	h.maxPooled.peers = max(httpMaxPooledPeers, t.cfg.MaxNumWant)
+	h.maxPooled.hashes = max(httpMaxPooledHashes, t.cfg.MaxScrapeHashes)
+	h.maxPooled.bytes = max(httpMaxPooledBytes, 128*t.cfg.MaxScrapeHashes, 128*t.cfg.MaxNumWant)
 	if cfg.FullScrape {
 		h.full, _ = t.store.(FullScraper)
 	}
@@ -206,7 +213,9 @@ const (
 	httpMaxDigits  = 20  // digits of a number parameter
 )
 
-// Sizes past which pooled scratch space is dropped rather than kept.
+// Sizes past which pooled scratch space is dropped rather than kept,
+// unless the tracker's limits need more: a reply of 64 KB, 1024 peers,
+// 1024 scrape hashes.
 const (
 	httpMaxPooledBytes  = 64 << 10
 	httpMaxPooledPeers  = 1 << 10
@@ -235,8 +244,8 @@ func (h *HTTPHandler) getState() *httpState {
 }
 
 func (h *HTTPHandler) putState(st *httpState) {
-	if cap(st.out) > httpMaxPooledBytes || cap(st.zipped.b) > httpMaxPooledBytes ||
-		cap(st.resp.Peers) > httpMaxPooledPeers || cap(st.sreq.InfoHashes) > httpMaxPooledHashes {
+	if cap(st.out) > h.maxPooled.bytes || cap(st.zipped.b) > h.maxPooled.bytes ||
+		cap(st.resp.Peers) > h.maxPooled.peers || cap(st.sreq.InfoHashes) > h.maxPooled.hashes {
 		return
 	}
 	// Drop what refers to the request, so the pool keeps nothing alive.
