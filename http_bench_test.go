@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 // httpBenchRequests returns n announces of known peers of the benchmark
@@ -24,6 +25,14 @@ func httpBenchRequests(n, swarms, per int) (queries, remotes []string) {
 		remotes = append(remotes, netip.AddrPortFrom(req.Addr.Addr(), 50000).String())
 	}
 	return queries, remotes
+}
+
+// httpReportCPU reports the processor time the process used per
+// operation since cpu, when it can be read.
+func httpReportCPU(b *testing.B, cpu time.Duration, ops int) {
+	if now := httpCPUTime(); now > 0 && ops > 0 {
+		b.ReportMetric(float64(now-cpu)/float64(ops), "rusage-ns/op")
+	}
 }
 
 // BenchmarkHTTPAnnounce measures the handler answering a steady-state
@@ -45,6 +54,7 @@ func BenchmarkHTTPAnnounce(b *testing.B) {
 	w := &httpNullWriter{hdr: http.Header{}}
 	bytes, i := 0, 0
 	b.ReportAllocs()
+	cpu := httpCPUTime()
 	for b.Loop() {
 		r.URL.RawQuery, r.RemoteAddr = queries[i&1023], remotes[i&1023]
 		i++
@@ -55,6 +65,7 @@ func BenchmarkHTTPAnnounce(b *testing.B) {
 	if w.code != http.StatusOK {
 		b.Fatalf("status %d", w.code)
 	}
+	httpReportCPU(b, cpu, i)
 	b.ReportMetric(float64(bytes)/float64(i), "B/reply")
 }
 
@@ -115,6 +126,7 @@ func BenchmarkHTTPScrape(b *testing.B) {
 			w := &httpNullWriter{hdr: http.Header{}}
 			bytes, i := 0, 0
 			b.ReportAllocs()
+			cpu := httpCPUTime()
 			for b.Loop() {
 				r.URL.RawQuery = qs[i&63]
 				i++
@@ -125,6 +137,7 @@ func BenchmarkHTTPScrape(b *testing.B) {
 			if w.code != http.StatusOK {
 				b.Fatalf("status %d", w.code)
 			}
+			httpReportCPU(b, cpu, i)
 			b.ReportMetric(float64(bytes)/float64(i), "B/reply")
 		})
 	}
@@ -168,6 +181,7 @@ func BenchmarkHTTPFrontEnd(b *testing.B) {
 	w := &httpNullWriter{hdr: http.Header{}}
 	bytes, i := 0, 0
 	b.ReportAllocs()
+	cpu := httpCPUTime()
 	for b.Loop() {
 		r.URL.RawQuery, r.RemoteAddr = queries[i&1023], remotes[i&1023]
 		i++
@@ -178,5 +192,6 @@ func BenchmarkHTTPFrontEnd(b *testing.B) {
 	if w.code != http.StatusOK {
 		b.Fatalf("status %d", w.code)
 	}
+	httpReportCPU(b, cpu, i)
 	b.ReportMetric(float64(bytes)/float64(i), "B/reply")
 }
