@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,8 +60,9 @@ type HTTPConfig struct {
 	// the first one. If zero, 1 minute.
 	FullScrapeCache time.Duration
 	// GzipMinSize is the size from which a reply is gzipped for clients
-	// that send Accept-Encoding: gzip. In practice only scrapes are that
-	// big. If zero, 1024 bytes; if negative, replies are never gzipped.
+	// that send Accept-Encoding: gzip; such replies carry Vary:
+	// Accept-Encoding. In practice only scrapes are that big. If zero,
+	// 1024 bytes; if negative, replies are never gzipped.
 	GzipMinSize int
 	// Logger receives the errors of the handler itself (a full scrape that
 	// cannot be built) and, through [NewHTTPServer], net/http's own; the
@@ -1190,10 +1192,11 @@ type HTTPServer struct {
 }
 
 // NewHTTPServer returns a server that serves handler: an [HTTPHandler], or
-// a mux the handler is mounted on. net/http's own error messages (accept
-// errors, handler panics) go to the handler's Logger at warning level
-// when handler is an *HTTPHandler, and to the log package's standard
-// logger otherwise.
+// a mux the handler is mounted on. When handler is an *HTTPHandler,
+// net/http's own error messages go to the handler's Logger: at warning
+// level (accept errors, handler panics), or at debug level for those any
+// client can cause (TLS handshake errors, semicolons in a query).
+// Otherwise they go to the log package's standard logger.
 func NewHTTPServer(handler http.Handler) *HTTPServer {
 	s := &HTTPServer{srv: http.Server{
 		Handler:           handler,
@@ -1204,9 +1207,24 @@ func NewHTTPServer(handler http.Handler) *HTTPServer {
 		MaxHeaderBytes:    16 << 10,
 	}}
 	if h, ok := handler.(*HTTPHandler); ok {
-		s.srv.ErrorLog = slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)
+		s.srv.ErrorLog = log.New(httpErrorLog{h.log}, "", 0)
 	}
 	return s
+}
+
+// httpErrorLog passes net/http's error messages on to a slog.Logger.
+type httpErrorLog struct{ log *slog.Logger }
+
+func (w httpErrorLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	level := slog.LevelWarn
+	for _, noise := range [...]string{"http: TLS handshake error", "http: URL query contains semicolon"} {
+		if strings.HasPrefix(msg, noise) {
+			level = slog.LevelDebug
+		}
+	}
+	w.log.Log(context.Background(), level, msg)
+	return len(p), nil
 }
 
 // ListenAndServe listens on the TCP address addr (":6969", say; ":http" if

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -905,10 +906,10 @@ func TestHTTPNotFoundAndMethods(t *testing.T) {
 	q := httpQuery(httpTestHash(1), httpTestPeerID(1), 6881, 100, "")
 	get := f.do(http.MethodGet, "/announce?"+q, httpRemote(1))
 	head := f.do(http.MethodHead, "/announce?"+q, httpRemote(1))
-	if head.Code != 200 || head.Header().Get("Content-Length") == "" || head.Header().Get("Content-Type") != "text/plain" {
-		t.Errorf("HEAD: status %d, headers %v", head.Code, head.Header())
+	if head.Code != 200 || head.Header().Get("Content-Type") != "text/plain" ||
+		head.Header().Get("Content-Length") != get.Header().Get("Content-Length") {
+		t.Errorf("HEAD: status %d, headers %v; GET headers %v", head.Code, head.Header(), get.Header())
 	}
-	_ = get
 }
 
 func TestHTTPRouteOf(t *testing.T) {
@@ -1585,5 +1586,16 @@ func TestHTTPServerListenAndServe(t *testing.T) {
 	}
 	if err := NewHTTPServer(h).ListenAndServe("256.0.0.1:0"); err == nil || errors.Is(err, ErrServerClosed) {
 		t.Errorf("ListenAndServe on a bad address: %v", err)
+	}
+}
+
+func TestHTTPErrorLog(t *testing.T) {
+	var buf bytes.Buffer
+	w := httpErrorLog{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	w.Write([]byte("http: TLS handshake error from 192.0.2.1:5555: EOF\n"))
+	w.Write([]byte("http: panic serving 192.0.2.1:5555: boom\n"))
+	got := buf.String()
+	if !strings.Contains(got, `level=DEBUG msg="http: TLS handshake error`) || !strings.Contains(got, `level=WARN msg="http: panic serving`) {
+		t.Errorf("logged:\n%s", got)
 	}
 }
