@@ -693,15 +693,20 @@ func (h *HTTPHandler) fullScrapeBody(ctx context.Context) (*httpFullBody, error)
 	h.fullBuild = done
 	h.fullMu.Unlock()
 
+	var err error
+	fb = nil
+	defer func() {
+		// Even if the store panics, the waiting clients are let go.
+		h.fullMu.Lock()
+		if fb != nil {
+			h.fullBody = fb
+		}
+		h.fullBuild = nil
+		h.fullMu.Unlock()
+		close(done)
+	}()
 	// The build outlives a client that hangs up: others may be waiting.
-	fb, err := h.buildFullScrape(context.WithoutCancel(ctx))
-	h.fullMu.Lock()
-	if err == nil {
-		h.fullBody = fb
-	}
-	h.fullBuild = nil
-	h.fullMu.Unlock()
-	close(done)
+	fb, err = h.buildFullScrape(context.WithoutCancel(ctx))
 	if err != nil {
 		e, ok := clientError(err)
 		h.t.failures[e.Kind].Add(1)
