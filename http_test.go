@@ -1448,7 +1448,7 @@ func TestHTTPServer(t *testing.T) {
 				t.Skipf("no loopback listener at %s: %v", addr, err)
 			}
 			before := runtime.NumGoroutine()
-			testHTTPServer(t, l)
+			httpServeTest(t, l)
 			// Everything started is gone once the server, the client's
 			// connections and the tracker are closed.
 			deadline := time.Now().Add(5 * time.Second)
@@ -1463,7 +1463,7 @@ func TestHTTPServer(t *testing.T) {
 	}
 }
 
-func testHTTPServer(t *testing.T, l net.Listener) {
+func httpServeTest(t *testing.T, l net.Listener) {
 	tr, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
