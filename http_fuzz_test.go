@@ -174,12 +174,12 @@ func httpOneOf(err error, errs []error) bool {
 // not serve, a 405 for a method it does not serve, and otherwise a 200
 // with a canonical bencoded body of the length Content-Length says.
 func FuzzRequestPath(f *testing.F) {
-	pub := newHTTPFixture(f, Config{}, HTTPConfig{
+	pub := httpNewFixture(f, Config{}, HTTPConfig{
 		FullScrape:     true,
 		AllowIPParam:   true,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")},
 	})
-	priv := newHTTPFixture(f, Config{Passkeys: PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) {
+	priv := httpNewFixture(f, Config{Passkeys: PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) {
 		if strings.HasPrefix(pk, "k") {
 			return Identity{UserID: 1, Warning: pk}, nil
 		}

@@ -139,7 +139,7 @@ type httpFixture struct {
 	store *httpRecStore
 }
 
-func newHTTPFixture(tb testing.TB, cfg Config, hcfg HTTPConfig) *httpFixture {
+func httpNewFixture(tb testing.TB, cfg Config, hcfg HTTPConfig) *httpFixture {
 	tb.Helper()
 	ms, err := NewMemoryStore(MemoryConfig{})
 	if err != nil {
@@ -349,7 +349,7 @@ func (f *httpFixture) join(h InfoHash, first, last int, left int64) {
 }
 
 func TestHTTPAnnounceFailures(t *testing.T) {
-	f := newHTTPFixture(t, Config{AnnounceInterval: 20 * time.Minute, MinAnnounceInterval: 5 * time.Minute}, HTTPConfig{})
+	f := httpNewFixture(t, Config{AnnounceInterval: 20 * time.Minute, MinAnnounceInterval: 5 * time.Minute}, HTTPConfig{})
 	h, id := httpTestHash(1), httpTestPeerID(1)
 	hash, peer := httpLT(h[:]), httpLT(id[:])
 	rest := "&port=6881&uploaded=0&downloaded=0&left=10"
@@ -396,7 +396,7 @@ func TestHTTPAnnounceFailures(t *testing.T) {
 // the same swarm: '+', %2b and %2B are all 0x2B, hex digits may be in
 // either case, and the bytes libtorrent leaves raw decode as themselves.
 func TestHTTPPercentDecoding(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{})
+	f := httpNewFixture(t, Config{}, HTTPConfig{})
 	var h InfoHash
 	copy(h[:], "+!*()~-._\x00\xff\xab+Zz09\x2b\x7f ")
 	for n, escaped := range []string{
@@ -421,7 +421,7 @@ func TestHTTPPercentDecoding(t *testing.T) {
 }
 
 func TestHTTPRawPeerID(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{})
+	f := httpNewFixture(t, Config{}, HTTPConfig{})
 	h := httpTestHash(1)
 	q := "info_hash=" + httpEscape(h[:], httpRFC3986Raw, true) + "&peer_id=-TR4060-abc.def~ghi_&port=51413&uploaded=0&downloaded=0&left=0&numwant=80&key=6F3A1B2C&compact=1&supportcrypto=1&event=started"
 	f.announce(httpRemote(1), q)
@@ -435,7 +435,7 @@ func TestHTTPRawPeerID(t *testing.T) {
 }
 
 func TestHTTPCompactPeers(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{})
+	f := httpNewFixture(t, Config{}, HTTPConfig{})
 	h := httpTestHash(2)
 	f.join(h, 1, 5, 100)
 	for n := 1; n <= 6; n++ {
@@ -464,7 +464,7 @@ func TestHTTPCompactPeers(t *testing.T) {
 }
 
 func TestHTTPIPv6Peers(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{})
+	f := httpNewFixture(t, Config{}, HTTPConfig{})
 	h := httpTestHash(3)
 	f.join(h, 1, 3, 100) // IPv4 peers
 	for n := 1; n <= 3; n++ {
@@ -505,7 +505,7 @@ func TestHTTPIPv6Peers(t *testing.T) {
 }
 
 func TestHTTPDictPeers(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{})
+	f := httpNewFixture(t, Config{}, HTTPConfig{})
 	f.store.ids = true
 	h := httpTestHash(4)
 	f.join(h, 1, 3, 100)
@@ -549,7 +549,7 @@ func TestHTTPDictPeers(t *testing.T) {
 }
 
 func TestHTTPNumWant(t *testing.T) {
-	f := newHTTPFixture(t, Config{DefaultNumWant: 5, MaxNumWant: 8}, HTTPConfig{})
+	f := httpNewFixture(t, Config{DefaultNumWant: 5, MaxNumWant: 8}, HTTPConfig{})
 	h := httpTestHash(5)
 	f.join(h, 1, 20, 100)
 	for _, tc := range []struct {
@@ -578,7 +578,7 @@ func TestHTTPNumWant(t *testing.T) {
 }
 
 func TestHTTPEvents(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{})
+	f := httpNewFixture(t, Config{}, HTTPConfig{})
 	h := httpTestHash(6)
 	f.join(h, 1, 3, 100)
 	scrape := func() ScrapeStats { return httpStats(t, f.scrape("10.9.9.9:1", h), h) }
@@ -617,7 +617,7 @@ func TestHTTPEvents(t *testing.T) {
 // TestHTTPExtraParams checks that the parameters the tracker does not use
 // never fail an announce, whatever their value.
 func TestHTTPExtraParams(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{})
+	f := httpNewFixture(t, Config{}, HTTPConfig{})
 	h := httpTestHash(7)
 	for n, extra := range []string{
 		"corrupt=0&redundant=0&supportcrypto=1&requirecrypto=1",
@@ -644,7 +644,7 @@ func TestHTTPExtraParams(t *testing.T) {
 func TestHTTPIPParam(t *testing.T) {
 	for _, allow := range []bool{false, true} {
 		t.Run(fmt.Sprint("AllowIPParam=", allow), func(t *testing.T) {
-			f := newHTTPFixture(t, Config{}, HTTPConfig{AllowIPParam: allow})
+			f := httpNewFixture(t, Config{}, HTTPConfig{AllowIPParam: allow})
 			h := httpTestHash(8)
 			for _, tc := range []struct {
 				remote, extra, claimed string
@@ -677,7 +677,7 @@ func TestHTTPIPParam(t *testing.T) {
 }
 
 func TestHTTPTrackerID(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{TrackerID: "annuaire-1"})
+	f := httpNewFixture(t, Config{}, HTTPConfig{TrackerID: "annuaire-1"})
 	h := httpTestHash(9)
 	m := f.announce(httpRemote(1), httpQuery(h, httpTestPeerID(1), 6881, 100, "event=started"))
 	tid, _ := m["tracker id"].(string)
@@ -689,7 +689,7 @@ func TestHTTPTrackerID(t *testing.T) {
 		t.Errorf("echoed trackerid: reply tracker id %v", m["tracker id"])
 	}
 	// Without TrackerID, none is sent.
-	g := newHTTPFixture(t, Config{}, HTTPConfig{})
+	g := httpNewFixture(t, Config{}, HTTPConfig{})
 	if m := g.announce(httpRemote(1), httpQuery(h, httpTestPeerID(1), 6881, 100, "trackerid=foo")); m["tracker id"] != nil {
 		t.Errorf("tracker id %v sent without TrackerID", m["tracker id"])
 	}
@@ -700,7 +700,7 @@ func TestHTTPTrackerID(t *testing.T) {
 func TestHTTPPasskeyLayouts(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
-	f := newHTTPFixture(t, Config{Passkeys: PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) {
+	f := httpNewFixture(t, Config{Passkeys: PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) {
 		mu.Lock()
 		seen = append(seen, pk)
 		mu.Unlock()
@@ -762,7 +762,7 @@ func TestHTTPPasskeyLayouts(t *testing.T) {
 }
 
 func TestHTTPScrape(t *testing.T) {
-	f := newHTTPFixture(t, Config{MaxScrapeHashes: 4, MinScrapeInterval: 7 * time.Minute}, HTTPConfig{})
+	f := httpNewFixture(t, Config{MaxScrapeHashes: 4, MinScrapeInterval: 7 * time.Minute}, HTTPConfig{})
 	h1, h2, unknown := httpTestHash(11), httpTestHash(12), httpTestHash(13)
 	f.join(h1, 1, 2, 0)
 	f.join(h1, 3, 3, 100)
@@ -801,7 +801,7 @@ func TestHTTPScrape(t *testing.T) {
 }
 
 func TestHTTPRetryIn(t *testing.T) {
-	f := newHTTPFixture(t, Config{
+	f := httpNewFixture(t, Config{
 		RateLimit: RateLimitConfig{PerIP: 0.001, IPBurst: 2},
 		Torrents: TorrentFunc(func(ctx context.Context, h InfoHash, id Identity) error {
 			if h[0] == 0xEE {
@@ -843,7 +843,7 @@ func TestHTTPRetryIn(t *testing.T) {
 }
 
 func TestHTTPInternalError(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{})
+	f := httpNewFixture(t, Config{}, HTTPConfig{})
 	f.store.err = errors.New("disk on fire")
 	r := f.failure("/announce?"+httpQuery(httpTestHash(1), httpTestPeerID(1), 6881, 100, ""), httpRemote(1))
 	if r != errInternal.Reason {
@@ -859,7 +859,7 @@ func TestHTTPInternalError(t *testing.T) {
 // TestHTTPV2Hashes checks BEP 52: a truncated SHA-256 is a hash like any
 // other, and a hybrid torrent's two hashes are two swarms.
 func TestHTTPV2Hashes(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{})
+	f := httpNewFixture(t, Config{}, HTTPConfig{})
 	info := []byte("d4:name4:test12:piece lengthi16384ee")
 	v1 := InfoHash(sha1.Sum(info))
 	sum := sha256.Sum256(info)
@@ -884,7 +884,7 @@ func TestHTTPV2Hashes(t *testing.T) {
 }
 
 func TestHTTPNotFoundAndMethods(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{})
+	f := httpNewFixture(t, Config{}, HTTPConfig{})
 	for _, target := range []string{
 		"/", "/announce/", "/scrape/", "/announcex", "/announce/a/b", "/a/b/announce", "//announce",
 		"/Announce", "/announce.php/x", "/favicon.ico", "/scrape.phpx", "/x/scrapes",
@@ -948,7 +948,7 @@ func TestHTTPRouteOf(t *testing.T) {
 }
 
 func TestHTTPTrustedProxies(t *testing.T) {
-	f := newHTTPFixture(t, Config{}, HTTPConfig{TrustedProxies: []netip.Prefix{
+	f := httpNewFixture(t, Config{}, HTTPConfig{TrustedProxies: []netip.Prefix{
 		netip.MustParsePrefix("192.168.0.0/16"),
 		netip.MustParsePrefix("fd00::/8"),
 		netip.MustParsePrefix("::ffff:172.16.0.0/108"), // mapped 172.16.0.0/12
@@ -1001,7 +1001,7 @@ func TestHTTPTrustedProxies(t *testing.T) {
 		})
 	}
 	// Without TrustedProxies, headers are never believed.
-	g := newHTTPFixture(t, Config{}, HTTPConfig{})
+	g := httpNewFixture(t, Config{}, HTTPConfig{})
 	g.get("/announce?"+httpQuery(h, httpTestPeerID(1), 6881, 100, ""), "127.0.0.1:1", "X-Forwarded-For", "198.51.100.1", "X-Real-IP", "198.51.100.2")
 	if got := g.store.lastRequest().Addr.Addr(); got != netip.MustParseAddr("127.0.0.1") {
 		t.Errorf("no trusted proxies: announced at %v; want 127.0.0.1", got)
@@ -1032,7 +1032,7 @@ func TestHTTPGzip(t *testing.T) {
 		{-1, []string{"Accept-Encoding", "gzip"}, false},
 		{1 << 20, []string{"Accept-Encoding", "gzip"}, false},
 	} {
-		f := newHTTPFixture(t, Config{}, HTTPConfig{GzipMinSize: tc.min})
+		f := httpNewFixture(t, Config{}, HTTPConfig{GzipMinSize: tc.min})
 		w := f.do(http.MethodGet, target, httpRemote(1), tc.accept...)
 		m := httpCheckReply(t, target, w)
 		if files, _ := m["files"].(map[string]any); len(files) != 40 {
@@ -1165,7 +1165,7 @@ func TestHTTPAllocs(t *testing.T) {
 	if httpRace {
 		t.Skip("the race detector makes sync.Pool drop items")
 	}
-	f := newHTTPFixture(t, Config{}, HTTPConfig{TrackerID: "t1"})
+	f := httpNewFixture(t, Config{}, HTTPConfig{TrackerID: "t1"})
 	h := httpTestHash(20)
 	f.join(h, 1, 60, 100)
 	q := httpQuery(h, httpTestPeerID(1), 6881, 100, "event=&numwant=50&no_peer_id=1&supportcrypto=1&redundant=0")
@@ -1265,7 +1265,7 @@ func TestHTTPFullScrape(t *testing.T) {
 		}
 		defer ms.Close()
 		gs := &httpGatedStore{MemoryStore: ms}
-		f := newHTTPFixture(t, Config{Store: gs}, HTTPConfig{FullScrape: true, FullScrapeCache: time.Minute, GzipMinSize: 200})
+		f := httpNewFixture(t, Config{Store: gs}, HTTPConfig{FullScrape: true, FullScrapeCache: time.Minute, GzipMinSize: 200})
 		for i := range 30 {
 			f.join(httpTestHash(200+i), 1, 1+i%3, int64(i%2))
 		}
@@ -1339,7 +1339,7 @@ func TestHTTPFullScrapeOneBuild(t *testing.T) {
 		}
 		defer ms.Close()
 		gs := &httpGatedStore{MemoryStore: ms}
-		f := newHTTPFixture(t, Config{Store: gs}, HTTPConfig{FullScrape: true})
+		f := httpNewFixture(t, Config{Store: gs}, HTTPConfig{FullScrape: true})
 		f.join(httpTestHash(400), 1, 2, 0)
 		gate := make(chan struct{})
 		gs.setGate(gate)
@@ -1363,7 +1363,7 @@ func TestHTTPFullScrapeOneBuild(t *testing.T) {
 		}
 		// With no copy to serve, a waiting client that hangs up leaves
 		// before the build ends.
-		g := newHTTPFixture(t, Config{Store: gs}, HTTPConfig{FullScrape: true})
+		g := httpNewFixture(t, Config{Store: gs}, HTTPConfig{FullScrape: true})
 		gate = make(chan struct{})
 		gs.setGate(gate)
 		builder := make(chan struct{})
@@ -1391,7 +1391,7 @@ func TestHTTPFullScrapeOneBuild(t *testing.T) {
 }
 
 func TestHTTPFullScrapeLimits(t *testing.T) {
-	f := newHTTPFixture(t, Config{
+	f := httpNewFixture(t, Config{
 		Passkeys: PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) {
 			if pk == "pk" {
 				return Identity{UserID: 1}, nil
@@ -1430,7 +1430,7 @@ func TestHTTPFullScrapeLimits(t *testing.T) {
 		}
 	}
 	// A store that cannot list refuses full scrapes even when enabled.
-	g := newHTTPFixture(t, Config{Store: struct{ Store }{f.store}}, HTTPConfig{FullScrape: true})
+	g := httpNewFixture(t, Config{Store: struct{ Store }{f.store}}, HTTPConfig{FullScrape: true})
 	if r := g.failure("/scrape", "10.9.9.9:1"); r != httpErrFullScrape.Reason {
 		t.Errorf("full scrape of a store that cannot list: %q", r)
 	}
