@@ -31,8 +31,12 @@
 //		return err
 //	}
 //	defer t.Close()
-//	mux.Handle("/announce", t.HTTPHandler())
-//	mux.Handle("/scrape", t.HTTPHandler())
+//	h, err := t.NewHTTPHandler(tracker.HTTPConfig{})
+//	if err != nil {
+//		return err
+//	}
+//	mux.Handle("/announce", h)
+//	mux.Handle("/scrape", h)
 //
 // Goroutines: a Tracker runs one goroutine of its own, the default store's
 // sweeper of stale peers, which Close stops. Front-ends run on the caller's
