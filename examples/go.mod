@@ -1,0 +1,16 @@
+module github.com/annuaire/tracker/examples
+
+go 1.26.0
+
+require github.com/annuaire/tracker v0.0.0
+
+require (
+	github.com/google/btree v1.1.3 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
+)
+
+replace (
+	github.com/annuaire/tracker => ../
+	github.com/annuaire/tracker/prom => ../prom
+)
