@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,4 +182,144 @@ func TestInteropUDPAria2PrivateNeedsHTTP(t *testing.T) {
 	if n := tr.Stats().Failures["passkey"]; n == 0 {
 		t.Errorf("no passkey failure counted; aria2 error: %v", err)
 	}
+}
+
+// serveHTTP serves tr over HTTP on a loopback address of network ("tcp4"
+// or "tcp6") and returns host:port.
+func serveHTTP(t *testing.T, tr *tracker.Tracker, network string, cfg tracker.HTTPConfig) string {
+	t.Helper()
+	host := "127.0.0.1:0"
+	if network == "tcp6" {
+		host = "[::1]:0"
+	}
+	l, err := net.Listen(network, host)
+	if err != nil {
+		t.Skipf("no %s loopback: %v", network, err)
+	}
+	h, err := tr.NewHTTPHandler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := tracker.NewHTTPServer(h)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-done; !errors.Is(err, tracker.ErrServerClosed) {
+			t.Errorf("Serve = %v; want ErrServerClosed", err)
+		}
+	})
+	return l.Addr().String()
+}
+
+func TestInteropHTTPLibtorrent(t *testing.T) {
+	t.Parallel()
+	tr := interopTracker(t, tracker.Config{})
+	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
+	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce", 1<<20, false)
+	res, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("libtorrent over HTTP: downloaded in %v", res.Elapsed)
+}
+
+func TestInteropHTTPLibtorrentPasskey(t *testing.T) {
+	t.Parallel()
+	keys := tracker.NewPasskeySet()
+	keys.Set(interopPasskey, 7)
+	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
+	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/"+interopPasskey, 1<<20, true)
+	res, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("libtorrent over HTTP with /announce/<passkey>: downloaded in %v", res.Elapsed)
+
+	// A wrong passkey: the client reads the failure reason.
+	bad := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/ffffffffffffffffffffffffffffffff", 256<<10, true)
+	ctx, cancel := context.WithTimeout(interopContext(t), 40*time.Second)
+	defer cancel()
+	res, err = interop.Libtorrent(ctx, t, interop.Scenario{Torrent: bad, Timeout: 30 * time.Second})
+	if err == nil {
+		t.Fatal("libtorrent completed a download with an unknown passkey")
+	}
+	if !strings.Contains(err.Error(), "invalid passkey") {
+		t.Errorf("libtorrent's error does not carry the failure reason: %v", err)
+	}
+}
+
+func TestInteropHTTPScrape(t *testing.T) {
+	t.Parallel()
+	keys := tracker.NewPasskeySet()
+	keys.Set(interopPasskey, 7)
+	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
+	url := "http://" + addr + "/announce/" + interopPasskey
+	tor := interop.MakeTorrent(t, t.TempDir(), url, 256<<10, true)
+	ctx := interopContext(t)
+	seeder, err := interop.Seed(ctx, t, interop.Scenario{Torrent: tor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// libtorrent scrapes /scrape/<passkey>.
+	got, err := interop.LibtorrentScrape(ctx, t, url, tor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Complete != 1 || got.Incomplete != 0 {
+		t.Errorf("scrape with the seeder running = %+v; want 1 seeder, 0 leechers", got)
+	}
+	seeder.Stop()
+	if got, err = interop.LibtorrentScrape(ctx, t, url, tor); err != nil || got.Complete != 0 {
+		t.Errorf("scrape after the seeder stopped = %+v, %v; want no seeder", got, err)
+	}
+}
+
+func TestInteropHTTPLibtorrentIPv6(t *testing.T) {
+	t.Parallel()
+	tr := interopTracker(t, tracker.Config{})
+	addr := serveHTTP(t, tr, "tcp6", tracker.HTTPConfig{})
+	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce", 1<<20, false)
+	if _, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInteropHTTPAria2(t *testing.T) {
+	t.Parallel()
+	keys := tracker.NewPasskeySet()
+	keys.Set(interopPasskey, 7)
+	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
+	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/"+interopPasskey, 1<<20, true)
+	if _, err := interop.Aria2(interopContext(t), t, interop.Scenario{Torrent: tor}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := interop.Aria2Seeder(interopContext(t), t, interop.Scenario{Torrent: tor}); err != nil {
+		t.Fatal(err)
+	}
+	// aria2 never sends completed; its finished download counts anyway.
+	st, err := tr.Scrape(context.Background(), &tracker.ScrapeRequest{InfoHashes: []tracker.InfoHash{tor.InfoHash}, Passkey: interopPasskey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files[0].Downloaded < 2 {
+		t.Errorf("downloads counted after two aria2 runs: %+v; want at least 2", st.Files[0])
+	}
+}
+
+func TestInteropHTTPTransmission(t *testing.T) {
+	t.Parallel()
+	tr := interopTracker(t, tracker.Config{})
+	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
+	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce", 1<<20, false)
+	res, err := interop.Transmission(interopContext(t), t, interop.Scenario{Torrent: tor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Transmission over HTTP: downloaded in %v", res.Elapsed)
 }
