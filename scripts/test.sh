@@ -28,6 +28,10 @@ for m in $modules; do
 			echo "gofmt would change: $unformatted"
 			exit 1
 		fi
+		if ! go mod tidy -diff >/dev/null; then
+			echo "go.mod or go.sum is not tidy: run go mod tidy in $m"
+			exit 1
+		fi
 		go vet ./...
 		go test -race -count=1 -timeout 20m ./...
 	) || status=1
