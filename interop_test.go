@@ -32,6 +32,14 @@ func interopTracker(t *testing.T, cfg tracker.Config) *tracker.Tracker {
 	return tr
 }
 
+// privateTracker is an interopTracker that needs a passkey and knows
+// interopPasskey.
+func privateTracker(t *testing.T) *tracker.Tracker {
+	keys := tracker.NewPasskeySet()
+	keys.Set(interopPasskey, 42)
+	return interopTracker(t, tracker.Config{Passkeys: keys})
+}
+
 // serveUDP serves tr over UDP on a loopback address of network ("udp4" or
 // "udp6") and returns host:port.
 func serveUDP(t *testing.T, tr *tracker.Tracker, network string) string {
@@ -70,9 +78,7 @@ func interopContext(t *testing.T) context.Context {
 
 func TestInteropUDPLibtorrentPasskey(t *testing.T) {
 	t.Parallel()
-	keys := tracker.NewPasskeySet()
-	keys.Set(interopPasskey, 42)
-	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	tr := privateTracker(t)
 	addr := serveUDP(t, tr, "udp4")
 	tor := interop.MakeTorrent(t, t.TempDir(), "udp://"+addr+"/announce/"+interopPasskey, 1<<20, true)
 	res, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor})
@@ -88,9 +94,7 @@ func TestInteropUDPLibtorrentPasskey(t *testing.T) {
 
 func TestInteropUDPLibtorrentWrongPasskey(t *testing.T) {
 	t.Parallel()
-	keys := tracker.NewPasskeySet()
-	keys.Set(interopPasskey, 42)
-	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	tr := privateTracker(t)
 	addr := serveUDP(t, tr, "udp4")
 	tor := interop.MakeTorrent(t, t.TempDir(), "udp://"+addr+"/announce/0000000000000000ffffffffffffffff", 256<<10, true)
 	ctx, cancel := context.WithTimeout(interopContext(t), 40*time.Second)
@@ -165,9 +169,7 @@ func TestInteropUDPAria2(t *testing.T) {
 
 func TestInteropUDPAria2PrivateNeedsHTTP(t *testing.T) {
 	t.Parallel()
-	keys := tracker.NewPasskeySet()
-	keys.Set(interopPasskey, 42)
-	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	tr := privateTracker(t)
 	addr := serveUDP(t, tr, "udp4")
 	tor := interop.MakeTorrent(t, t.TempDir(), "udp://"+addr+"/announce/"+interopPasskey, 256<<10, true)
 	ctx, cancel := context.WithTimeout(interopContext(t), 40*time.Second)
@@ -228,9 +230,7 @@ func TestInteropHTTPLibtorrent(t *testing.T) {
 
 func TestInteropHTTPLibtorrentPasskey(t *testing.T) {
 	t.Parallel()
-	keys := tracker.NewPasskeySet()
-	keys.Set(interopPasskey, 7)
-	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	tr := privateTracker(t)
 	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
 	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/"+interopPasskey, 1<<20, true)
 	res, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor})
@@ -254,9 +254,7 @@ func TestInteropHTTPLibtorrentPasskey(t *testing.T) {
 
 func TestInteropHTTPScrape(t *testing.T) {
 	t.Parallel()
-	keys := tracker.NewPasskeySet()
-	keys.Set(interopPasskey, 7)
-	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	tr := privateTracker(t)
 	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
 	url := "http://" + addr + "/announce/" + interopPasskey
 	tor := interop.MakeTorrent(t, t.TempDir(), url, 256<<10, true)
@@ -291,9 +289,7 @@ func TestInteropHTTPLibtorrentIPv6(t *testing.T) {
 
 func TestInteropHTTPAria2(t *testing.T) {
 	t.Parallel()
-	keys := tracker.NewPasskeySet()
-	keys.Set(interopPasskey, 7)
-	tr := interopTracker(t, tracker.Config{Passkeys: keys})
+	tr := privateTracker(t)
 	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
 	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/"+interopPasskey, 1<<20, true)
 	if _, err := interop.Aria2(interopContext(t), t, interop.Scenario{Torrent: tor}); err != nil {
