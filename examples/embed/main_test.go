@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,26 @@ func TestRun(t *testing.T) {
 		t.Errorf("the UDP socket is still open after shutdown: %v", err)
 	} else {
 		c.Close()
+	}
+	// Nothing of the service keeps running: no server, no UDP reader, no
+	// sweeper of the tracker's store.
+	client.CloseIdleConnections()
+	for try := 0; ; try++ {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		leaked := ""
+		for _, m := range []string{"net/http.(*Server).Serve", "net/http.(*conn).serve", "tracker.(*UDPServer)", "tracker.(*MemoryStore)"} {
+			if strings.Contains(stacks, m) {
+				leaked = m
+			}
+		}
+		if leaked == "" {
+			break
+		}
+		if try == 100 {
+			t.Fatalf("a goroutine in %s is still running after shutdown:\n%s", leaked, stacks)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -1,7 +1,7 @@
 package main
 
-// Test helpers: a reader of the server's JSON log, and the few bytes of
-// the tracker protocols a test client needs, written by hand.
+// What the tests share: a reader of the server's JSON log, and the few
+// bytes of the tracker protocols a test client needs, written by hand.
 
 import (
 	"bytes"

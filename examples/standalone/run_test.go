@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,6 +90,7 @@ func TestRunReloadAndSignals(t *testing.T) {
 		t.Errorf("run after SIGTERM = %v; want nil", err)
 	}
 	log.waitFor(t, nil, 1, "stopped", nil)
+	checkNoLeaks(t)
 }
 
 func TestRunContext(t *testing.T) {
@@ -100,6 +102,43 @@ func TestRunContext(t *testing.T) {
 	if err := result(t, done); err != nil {
 		t.Errorf("run after cancel = %v; want nil", err)
 	}
+	checkNoLeaks(t)
+}
+
+// leakMarks are frames of the goroutines a running server owns: its
+// listeners, the UDP readers, the store's sweeper, the connections of its
+// HTTP servers.
+var leakMarks = []string{
+	"standalone.(*server)",
+	"tracker.(*UDPServer)",
+	"tracker.(*MemoryStore)",
+	"net/http.(*Server).Serve",
+	"net/http.(*conn).serve",
+}
+
+// checkNoLeaks fails if goroutines of a server are still running once
+// run has returned. Some may take a moment to end: it waits a little.
+func checkNoLeaks(t *testing.T) {
+	t.Helper()
+	var leaked []string
+	for range 100 {
+		leaked = leaked[:0]
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for g := range strings.SplitSeq(string(buf), "\n\n") {
+			for _, m := range leakMarks {
+				if strings.Contains(g, m) {
+					leaked = append(leaked, g)
+					break
+				}
+			}
+		}
+		if len(leaked) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("%d goroutines still running after run returned:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
 }
 
 func TestRunHelp(t *testing.T) {
