@@ -1,0 +1,387 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// config is the server's configuration, read from the command line and the
+// environment and checked whole before anything starts.
+type config struct {
+	httpAddrs   []string // empty: no HTTP
+	udpAddrs    []string // empty: no UDP
+	metricsAddr string   // empty: no metrics listener
+	pprof       bool
+
+	passkeysFile string // empty: a public tracker
+	torrentsFile string // empty: every torrent is served
+
+	interval       time.Duration
+	maxPeers       int     // 0: no bound
+	rateLimit      float64 // requests per second per address; 0: none
+	fullScrape     bool
+	trustedProxies []netip.Prefix
+	connIDKey      []byte // nil: random
+	connIDKeyFrom  string // where connIDKey came from, for the log
+	trackerID      string
+
+	shutdownTimeout time.Duration
+	logFormat       string // "text" or "json"
+	logLevel        slog.Level
+}
+
+// envPrefix starts the name of every environment variable the server reads.
+const envPrefix = "ANNUAIRE_"
+
+// envName returns the environment variable that stands for a flag.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// usageError is a mistake in the flags or the environment, as opposed to a
+// failure to start with a valid configuration.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// listFlag is a repeatable flag: each use adds one or more comma-separated
+// values. The first use replaces the default.
+type listFlag struct {
+	values []string
+	given  bool
+}
+
+func (l *listFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(l.values, ",")
+}
+
+func (l *listFlag) Set(s string) error {
+	if !l.given {
+		l.values, l.given = nil, true
+	}
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			l.values = append(l.values, v)
+		}
+	}
+	return nil
+}
+
+// flagGroup is a heading of the help text and the flags under it, in the
+// order they are shown.
+type flagGroup struct {
+	title string
+	names []string
+}
+
+// flags holds the flag set and what the help text needs beyond it.
+type flags struct {
+	fs     *flag.FlagSet
+	groups []flagGroup
+	// Values that need checking or converting once parsed.
+	http, udp, proxies listFlag
+	logLevel           string
+	connIDKey, keyFile string
+	maxPeers           int
+	secrets            map[string]bool // flags whose values are never shown
+	fromEnv            map[string]bool // flags set by their variable
+}
+
+// newFlags defines the flags, writing their values into c.
+func newFlags(c *config) *flags {
+	f := &flags{
+		fs:      flag.NewFlagSet("annuaire", flag.ContinueOnError),
+		http:    listFlag{values: []string{":6969"}},
+		udp:     listFlag{values: []string{":6969"}},
+		secrets: map[string]bool{"conn-id-key": true},
+		fromEnv: make(map[string]bool),
+	}
+	fs := f.fs
+	fs.SetOutput(io.Discard) // errors are returned, help is printed by run
+	fs.Usage = func() {}
+
+	fs.Var(&f.http, "http", "serve HTTP announces and scrapes on `ADDR` (host:port; with no host, every\n"+
+		"address, IPv4 and IPv6); repeatable; empty disables HTTP")
+	fs.Var(&f.udp, "udp", "serve UDP announces and scrapes (BEP 15) on `ADDR`; repeatable; empty\n"+
+		"disables UDP")
+	fs.StringVar(&c.metricsAddr, "metrics", "", "serve /metrics (Prometheus), /healthz and /readyz on `ADDR`; empty disables")
+	fs.BoolVar(&c.pprof, "pprof", false, "also serve /debug/pprof/ on the -metrics listener (keep it private)")
+
+	fs.StringVar(&c.passkeysFile, "passkeys", "", "private tracker: announces and scrapes need a passkey listed in `FILE`, one\n"+
+		"per line, optionally followed by a user id (# starts a comment); re-read\n"+
+		"on SIGHUP")
+	fs.StringVar(&c.torrentsFile, "torrents", "", "serve only the info hashes listed in `FILE`, 40 hex digits per line; others\n"+
+		"get \"unregistered torrent\"; re-read on SIGHUP")
+	fs.StringVar(&f.connIDKey, "conn-id-key", "", "secret of the UDP connection ids, `HEX` of at least 16 bytes, so that\n"+
+		"instances behind one address accept each other's ids; random if unset\n"+
+		"(prefer the variable or -conn-id-key-file: command lines are public)")
+	fs.StringVar(&f.keyFile, "conn-id-key-file", "", "read -conn-id-key from `FILE`")
+	fs.StringVar(&c.trackerID, "tracker-id", "", "send `ID` as \"tracker id\" in HTTP announce replies")
+
+	fs.DurationVar(&c.interval, "interval", 30*time.Minute, "the `DURATION` clients are told to wait between announces, 1s to 24h;\n"+
+		"up to a tenth more is added at random, so that clients spread out")
+	fs.IntVar(&f.maxPeers, "max-peers", 50_000_000, "most peers held in memory (the default needs about 2 GB); past `N`, new\n"+
+		"peers are refused with \"tracker is full\"; 0 for no bound")
+	fs.Float64Var(&c.rateLimit, "rate-limit", 0, "most announces and scrapes per second (`N` may be a fraction) from one\n"+
+		"address, or one /64 for IPv6, after a burst of 10; requests over it are\n"+
+		"refused; 0 for no limit")
+	fs.BoolVar(&c.fullScrape, "full-scrape", false, "answer an HTTP scrape that names no info_hash with every swarm (built at\n"+
+		"most once a minute)")
+	fs.Var(&f.proxies, "trusted-proxy", "believe X-Forwarded-For and X-Real-IP from reverse proxies in `CIDR` (or at\n"+
+		"a single address); repeatable")
+
+	fs.StringVar(&c.logFormat, "log-format", "text", "log as `FORMAT`: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log at `LEVEL` and above: debug, info, warn or error")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, the `DURATION` requests in flight have to finish\n"+
+		"before the server stops anyway")
+
+	f.groups = []flagGroup{
+		{"Listeners", []string{"http", "udp", "metrics", "pprof"}},
+		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
+		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "full-scrape", "trusted-proxy"}},
+		{"Operations", []string{"log-format", "log-level", "shutdown-timeout"}},
+	}
+	return f
+}
+
+// parseConfig reads the configuration from args and the environment
+// (through lookupEnv). It returns flag.ErrHelp when args ask for help, a
+// usageError for a mistake in the flags or variables, and another error
+// when a file named by them cannot be used.
+func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config, error) {
+	c := new(config)
+	f := newFlags(c)
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{fmt.Errorf("%v (see -h)", err)}
+	}
+	if f.fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q (see -h)", f.fs.Arg(0))
+	}
+	// The environment fills in the flags the command line left alone.
+	onCommandLine := make(map[string]bool)
+	f.fs.Visit(func(fl *flag.Flag) { onCommandLine[fl.Name] = true })
+	var envErr error
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		if envErr != nil || onCommandLine[fl.Name] {
+			return
+		}
+		name := envName(fl.Name)
+		v, ok := lookupEnv(name)
+		if !ok {
+			return
+		}
+		if err := fl.Value.Set(v); err != nil {
+			shown := fmt.Sprintf("%q", v)
+			if f.secrets[fl.Name] {
+				shown = "(hidden)"
+			}
+			envErr = usagef("%s=%s: invalid value for -%s: %v", name, shown, fl.Name, err)
+		}
+		f.fromEnv[fl.Name] = true
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := f.check(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// src names where a flag's value came from, for error messages: the flag,
+// or the variable that set it.
+func (f *flags) src(name string) string {
+	if f.fromEnv[name] {
+		return envName(name)
+	}
+	return "-" + name
+}
+
+// check validates the parsed values and fills in the rest of c.
+func (f *flags) check(c *config) error {
+	c.httpAddrs, c.udpAddrs = f.http.values, f.udp.values
+	if len(c.httpAddrs) == 0 && len(c.udpAddrs) == 0 {
+		return usagef("-http and -udp are both empty: nothing to serve")
+	}
+	for _, l := range []struct {
+		name  string
+		addrs []string
+	}{{"http", c.httpAddrs}, {"udp", c.udpAddrs}} {
+		for i, a := range l.addrs {
+			if slices.Contains(l.addrs[:i], a) {
+				return usagef("%s %s is given twice", f.src(l.name), a)
+			}
+		}
+	}
+	if c.pprof && c.metricsAddr == "" {
+		return usagef("-pprof needs -metrics: profiles are served on the metrics listener")
+	}
+
+	switch {
+	case c.interval < time.Second || c.interval > 24*time.Hour:
+		return usagef("%s %v: want between 1s and 24h", f.src("interval"), c.interval)
+	case f.maxPeers < 0:
+		return usagef("%s %d is negative (0 means no bound)", f.src("max-peers"), f.maxPeers)
+	case c.rateLimit < 0 || math.IsNaN(c.rateLimit) || math.IsInf(c.rateLimit, 0):
+		return usagef("%s %v: want a number of requests per second, 0 for no limit", f.src("rate-limit"), c.rateLimit)
+	case c.shutdownTimeout <= 0:
+		return usagef("%s %v: want a positive duration", f.src("shutdown-timeout"), c.shutdownTimeout)
+	}
+	c.maxPeers = f.maxPeers
+
+	for _, s := range f.proxies.values {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return usagef("%s %q: want an address or a CIDR prefix such as 10.0.0.0/8", f.src("trusted-proxy"), s)
+		}
+		c.trustedProxies = append(c.trustedProxies, p)
+	}
+
+	switch c.logFormat {
+	case "text", "json":
+	default:
+		return usagef("%s %q: want text or json", f.src("log-format"), c.logFormat)
+	}
+	switch strings.ToLower(f.logLevel) {
+	case "debug":
+		c.logLevel = slog.LevelDebug
+	case "info":
+		c.logLevel = slog.LevelInfo
+	case "warn", "warning":
+		c.logLevel = slog.LevelWarn
+	case "error":
+		c.logLevel = slog.LevelError
+	default:
+		return usagef("%s %q: want debug, info, warn or error", f.src("log-level"), f.logLevel)
+	}
+
+	switch {
+	case f.connIDKey != "" && f.keyFile != "":
+		return usagef("-conn-id-key and -conn-id-key-file are both set: give one")
+	case f.connIDKey != "":
+		key, err := parseKey(f.connIDKey)
+		if err != nil {
+			return usagef("%s: %v", f.src("conn-id-key"), err)
+		}
+		c.connIDKey, c.connIDKeyFrom = key, f.src("conn-id-key")
+	case f.keyFile != "":
+		b, err := os.ReadFile(f.keyFile)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.src("conn-id-key-file"), err)
+		}
+		key, err := parseKey(string(b))
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", f.src("conn-id-key-file"), f.keyFile, err)
+		}
+		c.connIDKey, c.connIDKeyFrom = key, f.keyFile
+	default:
+		c.connIDKeyFrom = "random"
+	}
+	return nil
+}
+
+// minKeyLen is the shortest connection-id key the UDP server accepts.
+const minKeyLen = 16
+
+// parseKey decodes a hex connection-id key; surrounding blanks and a final
+// newline are allowed. Its errors never quote the key.
+func parseKey(s string) ([]byte, error) {
+	key, err := hex.DecodeString(strings.TrimSpace(s))
+	switch {
+	case err != nil:
+		return nil, errors.New("not a hex string")
+	case len(key) < minKeyLen:
+		return nil, fmt.Errorf("%d bytes: want at least %d (%d hex digits)", len(key), minKeyLen, 2*minKeyLen)
+	}
+	return key, nil
+}
+
+// parsePrefix reads a CIDR prefix, or a single address as the prefix that
+// holds it alone.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// printHelp writes the help text.
+func (f *flags) printHelp(w io.Writer) {
+	fmt.Fprint(w, `annuaire is a BitTorrent tracker: it answers HTTP and UDP announces and
+scrapes (BEP 3, 7, 15, 23, 24, 41, 48), over IPv4 and IPv6, and keeps its
+swarms in memory.
+
+Usage: annuaire [flags]
+
+Clients announce to http://HOST:6969/announce and udp://HOST:6969/announce;
+a private tracker (-passkeys) gives each user http://HOST:6969/announce/PASSKEY
+(UDP clients send the passkey as BEP 41 URL data).
+
+Every flag can also be set through an environment variable, named in the
+list below; a flag on the command line wins over its variable. Repeatable
+flags take a comma-separated list from their variable.
+`)
+	for _, g := range f.groups {
+		fmt.Fprintf(w, "\n%s:\n", g.title)
+		for _, name := range g.names {
+			fl := f.fs.Lookup(name)
+			arg, usage := flag.UnquoteUsage(fl)
+			line := "  -" + name
+			if arg != "" {
+				line += " " + arg
+			}
+			meta := envName(name)
+			if def := fl.DefValue; def != "" && def != "false" && def != "0" {
+				meta += ", default " + def
+			}
+			fmt.Fprintf(w, "%s  (%s)\n", line, meta)
+			for l := range strings.SplitSeq(usage, "\n") {
+				fmt.Fprintf(w, "      %s\n", l)
+			}
+		}
+	}
+	fmt.Fprint(w, `
+Signals:
+  SIGHUP           re-read -passkeys and -torrents, swapping each list whole
+                   while requests go on; a file that cannot be read or parsed
+                   is logged and its previous content stays in force
+  SIGINT, SIGTERM  shut down gracefully: /readyz turns 503, listeners close,
+                   requests in flight finish, then exit 0; past
+                   -shutdown-timeout, or on a second signal, stop at once
+                   and exit 1
+
+Exit status: 0 after a graceful shutdown or -h, 2 for a mistake in the flags
+or variables, 1 for any other failure (a file or an address that cannot be
+used, a failed or timed-out shutdown). Start-up failures print one line on
+standard error and nothing is served.
+`)
+}
