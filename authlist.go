@@ -178,13 +178,15 @@ func parsePasskeyLine(line []byte) (passkey []byte, user uint64, err error) {
 	if endOfLine(rest) {
 		return passkey, 0, nil
 	}
+	// The errors below describe the fields without quoting them: a
+	// malformed line may hold a second passkey where the user id goes.
 	f, rest := nextField(rest)
 	user, err = strconv.ParseUint(string(f), 10, 64)
 	if err != nil {
-		return nil, 0, fmt.Errorf("invalid user id %s", quoteShort(f))
+		return nil, 0, fmt.Errorf("the user id (%d bytes) is not a decimal number below 2^64", len(f))
 	}
 	if !endOfLine(rest) {
-		return nil, 0, fmt.Errorf("unexpected %s after the user id", quoteShort(rest))
+		return nil, 0, errors.New("more than a passkey and a user id on the line")
 	}
 	return passkey, user, nil
 }

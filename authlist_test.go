@@ -173,10 +173,10 @@ func TestLoadErrors(t *testing.T) {
 		line       int
 		reason     string // in the message
 	}{
-		{"passkeys", "k1 1\nk2 x\n", 2, `invalid user id "x"`},
-		{"passkeys", "k1 -1\n", 1, "invalid user id"},
-		{"passkeys", "k1 18446744073709551616\n", 1, "invalid user id"},
-		{"passkeys", "k1 1 2\n", 1, `unexpected "2" after the user id`},
+		{"passkeys", "k1 1\nk2 x\n", 2, "the user id (1 bytes) is not a decimal number"},
+		{"passkeys", "k1 -1\n", 1, "is not a decimal number"},
+		{"passkeys", "k1 18446744073709551616\n", 1, "is not a decimal number"},
+		{"passkeys", "k1 1 2\n", 1, "more than a passkey and a user id"},
 		{"passkeys", "\n\n# c\n" + secret + "/x\n", 4, "invalid character '/' at byte 14"},
 		{"passkeys", secret + "?a\n", 1, "invalid character '?'"},
 		{"passkeys", secret + "&a\n", 1, "invalid character '&'"},
@@ -806,5 +806,27 @@ func TestAuthTracker(t *testing.T) {
 	}
 	if _, err := announce("alice-key", hashA, "-XL0012-", 0); err != nil {
 		t.Errorf("Announce from a client just unbanned = %v; want nil", err)
+	}
+}
+
+// A malformed passkey file can hold a passkey where a user id should be:
+// the error, which ends up in logs, must not quote it.
+func TestLoadErrorsHidePasskeys(t *testing.T) {
+	for _, file := range []string{
+		"alicesecret0001 bobsecret00002\n",
+		"alicesecret0001 12 bobsecret00002\n",
+		"alicesecret0001 bobsecret00002 12\n",
+		"alice/secret0001\n",
+	} {
+		err := NewPasskeySet().Load(strings.NewReader(file))
+		if err == nil {
+			t.Errorf("Load(%q) succeeded", file)
+			continue
+		}
+		for _, secret := range []string{"alicesecret", "bobsecret", "secret0001"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("Load(%q) = %q: the error quotes a passkey", file, err)
+			}
+		}
 	}
 }

@@ -188,7 +188,7 @@ func (s *UDPServer) ListenAndServe(network, addr string) error {
 	if s.closed.Load() {
 		return ErrServerClosed
 	}
-	conns, err := listenUDP(network, addr, s.cfg.Sockets)
+	conns, err := ListenUDP(network, addr, s.cfg.Sockets)
 	if err != nil {
 		return err
 	}
@@ -219,6 +219,21 @@ func (s *UDPServer) ListenAndServe(network, addr string) error {
 		return ErrServerClosed
 	}
 	return first
+}
+
+// ListenUDP opens the sockets a [UDPServer] serves on addr, for
+// [UDPServer.Serve]: on Linux, sockets of them (GOMAXPROCS if zero)
+// sharing the address through SO_REUSEPORT, so that the kernel spreads
+// clients among them; elsewhere one. network is "udp", "udp4" or "udp6".
+// An address some socket already holds is an error, even when that socket
+// allows SO_REUSEPORT too (another copy of the server, which would
+// otherwise share the clients silently). Port 0 picks a free port, the
+// same for every socket. The caller closes the sockets.
+func ListenUDP(network, addr string, sockets int) ([]net.PacketConn, error) {
+	if sockets < 0 {
+		return nil, errorf("ListenUDP: %d sockets", sockets)
+	}
+	return listenUDP(network, addr, sockets)
 }
 
 func closeAll(conns []net.PacketConn) {

@@ -193,34 +193,33 @@ func sockaddrAddrPort(sa *unix.RawSockaddrInet6, n uint32) (netip.AddrPort, bool
 	return netip.AddrPort{}, false
 }
 
-// listenUDP opens the n sockets ListenAndServe serves (GOMAXPROCS if n is
-// zero), all bound to addr with SO_REUSEPORT, so that the kernel spreads
-// clients among them. If addr has port 0, the first socket picks the port
-// and the others join it.
+// listenUDP is ListenUDP on Linux.
 func listenUDP(network, addr string, n int) ([]net.PacketConn, error) {
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	var lc net.ListenConfig
-	if n > 1 {
-		lc.Control = setReusePort
-	}
 	ctx := context.Background()
-	first, err := lc.ListenPacket(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	conns := []net.PacketConn{first}
-	if n > 1 {
-		host, _, err := net.SplitHostPort(addr)
+	// The first socket is bound without SO_REUSEPORT: it fails if any
+	// socket holds the address, even one of another copy of this server,
+	// which would otherwise share it silently. It also picks the port
+	// when addr asks for port 0.
+	first, err := net.ListenPacket(network, addr)
+	if err != nil || n == 1 {
 		if err != nil {
-			first.Close()
 			return nil, err
 		}
-		port := first.LocalAddr().(*net.UDPAddr).Port
-		addr = net.JoinHostPort(host, strconv.Itoa(port))
+		return []net.PacketConn{first}, nil
 	}
-	for len(conns) < n {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		first.Close()
+		return nil, err
+	}
+	addr = net.JoinHostPort(host, strconv.Itoa(first.LocalAddr().(*net.UDPAddr).Port))
+	first.Close()
+	lc := net.ListenConfig{Control: setReusePort}
+	var conns []net.PacketConn
+	for range n {
 		c, err := lc.ListenPacket(ctx, network, addr)
 		if err != nil {
 			closeAll(conns)

@@ -10,8 +10,8 @@ func (s *UDPServer) readUDP(conn *net.UDPConn, h *udpHandler) error {
 	return s.readUDPOne(conn, h)
 }
 
-// listenUDP opens the socket ListenAndServe serves: one on this platform,
-// whatever n asks.
+// listenUDP is ListenUDP elsewhere than on Linux: one socket, whatever n
+// asks.
 func listenUDP(network, addr string, n int) ([]net.PacketConn, error) {
 	c, err := net.ListenPacket(network, addr)
 	if err != nil {

@@ -419,7 +419,7 @@ func TestStartErrors(t *testing.T) {
 		{"env out of range", []string{"ANNUAIRE_SHUTDOWN_TIMEOUT=-1s"}, nil, 2, "ANNUAIRE_SHUTDOWN_TIMEOUT -1s: want a positive duration"},
 		{"secret env value", []string{"ANNUAIRE_CONN_ID_KEY=not-hex-at-all-secret"}, nil, 2, "ANNUAIRE_CONN_ID_KEY: not a hex string"},
 		{"unreadable passkeys", nil, append(free, "-passkeys", unreadable), 1, "-passkeys: open " + unreadable},
-		{"malformed passkeys", nil, append(free, "-passkeys", malformed), 1, "-passkeys: " + malformed + ":2: unexpected"},
+		{"malformed passkeys", nil, append(free, "-passkeys", malformed), 1, "-passkeys: " + malformed + ":2: more than a passkey"},
 		{"unreadable torrents", nil, append(free, "-torrents", unreadable), 1, "-torrents: open " + unreadable},
 		{"malformed torrents", nil, append(free, "-torrents", malformed), 1, "-torrents: " + malformed + ":1: info hash"},
 		{"unreadable key file", nil, append(free, "-conn-id-key-file", unreadable), 1, "-conn-id-key-file: open " + unreadable},

@@ -157,8 +157,12 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 		s.http = tracker.NewHTTPServer(h)
+		// No TCP keep-alive on accepted connections: the HTTP idle timeout
+		// closes forgotten ones, and clients that open a connection per
+		// announce would pay four system calls each for it.
+		lc := net.ListenConfig{KeepAlive: -1}
 		for _, addr := range cfg.httpAddrs {
-			l, err := net.Listen("tcp", addr)
+			l, err := lc.Listen(context.Background(), "tcp", addr)
 			if err != nil {
 				return nil, fmt.Errorf("-http: %w", err)
 			}
@@ -166,19 +170,20 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 		}
 	}
 	if len(cfg.udpAddrs) > 0 {
-		n := udpSockets()
-		if s.udp, err = s.t.NewUDPServer(tracker.UDPConfig{
-			ConnIDKey: cfg.connIDKey,
-			Readers:   max(1, runtime.GOMAXPROCS(0)/n),
-		}); err != nil {
-			return nil, err
-		}
+		// One socket per core on each address (on Linux), each read by
+		// its share of the cores.
 		for _, addr := range cfg.udpAddrs {
-			conns, err := listenUDP(addr, n)
+			conns, err := tracker.ListenUDP("udp", addr, 0)
 			if err != nil {
 				return nil, fmt.Errorf("-udp: %w", err)
 			}
 			s.udpConns = append(s.udpConns, conns)
+		}
+		if s.udp, err = s.t.NewUDPServer(tracker.UDPConfig{
+			ConnIDKey: cfg.connIDKey,
+			Readers:   max(1, runtime.GOMAXPROCS(0)/len(s.udpConns[0])),
+		}); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.metricsAddr != "" {
