@@ -49,3 +49,26 @@ func TestUDPDualStack(t *testing.T) {
 		t.Errorf("reply to an IPv4 client of an IPv6 socket: %x; want one 6-byte peer 127.0.0.1:7000", r)
 	}
 }
+
+func TestListenUDPRefusesHeldAddress(t *testing.T) {
+	conns, err := ListenUDP("udp4", "127.0.0.1:0", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(conns)
+	addr := conns[0].LocalAddr().String()
+	for _, c := range conns[1:] {
+		if c.LocalAddr().String() != addr {
+			t.Errorf("sockets bound to %v and %v; want one address", addr, c.LocalAddr())
+		}
+	}
+	// A second copy of the server, SO_REUSEPORT and all, must not share
+	// the address silently.
+	if second, err := ListenUDP("udp4", addr, 3); err == nil {
+		closeAll(second)
+		t.Errorf("ListenUDP(%s) succeeded while another server holds it", addr)
+	}
+	if _, err := ListenUDP("udp4", "127.0.0.1:0", -1); err == nil {
+		t.Error("ListenUDP with -1 sockets succeeded")
+	}
+}
