@@ -199,15 +199,16 @@ type swarm struct {
 func (w *swarm) peers() uint32 { return w.n[0][0] + w.n[0][1] + w.n[1][0] + w.n[1][1] }
 
 type shard struct {
-	mu     sync.Mutex
-	index  swarmIndex
-	swarms []swarm  // by id
-	free   []uint32 // ids of free slots in swarms
-	v4     family[peer4]
-	v6     family[peer6]
-	// Totals kept under mu, for Counts.
+	mu sync.Mutex
+	// Totals kept under mu, for Counts, on the lock's cache line: an
+	// announce that changes them dirties no other line of the shard.
 	peers, seeders     int
 	announces, scrapes uint64
+	index              swarmIndex
+	swarms             []swarm  // by id
+	free               []uint32 // ids of free slots in swarms
+	v4                 family[peer4]
+	v6                 family[peer6]
 	_                  [64]byte // keep neighbouring shards' locks apart
 }
 
@@ -329,7 +330,11 @@ func (s *MemoryStore) announce(now uint32, req *AnnounceRequest, resp *AnnounceR
 		}
 	}
 	w := &sh.swarms[id]
-	w.seen = now
+	if w.seen != now {
+		// Written once a tick at most: a swarm announced to from several
+		// cores stays in each core's cache.
+		w.seen = now
+	}
 	var err error
 	if addr.Is4() {
 		err = announceIn(s, sh, &sh.v4, 0, w, id, hid, ap, req, resp, now)
