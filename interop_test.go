@@ -243,7 +243,7 @@ func TestInteropHTTPLibtorrentPasskey(t *testing.T) {
 	bad := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/ffffffffffffffffffffffffffffffff", 256<<10, true)
 	ctx, cancel := context.WithTimeout(interopContext(t), 40*time.Second)
 	defer cancel()
-	res, err = interop.Libtorrent(ctx, t, interop.Scenario{Torrent: bad, Timeout: 30 * time.Second})
+	_, err = interop.Libtorrent(ctx, t, interop.Scenario{Torrent: bad, Timeout: 30 * time.Second})
 	if err == nil {
 		t.Fatal("libtorrent completed a download with an unknown passkey")
 	}

@@ -206,8 +206,11 @@ func TestMemoryConfig(t *testing.T) {
 	if len(s.shards) != 128 {
 		t.Errorf("Shards 100 made %d shards; want 128", len(s.shards))
 	}
-	if s.Close() != nil || s.Close() != nil {
-		t.Error("Close failed")
+	if err := s.Close(); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close = %v; want nil, Close is idempotent", err)
 	}
 	if err := s.Announce(context.Background(), testPeer(hashN(1), 1, 1, 0), &AnnounceResponse{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Announce after Close = %v; want ErrClosed", err)
