@@ -588,66 +588,50 @@ func sampleClass[P record[P]](f *family[P], id uint32, class int, n int, self ui
 		return out
 	}
 
-	// Find the record at a uniformly random rank among the others.
+	// Start at a uniformly random rank among the others and take m
+	// records from there to the class's end, then from its beginning.
+	// walk starts at the record skip records past from (counting self when
+	// countSelf), refuses to start at self, and takes from its start on;
+	// it reports whether it started.
 	var start P
-	if fw := f.samplers[classKey(id, class)]; fw != nil {
-		// Bucket counts include self: draw ranks until one is not self
-		// (take skips self anyway, should every draw land on it).
-		for try := 0; try < 16; try++ {
-			b, off := fw.find(rand.IntN(n))
-			from := zero.probe(lo | uint64(b)<<(hidBits-fw.bits))
-			ok := false
-			f.tree.AscendRange(from, end, func(p P) bool {
-				if off > 0 {
-					off--
+	walk := func(from P, skip int, countSelf bool) (started bool) {
+		f.tree.AscendRange(from, end, func(p P) bool {
+			if !started {
+				isSelf := p.recKey() == self
+				switch {
+				case isSelf && !countSelf:
 					return true
+				case skip > 0:
+					skip--
+					return true
+				case isSelf:
+					return false
 				}
-				start, ok = p, true
-				return false
-			})
-			if !ok {
-				// Counts out of step with the tree would be a bug: start
-				// at the class's first record rather than loop forever.
-				if start, ok = firstIn(f, lo, end); !ok {
-					return out
-				}
+				started, start = true, p
 			}
-			if start.recKey() != self {
-				break
-			}
-		}
-	} else {
-		// A small class: walk from its first record, skipping self.
-		r := rand.IntN(others)
-		f.tree.AscendRange(zero.probe(lo), end, func(p P) bool {
-			if p.recKey() == self {
-				return true
-			}
-			if r == 0 {
-				start = p
-				return false
-			}
-			r--
-			return true
+			return take(p)
 		})
+		return started
 	}
-	// Take m records from start to the class's end, then from its beginning.
-	f.tree.AscendRange(start, end, take)
+	started := false
+	if fw := f.samplers[classKey(id, class)]; fw != nil {
+		// Bucket counts include self: draw ranks until one is not self.
+		for try := 0; try < 16 && !started; try++ {
+			b, off := fw.find(rand.IntN(n))
+			started = walk(zero.probe(lo|uint64(b)<<(hidBits-fw.bits)), off, true)
+		}
+	}
+	if !started {
+		// A small class (or, should sixteen draws all land on self, any
+		// class): walk from its first record, skipping self.
+		if !walk(zero.probe(lo), rand.IntN(others), false) {
+			return out // counts out of step with the tree: a bug
+		}
+	}
 	if taken < m {
 		f.tree.AscendRange(zero.probe(lo), start, take)
 	}
 	return out
-}
-
-func firstIn[P record[P]](f *family[P], lo uint64, end P) (P, bool) {
-	var first P
-	found := false
-	var zero P
-	f.tree.AscendRange(zero.probe(lo), end, func(p P) bool {
-		first, found = p, true
-		return false
-	})
-	return first, found
 }
 
 // fenwick counts the records of one class in 2^bits buckets, a bucket being
