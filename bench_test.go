@@ -56,6 +56,13 @@ func BenchmarkAnnounceSmall(b *testing.B) {
 	benchAnnounce(b, 1_000, 10_000)
 }
 
+// BenchmarkAnnounceLarge is BenchmarkAnnounce with 500,000 peers in 50
+// swarms of 10,000: every swarm is in the shards' trees and samples through
+// bucket counts.
+func BenchmarkAnnounceLarge(b *testing.B) {
+	benchAnnounce(b, 50, 500_000)
+}
+
 func benchAnnounce(b *testing.B, swarms, peers int) {
 	t := benchTracker(b, swarms, peers)
 	per := peers / swarms

@@ -38,15 +38,23 @@ type MemoryConfig struct {
 // MemoryStore is the default [Store]: swarms in memory, sharded by info
 // hash with one lock per shard.
 //
-// Each shard keeps its peers in two B-trees (one per address family) of
-// small pointer-free records ordered by (swarm, seeder or leecher, keyed
-// hash of the peer id), so that a swarm is a key range, an empty swarm costs
-// only its counters, and the garbage collector never scans a record. The
-// hash key is secret and random per store, so the order is random but
-// stable: a reply is a window of consecutive peers starting at a uniformly
-// random rank. Ranks in large swarms are found through per-swarm bucket
-// counts (a Fenwick tree over ranges of the hash), so an announce costs
-// O(log n + numwant) and never scans a swarm.
+// Peers are small pointer-free records (16 bytes for IPv4, 32 for IPv6),
+// so the garbage collector never scans one. Where they live depends on how
+// many a swarm has in an address family:
+//
+//   - Up to 32 (most swarms): in a block of the shard's slab, one array of
+//     records per swarm and family, looked up and sampled by a pass over a
+//     few consecutive cache lines. Blocks come in sizes close together and
+//     the slab is compacted when much of it is free, so a peer costs little
+//     more than its record.
+//   - Past 32: in one of the shard's two B-trees (one per family), ordered
+//     by (swarm, seeder or leecher, keyed hash of the peer id), so that a
+//     swarm is a key range. The hash key is secret and random per store, so
+//     the order is random but stable: a reply is a window of consecutive
+//     peers starting at a uniformly random rank. Ranks in large swarms are
+//     found through per-swarm bucket counts (a Fenwick tree over ranges of
+//     the hash), so an announce costs O(log n + numwant) and never scans a
+//     swarm. A family moves back to a block when 8 peers are left.
 //
 // A peer is known by a 39-bit keyed hash of its peer id, not by the id
 // itself, so replies carry no peer ids. Stale peers are removed by a
@@ -178,6 +186,14 @@ type family[P record[P]] struct {
 	// samplers holds the bucket counts of large classes, by classKey.
 	samplers map[uint32]*fenwick
 	scratch  []P // sweep batch, reused
+	moving   []P // records moving from the tree to a block, reused
+
+	// slab holds the blocks of the swarms whose peers are not in the tree;
+	// free heads the list of free blocks of each size class (offset+1, 0
+	// for none).
+	slab  []P
+	free  [len(blockCaps)]uint32
+	nfree int // records in free blocks
 }
 
 func newFamily[P record[P]](less btree.LessFunc[P]) family[P] {
@@ -193,7 +209,171 @@ type swarm struct {
 	n        [2][2]uint32 // peers by [family][class]
 	paused   uint32
 	snatches uint32
-	seen     uint32 // tick of the last announce; 0 marks a free slot
+	seen     uint32    // tick of the last announce; 0 marks a free slot
+	at       [2]uint32 // by family: offset of the block in the slab
+	blk      [2]uint8  // by family: noBlock, a block's size class + 1, or inTree
+}
+
+// Where a family of a swarm keeps its peers: nowhere (it has none), in a
+// block of blockCaps[blk-1] records, or in the shard's tree.
+const (
+	noBlock = 0
+	inTree  = 0xFF
+)
+
+// blockCaps are the sizes of blocks, in records: close together, so that a
+// block wastes little. A family moves to the tree when a peer joins a full
+// block of the largest size, and back to a block when it has toBlockAt
+// peers left: the gap keeps a swarm near the limit from moving back and
+// forth.
+var blockCaps = [...]int{1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32}
+
+const toBlockAt = 8
+
+// block returns the peers of a family of a swarm whose peers are in a
+// block. It is valid until the next alloc.
+func (f *family[P]) block(w *swarm, fam int) []P {
+	if w.blk[fam] == noBlock {
+		return nil
+	}
+	n := w.n[fam][0] + w.n[fam][1]
+	return f.slab[w.at[fam] : w.at[fam]+n]
+}
+
+// alloc returns the offset of a free block of size class c. When the slab
+// is full and an eighth of it or more is in free blocks, it compacts the
+// slab first, which moves the blocks of swarms.
+func (f *family[P]) alloc(swarms []swarm, fam int, c int) uint32 {
+	if h := f.free[c]; h != 0 {
+		f.free[c] = uint32(f.slab[h-1].recKey())
+		f.nfree -= blockCaps[c]
+		return h - 1
+	}
+	if len(f.slab)+blockCaps[c] > cap(f.slab) && f.nfree >= len(f.slab)/8 {
+		live := len(f.slab) - f.nfree
+		f.compact(swarms, fam, live+live/8+blockCaps[c])
+	}
+	at := len(f.slab)
+	f.slab = append(f.slab, make([]P, blockCaps[c])...)
+	return uint32(at)
+}
+
+// release puts the block at offset at, of size class c, on its free list.
+// The list is threaded through the first record of each free block.
+func (f *family[P]) release(at uint32, c int) {
+	var zero P
+	f.slab[at] = zero.probe(uint64(f.free[c]))
+	f.free[c] = at + 1
+	f.nfree += blockCaps[c]
+}
+
+// compact copies the blocks in use into a new slab of the given capacity,
+// leaving out the free ones, and points their swarms at the copies.
+func (f *family[P]) compact(swarms []swarm, fam int, capacity int) {
+	slab := make([]P, 0, max(capacity, len(f.slab)-f.nfree))
+	for i := range swarms {
+		w := &swarms[i]
+		if w.blk[fam] == noBlock || w.blk[fam] == inTree {
+			continue
+		}
+		at := w.at[fam]
+		w.at[fam] = uint32(len(slab))
+		slab = append(slab, f.slab[at:at+uint32(blockCaps[w.blk[fam]-1])]...)
+	}
+	f.slab = slab
+	f.free = [len(blockCaps)]uint32{}
+	f.nfree = 0
+}
+
+// move puts the n first records of a family's block into a new block of
+// size class c, or gives the block up when c is negative.
+func (f *family[P]) move(swarms []swarm, w *swarm, fam int, n uint32, c int) {
+	at := uint32(0)
+	if c >= 0 {
+		at = f.alloc(swarms, fam, c) // may move the old block
+	}
+	old, oldc := w.at[fam], int(w.blk[fam])-1
+	if oldc >= 0 {
+		copy(f.slab[at:at+n], f.slab[old:old+n])
+		f.release(old, oldc)
+	}
+	w.at[fam], w.blk[fam] = at, uint8(c+1)
+}
+
+// push appends rec to a family's block, growing it first when it is full.
+// The counters do not count rec yet.
+func (f *family[P]) push(swarms []swarm, w *swarm, fam int, rec P) {
+	n := w.n[fam][0] + w.n[fam][1]
+	if c := int(w.blk[fam]) - 1; c < 0 || int(n) == blockCaps[c] {
+		f.move(swarms, w, fam, n, c+1)
+	}
+	f.slab[w.at[fam]+n] = rec
+}
+
+// removeAt takes the record at index i out of a family's block, moving the
+// last record into its place. The counters still count it.
+func (f *family[P]) removeAt(w *swarm, fam int, i int) {
+	blk := f.block(w, fam)
+	blk[i] = blk[len(blk)-1]
+}
+
+// shrink moves a family's block to the smallest size class that holds its
+// peers once they fit in half of the next smaller one, and gives the block
+// up once it is empty.
+func (f *family[P]) shrink(swarms []swarm, w *swarm, fam int) {
+	n := w.n[fam][0] + w.n[fam][1]
+	c := int(w.blk[fam]) - 1
+	switch {
+	case c < 0 || w.blk[fam] == inTree:
+	case n == 0:
+		f.move(swarms, w, fam, 0, -1)
+	case c > 0 && int(n) <= blockCaps[c-1]/2:
+		f.move(swarms, w, fam, n, classFor(n))
+	}
+}
+
+// classFor returns the smallest size class that holds n records.
+func classFor(n uint32) int {
+	c := 0
+	for blockCaps[c] < int(n) {
+		c++
+	}
+	return c
+}
+
+// toTree moves a family's peers from its block into the shard's tree.
+func (f *family[P]) toTree(swarms []swarm, w *swarm, fam int) {
+	for _, p := range f.block(w, fam) {
+		f.tree.ReplaceOrInsert(p)
+	}
+	f.move(swarms, w, fam, 0, -1)
+	w.blk[fam] = inTree
+}
+
+// toBlock moves a family's peers from the tree into a block once few are
+// left.
+func (f *family[P]) toBlock(swarms []swarm, w *swarm, fam int, id uint32) {
+	n := w.n[fam][0] + w.n[fam][1]
+	if w.blk[fam] != inTree || n > toBlockAt {
+		return
+	}
+	var zero P
+	f.moving = f.moving[:0]
+	f.tree.AscendRange(zero.probe(swarmBase(id)), zero.probe(swarmBase(id)+1<<swarmShift), func(p P) bool {
+		f.moving = append(f.moving, p)
+		return true
+	})
+	w.blk[fam] = noBlock
+	if n == 0 {
+		return
+	}
+	c := classFor(n)
+	at := f.alloc(swarms, fam, c)
+	for i, p := range f.moving {
+		f.tree.Delete(p)
+		f.slab[at+uint32(i)] = p
+	}
+	w.at[fam], w.blk[fam] = at, uint8(c+1)
 }
 
 func (w *swarm) peers() uint32 { return w.n[0][0] + w.n[0][1] + w.n[1][0] + w.n[1][1] }
@@ -398,9 +578,155 @@ func swarmOf(key uint64) uint32 {
 }
 
 // announceIn does the work of Announce within one address family, under the
-// shard lock. A re-announce in the same class (the steady state) costs one
-// descent of the tree to replace the record and one to walk the reply.
+// shard lock: on the swarm's block while the family has few peers there,
+// on the shard's tree otherwise.
 func announceIn[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
+	if w.blk[fam] != inTree {
+		return announceBlock(s, sh, f, fam, w, id, hid, ap, req, resp, now)
+	}
+	return announceTree(s, sh, f, fam, w, id, hid, ap, req, resp, now)
+}
+
+// announceBlock is announceIn for a family whose peers are in a block. A
+// block is small, so a linear pass over it costs less than a tree descent:
+// it touches a few consecutive cache lines instead of several nodes.
+func announceBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
+	var zero P
+	class := leech
+	if req.Left == 0 {
+		class = seed
+	}
+	key := classBase(id, class) | hid
+	blk := f.block(w, fam)
+	at := -1
+	for i := range blk {
+		if blk[i].recKey()|seedBit == key|seedBit {
+			at = i
+			break
+		}
+	}
+
+	if req.Event == EventStopped {
+		if at >= 0 {
+			old := blk[at]
+			if old.recKey() != key && class == seed && old.recMeta()&flagSnat == 0 {
+				// A leecher that stops with nothing left completed: aria2
+				// never sends completed.
+				w.snatches++
+			}
+			f.removeAt(w, fam, at)
+			uncountPeer(sh, f, fam, w, id, old)
+			s.npeers.Add(-1)
+			f.shrink(sh.swarms, w, fam)
+		}
+		return nil
+	}
+
+	var flags uint16
+	if req.Event == EventPaused && class == leech {
+		flags = flagPause
+	}
+	completed := req.Event == EventCompleted
+	rec := zero.with(key, ap, uint16(now&seenMask)<<2|flags)
+	// A re-announce within a tick from the same address leaves its record
+	// as it was: it is not written, so that other cores keep their copies
+	// of the block's cache lines.
+	switch {
+	case at >= 0 && blk[at].recKey() == key && class == seed:
+		if blk[at] != rec {
+			blk[at] = rec
+		}
+	case at >= 0 && blk[at].recKey() == key:
+		old := blk[at]
+		snat := old.recMeta() & flagSnat
+		if completed && snat == 0 {
+			w.snatches++
+			snat = flagSnat
+		}
+		if rec = zero.with(key, ap, rec.recMeta()|snat); old != rec {
+			blk[at] = rec
+		}
+		w.paused += uint32(flags)>>1 - uint32(old.recMeta()&flagPause)>>1
+	case at >= 0:
+		// The peer changed class (see announceTree).
+		old := blk[at]
+		uncountPeer(sh, f, fam, w, id, old)
+		if class == seed {
+			if old.recMeta()&flagSnat == 0 {
+				w.snatches++
+			}
+		} else {
+			rec = zero.with(key, ap, rec.recMeta()|flagSnat)
+		}
+		blk[at] = rec
+		countPeer(sh, f, fam, w, id, class, hid, flags)
+	case s.maxPeers >= 0 && s.npeers.Load() >= s.maxPeers:
+		return ErrTooManyPeers
+	default:
+		s.npeers.Add(1)
+		if completed {
+			w.snatches++
+			if class == leech {
+				rec = zero.with(key, ap, rec.recMeta()|flagSnat)
+			}
+		}
+		if len(blk) == blockCaps[len(blockCaps)-1] {
+			// Full: the family moves to the tree, and so does this
+			// announce.
+			f.toTree(sh.swarms, w, fam)
+			f.tree.ReplaceOrInsert(rec)
+			countPeer(sh, f, fam, w, id, class, hid, flags)
+			return sampleTree(f, fam, w, id, class, key, req.NumWant, resp)
+		}
+		f.push(sh.swarms, w, fam, rec)
+		countPeer(sh, f, fam, w, id, class, hid, flags)
+	}
+
+	want := req.NumWant
+	if want <= 0 {
+		return nil
+	}
+	// The eligible peers: all others for a leecher, the leechers for a
+	// seeder. The reply is a window of them in block order, wrapping
+	// around, that starts at a uniformly random one, so each is picked
+	// with probability want/eligible.
+	eligible := int(w.n[fam][leech])
+	if class == leech {
+		eligible += int(w.n[fam][seed]) - 1
+	}
+	m := min(want, eligible)
+	if m <= 0 {
+		return nil
+	}
+	skip := 0
+	if m < eligible {
+		skip = rand.IntN(eligible)
+	}
+	blk = f.block(w, fam)
+	taken := 0
+	for pass := 0; pass < 2 && taken < m; pass++ {
+		for i := range blk {
+			k := blk[i].recKey()
+			if k == key || (class == seed && k&seedBit != 0) {
+				continue
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			resp.Peers = append(resp.Peers, Peer{Addr: blk[i].addrPort()})
+			if taken++; taken == m {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// announceTree is announceIn for a family whose peers are in the tree. A
+// re-announce in the same class (the steady state) costs one descent of
+// the tree to replace the record and one to walk the reply.
+func announceTree[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
 	var zero P
 	class := leech
 	if req.Left == 0 {
@@ -421,6 +747,7 @@ func announceIn[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w
 		if ok {
 			uncountPeer(sh, f, fam, w, id, old)
 			s.npeers.Add(-1)
+			f.toBlock(sh.swarms, w, fam, id)
 		}
 		return nil
 	}
@@ -475,8 +802,12 @@ func announceIn[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w
 		}
 		countPeer(sh, f, fam, w, id, class, hid, flags)
 	}
+	return sampleTree(f, fam, w, id, class, key, req.NumWant, resp)
+}
 
-	want := req.NumWant
+// sampleTree appends to resp the reply to the peer whose key is key, of
+// the given class, from a family in the tree.
+func sampleTree[P record[P]](f *family[P], fam int, w *swarm, id uint32, class int, key uint64, want int, resp *AnnounceResponse) error {
 	if want <= 0 {
 		return nil
 	}
@@ -491,6 +822,7 @@ func announceIn[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w
 	total := ns + nl
 	if total <= want {
 		// Everyone: one walk over the swarm, leechers then seeders.
+		var zero P
 		take := func(p P) bool {
 			if p.recKey() != key {
 				resp.Peers = append(resp.Peers, Peer{Addr: p.addrPort()})
@@ -539,6 +871,9 @@ func uncountPeer[P record[P]](sh *shard, f *family[P], fam int, w *swarm, id uin
 // and keeps its bucket counts in step.
 func addCount[P record[P]](f *family[P], fam int, w *swarm, id uint32, class int, hid uint64, d int32) {
 	w.n[fam][class] += uint32(d)
+	if w.blk[fam] != inTree {
+		return
+	}
 	n := int(w.n[fam][class])
 	ck := classKey(id, class)
 	fw := f.samplers[ck]
@@ -805,24 +1140,71 @@ func (s *MemoryStore) sweep(sh *shard, t time.Time) {
 	now := s.now(t)
 	sweepFamily(s, sh, &sh.v4, 0, now)
 	sweepFamily(s, sh, &sh.v6, 1, now)
-	for from := 0; ; from += sweepBatch {
+	for id := 0; ; {
 		sh.mu.Lock()
-		to := min(from+sweepBatch, len(sh.swarms))
-		for id := from; id < to; id++ {
+		// A batch visits sweepBatch swarms or records, whichever comes
+		// first.
+		for work := 0; id < len(sh.swarms) && work < sweepBatch; id++ {
 			w := &sh.swarms[id]
-			if w.seen == 0 || w.peers() > 0 {
+			if w.seen == 0 {
 				continue
 			}
-			if w.snatches == 0 || now-w.seen > s.swarmTTL {
+			work++
+			if w.blk[0] != inTree {
+				work += sweepBlock(s, sh, &sh.v4, 0, w, uint32(id), now)
+			}
+			if w.blk[1] != inTree {
+				work += sweepBlock(s, sh, &sh.v6, 1, w, uint32(id), now)
+			}
+			if w.peers() == 0 && (w.snatches == 0 || now-w.seen > s.swarmTTL) {
 				s.dropSwarm(sh, uint32(id))
 			}
 		}
-		n := len(sh.swarms)
+		done := id >= len(sh.swarms)
+		if done {
+			// Give back the room of blocks freed since the swarms shrank.
+			compactIdle(&sh.v4, sh.swarms, 0)
+			compactIdle(&sh.v6, sh.swarms, 1)
+		}
 		sh.mu.Unlock()
-		if to >= n {
+		if done {
 			return
 		}
 	}
+}
+
+// compactIdle compacts a family's slab when half of it or more is free.
+func compactIdle[P record[P]](f *family[P], swarms []swarm, fam int) {
+	if f.nfree > 0 && f.nfree >= len(f.slab)/2 {
+		f.compact(swarms, fam, 0)
+	}
+}
+
+// stale reports whether a record last seen at the tick in meta has outlived
+// the TTL at tick now.
+func (s *MemoryStore) stale(meta uint16, now uint32) bool {
+	age := (uint16(now) - meta>>2) & seenMask
+	return uint32(age) > s.ttl && age < seenMask/2
+}
+
+// sweepBlock removes the stale peers of a family's block and returns the
+// number of records it looked at.
+func sweepBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, now uint32) int {
+	blk := f.block(w, fam)
+	removed := false
+	for i := len(blk) - 1; i >= 0; i-- {
+		if p := blk[i]; s.stale(p.recMeta(), now) {
+			f.removeAt(w, fam, i)
+			uncountPeer(sh, f, fam, w, id, p)
+			s.npeers.Add(-1)
+			blk = blk[:len(blk)-1]
+			removed = true
+		}
+	}
+	if removed {
+		f.shrink(sh.swarms, w, fam)
+	}
+	return len(blk)
 }
 
 func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, now uint32) {
@@ -839,7 +1221,7 @@ func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, 
 				return false
 			}
 			visited++
-			if age := (uint16(now) - p.recMeta()>>2) & seenMask; uint32(age) > s.ttl && age < seenMask/2 {
+			if s.stale(p.recMeta(), now) {
 				f.scratch = append(f.scratch, p)
 			}
 			return true
@@ -849,6 +1231,12 @@ func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, 
 			f.tree.Delete(p)
 			uncountPeer(sh, f, fam, &sh.swarms[id], id, p)
 			s.npeers.Add(-1)
+		}
+		// Only once the whole batch is out of the tree: a swarm's records
+		// still in the batch must not move to its block.
+		for _, p := range f.scratch {
+			id := swarmOf(p.recKey())
+			f.toBlock(sh.swarms, &sh.swarms[id], fam, id)
 		}
 		sh.mu.Unlock()
 		if !more {

@@ -124,6 +124,41 @@ func TestExpiryLargeShard(t *testing.T) {
 	checkSamplers(t, s.MemoryStore)
 }
 
+// TestExpiryPlaces sweeps swarms whose families sit in blocks and in the
+// tree, so that the sweep shrinks blocks and moves families from the tree
+// back to blocks.
+func TestExpiryPlaces(t *testing.T) {
+	s := newStoreAt(t, MemoryConfig{PeerTTL: time.Minute, Shards: 1})
+	sizes := []int{3, 20, 40, 200}
+	for h, n := range sizes {
+		for i := range n {
+			at := time.Duration(0)
+			if i < 3 {
+				at = 2 * time.Minute // fresh at the sweep
+			}
+			s.announceAt(at, testPeer(hashN(h), i, int64(i%2), EventStarted))
+		}
+	}
+	checkPlaces(t, s.MemoryStore)
+	s.sweepAt(2*time.Minute + 8*time.Second)
+	checkPlaces(t, s.MemoryStore)
+	checkSamplers(t, s.MemoryStore)
+	if c := s.counts(); c.Peers != 3*len(sizes) {
+		t.Errorf("after sweep: %d peers; want %d", c.Peers, 3*len(sizes))
+	}
+	for h := range sizes {
+		w := &s.shards[0].swarms[h]
+		if c := classFor(3); int(w.blk[0]) != c+1 {
+			t.Errorf("swarm %d: place %d after the sweep; want a block of %d", h, w.blk[0], blockCaps[c])
+		}
+		req := testPeer(hashN(h), 1000, 1, EventStarted)
+		req.NumWant = 50
+		if resp := s.announceAt(2*time.Minute+8*time.Second, req); len(resp.Peers) != 3 {
+			t.Errorf("swarm %d: %d peers after the sweep; want 3", h, len(resp.Peers))
+		}
+	}
+}
+
 // TestSweeper runs the real sweeper goroutine in a bubble with a fake clock.
 func TestSweeper(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -231,15 +266,29 @@ type modelPeer struct {
 // TestModel drives the store with random announces and checks it against a
 // plain model after every step: the counters, the scrape, the selection
 // rules, and that bucket counts stay in step with the trees.
+// TestModel checks the store against a model of the swarms, announce by
+// announce. Swarms grow and shrink in turns, so that families move between
+// blocks and the tree in both directions.
 func TestModel(t *testing.T) {
+	for _, tc := range []struct{ swarms, ids int }{
+		{3, 400}, // mostly in the tree, with bucket counts
+		{3, 60},  // across the block limit both ways
+		{5, 12},  // blocks only
+	} {
+		t.Run(fmt.Sprintf("%dx%d", tc.swarms, tc.ids), func(t *testing.T) {
+			testModel(t, tc.swarms, tc.ids)
+		})
+	}
+}
+
+func testModel(t *testing.T, swarms, ids int) {
 	s := newStoreAt(t, MemoryConfig{Shards: 2})
-	r := rand.New(rand.NewPCG(1, 2))
+	r := rand.New(rand.NewPCG(1, uint64(ids)))
 	type swarmModel struct {
 		peers    map[int]*modelPeer
 		snatches int
 	}
 	model := map[InfoHash]*swarmModel{}
-	const swarms, ids = 3, 400
 	for step := range 30000 {
 		h := hashN(r.IntN(swarms))
 		n := r.IntN(ids)
@@ -249,7 +298,11 @@ func TestModel(t *testing.T) {
 			sm = &swarmModel{peers: map[int]*modelPeer{}}
 			model[h] = sm
 		}
-		req := testPeer(h, n, int64(r.IntN(3)), Event(r.IntN(5)))
+		ev := Event(r.IntN(5))
+		if step/1000%2 == 1 && r.IntN(4) != 0 {
+			ev = EventStopped // a shrinking turn
+		}
+		req := testPeer(h, n, int64(r.IntN(3)), ev)
 		if v6 {
 			req.Addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 1, 0xd, 0xb8, 15: byte(n)}), uint16(n+1))
 		}
@@ -318,9 +371,69 @@ func TestModel(t *testing.T) {
 		}
 		if step%1000 == 0 {
 			checkSamplers(t, s.MemoryStore)
+			checkPlaces(t, s.MemoryStore)
 		}
 	}
 	checkSamplers(t, s.MemoryStore)
+	checkPlaces(t, s.MemoryStore)
+}
+
+// checkPlaces checks that every family of every swarm keeps its peers in
+// one place, the tree or a block, as its swarm says, and that the blocks
+// and free blocks of a slab cover it exactly.
+func checkPlaces(t *testing.T, s *MemoryStore) {
+	t.Helper()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		checkFamilyPlaces(t, sh, &sh.v4, 0)
+		checkFamilyPlaces(t, sh, &sh.v6, 1)
+	}
+}
+
+func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam int) {
+	t.Helper()
+	var zero P
+	used := 0
+	for id := range sh.swarms {
+		w := &sh.swarms[id]
+		var tree [2]int
+		f.tree.AscendRange(zero.probe(swarmBase(uint32(id))), zero.probe(swarmBase(uint32(id))+1<<swarmShift), func(p P) bool {
+			tree[p.recKey()>>hidBits&1]++
+			return true
+		})
+		n := int(w.n[fam][0] + w.n[fam][1])
+		switch w.blk[fam] {
+		case inTree:
+			if tree != [2]int{int(w.n[fam][0]), int(w.n[fam][1])} || n <= toBlockAt {
+				t.Fatalf("swarm %d family %d: tree holds %v; counts %v", id, fam, tree, w.n[fam])
+			}
+		case noBlock:
+			if n != 0 || tree != [2]int{} {
+				t.Fatalf("swarm %d family %d: no block, %v in the tree, counts %v", id, fam, tree, w.n[fam])
+			}
+		default:
+			c := int(w.blk[fam]) - 1
+			used += blockCaps[c]
+			var in [2]int
+			for _, p := range f.block(w, fam) {
+				if p.recKey()&^(seedBit|hidMask) != swarmBase(uint32(id)) {
+					t.Fatalf("swarm %d family %d: block holds a record of swarm %d", id, fam, swarmOf(p.recKey()))
+				}
+				in[p.recKey()>>hidBits&1]++
+			}
+			if tree != [2]int{} || in != [2]int{int(w.n[fam][0]), int(w.n[fam][1])} || n > blockCaps[c] {
+				t.Fatalf("swarm %d family %d: block of %d holds %v, tree %v; counts %v", id, fam, blockCaps[c], in, tree, w.n[fam])
+			}
+		}
+	}
+	for c, h := range f.free {
+		for ; h != 0; h = uint32(f.slab[h-1].recKey()) {
+			used += blockCaps[c]
+		}
+	}
+	if used != len(f.slab) {
+		t.Fatalf("family %d: blocks and free blocks cover %d of %d slab records", fam, used, len(f.slab))
+	}
 }
 
 // checkSamplers recounts every class that has bucket counts.
