@@ -478,6 +478,7 @@ func testUniformSample(t *testing.T, h *harness) {
 	}{
 		{"small swarm, leecher", 8, 12, false, 5, 8000},
 		{"small swarm, numwant 1", 8, 12, false, 1, 20000},
+		{"small swarm, seeder", 8, 12, true, 5, 8000},
 		{"large swarm, leecher", 150, 250, false, 20, 8000},
 		{"large swarm, seeder", 150, 250, true, 20, 8000},
 		{"large swarm, numwant 1", 100, 100, false, 1, 40000},
