@@ -206,6 +206,7 @@ var (
 	httpErrNoPort      = &Error{Kind: KindBadRequest, Reason: "missing port"}
 	httpErrNoLeft      = &Error{Kind: KindBadRequest, Reason: "missing left"}
 	httpErrFullScrape  = &Error{Kind: KindBadRequest, Reason: "full scrape not allowed"}
+	httpErrMethod      = &Error{Kind: KindBadRequest, Reason: "method not allowed: use GET"}
 	httpErrUnavailable = &Error{Kind: KindInternal, Reason: "full scrape unavailable, try again later", RetryIn: time.Minute}
 )
 
@@ -308,13 +309,22 @@ func httpRouteOf(path string) (httpRoute, bool) {
 
 // ServeHTTP answers one announce or scrape; see [HTTPHandler] for the paths.
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header()["Allow"] = httpAllowedMethods
-		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
 	path := r.URL.EscapedPath()
 	route, pathPasskey := httpRouteOf(path)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header()["Allow"] = httpAllowedMethods
+		if route == httpNotFound {
+			http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		// On a tracker path, a failure a client can read.
+		body := appendFailure(nil, httpErrMethod, h.t.cfg.AnnounceInterval, h.t.cfg.MinAnnounceInterval)
+		w.Header()["Content-Type"] = httpTextPlain
+		w.Header()["Content-Length"] = httpContentLength(len(body))
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		w.Write(body)
+		return
+	}
 	if route == httpNotFound {
 		http.NotFound(w, r)
 		return

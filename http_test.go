@@ -902,6 +902,9 @@ func TestHTTPNotFoundAndMethods(t *testing.T) {
 		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s /announce: status %d, Allow %q; want 405 and GET, HEAD", method, w.Code, w.Header().Get("Allow"))
 		}
+		if m := httpDecode(t, method+" /announce", w.Body.Bytes()); m["failure reason"] != "method not allowed: use GET" {
+			t.Errorf("%s /announce: reply %v; want failure reason method not allowed: use GET", method, m)
+		}
 	}
 	q := httpQuery(httpTestHash(1), httpTestPeerID(1), 6881, 100, "")
 	get := f.do(http.MethodGet, "/announce?"+q, httpRemote(1))
