@@ -20,7 +20,9 @@ type Observer interface {
 type RequestInfo struct {
 	// Protocol is "http" or "udp".
 	Protocol string
-	// Op is "announce", "scrape", or "connect" (UDP only).
+	// Op is "announce", "scrape", "connect" (UDP only), or "unknown" (a
+	// UDP request with a valid connection id and an action BEP 15 does not
+	// define).
 	Op string
 	// Failure is empty when the request succeeded, and otherwise the
 	// [Kind] of the failure by name, such as "rate_limited".
@@ -37,6 +39,7 @@ const (
 	OpAnnounce   = "announce"
 	OpScrape     = "scrape"
 	OpConnect    = "connect"
+	OpUnknown    = "unknown"
 )
 
 // ObserverFunc adapts a function to [Observer].

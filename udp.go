@@ -447,8 +447,12 @@ func (h *udpHandler) handle(ctx context.Context, now time.Time, p []byte, from n
 		return out
 	}
 	op := OpAnnounce
-	if hdr.Action == udpwire.ActionScrape {
+	switch hdr.Action {
+	case udpwire.ActionAnnounce:
+	case udpwire.ActionScrape:
 		op = OpScrape
+	default:
+		op = OpUnknown
 	}
 	if !h.ids.Check(now, addr, hdr.ConnID) {
 		// Tell well-formed requests to reconnect, in fewer bytes than they
@@ -474,8 +478,9 @@ func (h *udpHandler) handle(ctx context.Context, now time.Time, p []byte, from n
 	case udpwire.ActionScrape:
 		out, err = h.scrape(ctx, p, from, hdr.TxID, out)
 	default:
-		h.t.fail(errUDPAction, "")
-		return appendError(out, hdr.TxID, errUDPAction.Reason, maxReply)
+		err = errUDPAction
+		h.t.fail(err, "")
+		out = appendError(out, hdr.TxID, errUDPAction.Reason, maxReply)
 	}
 	h.t.observe(ProtocolUDP, op, start, err)
 	return out

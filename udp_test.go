@@ -1018,12 +1018,19 @@ func TestUDPObserver(t *testing.T) {
 	a := announcePacket(id, 4, 1, 1, false)
 	a.Port = 0
 	th.send(clientA, announceBytes(a))
+	unknown := binary.BigEndian.AppendUint64(nil, id)
+	unknown = binary.BigEndian.AppendUint32(unknown, 7) // no such action
+	unknown = binary.BigEndian.AppendUint32(unknown, 5)
+	if r := th.send(clientA, unknown); len(r) < 8 || binary.BigEndian.Uint32(r) != udpwire.ActionError {
+		t.Errorf("unknown action: reply %x; want an error", r)
+	}
 	want := []RequestInfo{
 		{Protocol: "udp", Op: "connect"},
 		{Protocol: "udp", Op: "announce"},
 		{Protocol: "udp", Op: "announce", Failure: "bad_request"},
 		{Protocol: "udp", Op: "scrape"},
 		{Protocol: "udp", Op: "announce", Failure: "bad_request"},
+		{Protocol: "udp", Op: "unknown", Failure: "bad_request"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("observed %+v; want %+v", got, want)
