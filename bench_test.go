@@ -122,7 +122,16 @@ func heapInUse() uint64 {
 // BenchmarkPeerMemory reports the heap in use per peer, swarm overhead
 // included, after 1,000,000 IPv4 peers join 100,000 swarms.
 func BenchmarkPeerMemory(b *testing.B) {
-	const swarms, peers = 100_000, 1_000_000
+	benchPeerMemory(b, 100_000, 1_000_000)
+}
+
+// BenchmarkPeerMemoryTree is BenchmarkPeerMemory with 500,000 peers in
+// swarms of 50, which the store keeps in its trees rather than in blocks.
+func BenchmarkPeerMemoryTree(b *testing.B) {
+	benchPeerMemory(b, 10_000, 500_000)
+}
+
+func benchPeerMemory(b *testing.B, swarms, peers int) {
 	for b.Loop() {
 		before := heapInUse()
 		s, err := NewMemoryStore(MemoryConfig{})
@@ -135,7 +144,7 @@ func BenchmarkPeerMemory(b *testing.B) {
 		}
 		fillTracker(b, t, swarms, peers)
 		after := heapInUse()
-		b.ReportMetric(float64(after-before)/peers, "bytes/peer")
+		b.ReportMetric(float64(after-before)/float64(peers), "bytes/peer")
 		runtime.KeepAlive(s)
 		s.Close()
 	}

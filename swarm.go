@@ -249,12 +249,20 @@ func (f *family[P]) alloc(swarms []swarm, fam int, c int) uint32 {
 		f.nfree -= blockCaps[c]
 		return h - 1
 	}
-	if len(f.slab)+blockCaps[c] > cap(f.slab) && f.nfree >= len(f.slab)/8 {
-		live := len(f.slab) - f.nfree
-		f.compact(swarms, fam, live+live/8+blockCaps[c])
+	if n := len(f.slab); n+blockCaps[c] > cap(f.slab) {
+		if f.nfree >= n/16 {
+			live := n - f.nfree
+			f.compact(swarms, fam, live+live/16+blockCaps[c])
+		} else {
+			// Grow by a sixteenth rather than append's quarter: the
+			// copies cost little next to the room they spare.
+			slab := make([]P, n, n+max(n/16, 64))
+			copy(slab, f.slab)
+			f.slab = slab
+		}
 	}
 	at := len(f.slab)
-	f.slab = append(f.slab, make([]P, blockCaps[c])...)
+	f.slab = f.slab[:at+blockCaps[c]]
 	return uint32(at)
 }
 
@@ -265,6 +273,16 @@ func (f *family[P]) release(at uint32, c int) {
 	f.slab[at] = zero.probe(uint64(f.free[c]))
 	f.free[c] = at + 1
 	f.nfree += blockCaps[c]
+}
+
+// compactFreed compacts a family's slab once most of it is free, as when
+// its swarms have moved to the tree, provided enough was freed to pay for
+// the walk over the shard's swarms.
+func (f *family[P]) compactFreed(swarms []swarm, fam int) {
+	if f.nfree >= 256 && f.nfree >= len(f.slab)*3/4 && f.nfree >= len(swarms)/4 {
+		live := len(f.slab) - f.nfree
+		f.compact(swarms, fam, live+live/16)
+	}
 }
 
 // compact copies the blocks in use into a new slab of the given capacity,
@@ -318,8 +336,9 @@ func (f *family[P]) removeAt(w *swarm, fam int, i int) {
 }
 
 // shrink moves a family's block to the smallest size class that holds its
-// peers once they fit in half of the next smaller one, and gives the block
-// up once it is empty.
+// peers once they fit in a block two sizes smaller (so that a peer coming
+// and going does not move it each time), and gives the block up once it is
+// empty.
 func (f *family[P]) shrink(swarms []swarm, w *swarm, fam int) {
 	n := w.n[fam][0] + w.n[fam][1]
 	c := int(w.blk[fam]) - 1
@@ -327,7 +346,8 @@ func (f *family[P]) shrink(swarms []swarm, w *swarm, fam int) {
 	case c < 0 || w.blk[fam] == inTree:
 	case n == 0:
 		f.move(swarms, w, fam, 0, -1)
-	case c > 0 && int(n) <= blockCaps[c-1]/2:
+		f.compactFreed(swarms, fam)
+	case c >= 2 && int(n) <= blockCaps[c-2]:
 		f.move(swarms, w, fam, n, classFor(n))
 	}
 }
@@ -348,6 +368,7 @@ func (f *family[P]) toTree(swarms []swarm, w *swarm, fam int) {
 	}
 	f.move(swarms, w, fam, 0, -1)
 	w.blk[fam] = inTree
+	f.compactFreed(swarms, fam)
 }
 
 // toBlock moves a family's peers from the tree into a block once few are
@@ -1173,10 +1194,12 @@ func (s *MemoryStore) sweep(sh *shard, t time.Time) {
 	}
 }
 
-// compactIdle compacts a family's slab when half of it or more is free.
+// compactIdle compacts a family's slab when a sixteenth of it or more is
+// free, leaving room for a sixteenth more.
 func compactIdle[P record[P]](f *family[P], swarms []swarm, fam int) {
-	if f.nfree > 0 && f.nfree >= len(f.slab)/2 {
-		f.compact(swarms, fam, 0)
+	if f.nfree > 0 && f.nfree >= len(f.slab)/16 {
+		live := len(f.slab) - f.nfree
+		f.compact(swarms, fam, live+live/16)
 	}
 }
 

@@ -159,6 +159,57 @@ func TestExpiryPlaces(t *testing.T) {
 	}
 }
 
+// TestSlabCompaction grows swarms through the block sizes into the tree and
+// back, and checks that the slab gives back the room of freed blocks and
+// that every swarm keeps its peers through the moves.
+func TestSlabCompaction(t *testing.T) {
+	s := newStoreAt(t, MemoryConfig{Shards: 1})
+	const swarms = 300
+	sh := &s.shards[0]
+	grow := func(upTo int) {
+		for i := range upTo {
+			for h := range swarms {
+				s.announceAt(0, testPeer(hashN(h), i, 1, EventStarted))
+			}
+		}
+	}
+	check := func(what string, peers int) {
+		t.Helper()
+		checkPlaces(t, s.MemoryStore)
+		for h := range swarms {
+			req := testPeer(hashN(h), 0, 1, EventNone)
+			req.NumWant = 100
+			if resp := s.announceAt(0, req); len(resp.Peers) != peers-1 || resp.Incomplete != peers {
+				t.Fatalf("%s: swarm %d: %d peers, %d leechers; want %d and %d", what, h, len(resp.Peers), resp.Incomplete, peers-1, peers)
+			}
+		}
+	}
+
+	grow(20)
+	check("in blocks", 20)
+	if live := swarms * 20; len(sh.v4.slab) > live*5/4 {
+		t.Errorf("in blocks: slab of %d records for %d peers", len(sh.v4.slab), live)
+	}
+	grow(40)
+	check("in the tree", 40)
+	if len(sh.v4.slab) > swarms*20/4 {
+		t.Errorf("in the tree: slab of %d records kept", len(sh.v4.slab))
+	}
+	for i := 5; i < 40; i++ {
+		for h := range swarms {
+			s.announceAt(0, testPeer(hashN(h), i, 1, EventStopped))
+		}
+	}
+	check("back in blocks", 5)
+	s.sweepAt(0)
+	check("swept", 5)
+	// Five peers keep a block of six (see shrink), and up to a sixteenth
+	// of the slab may stay free.
+	if live := swarms * 5; len(sh.v4.slab) > live*6/5*17/16 {
+		t.Errorf("swept: slab of %d records (%d free) for %d peers", len(sh.v4.slab), sh.v4.nfree, live)
+	}
+}
+
 // TestSweeper runs the real sweeper goroutine in a bubble with a fake clock.
 func TestSweeper(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
