@@ -188,12 +188,8 @@ type family[P record[P]] struct {
 	scratch  []P // sweep batch, reused
 	moving   []P // records moving from the tree to a block, reused
 
-	// slab holds the blocks of the swarms whose peers are not in the tree;
-	// free heads the list of free blocks of each size class (offset+1, 0
-	// for none).
-	slab  []P
-	free  [len(blockCaps)]uint32
-	nfree int // records in free blocks
+	// slab holds the blocks of the swarms whose peers are not in the tree.
+	slab slab[P]
 }
 
 func newFamily[P record[P]](less btree.LessFunc[P]) family[P] {
@@ -236,71 +232,7 @@ func (f *family[P]) block(w *swarm, fam int) []P {
 	if w.blk[fam] == noBlock {
 		return nil
 	}
-	n := w.n[fam][0] + w.n[fam][1]
-	return f.slab[w.at[fam] : w.at[fam]+n]
-}
-
-// alloc returns the offset of a free block of size class c. When the slab
-// is full and an eighth of it or more is in free blocks, it compacts the
-// slab first, which moves the blocks of swarms.
-func (f *family[P]) alloc(swarms []swarm, fam int, c int) uint32 {
-	if h := f.free[c]; h != 0 {
-		f.free[c] = uint32(f.slab[h-1].recKey())
-		f.nfree -= blockCaps[c]
-		return h - 1
-	}
-	if n := len(f.slab); n+blockCaps[c] > cap(f.slab) {
-		if f.nfree >= n/16 {
-			live := n - f.nfree
-			f.compact(swarms, fam, live+live/16+blockCaps[c])
-		} else {
-			// Grow by a sixteenth rather than append's quarter: the
-			// copies cost little next to the room they spare.
-			slab := make([]P, n, n+max(n/16, 64))
-			copy(slab, f.slab)
-			f.slab = slab
-		}
-	}
-	at := len(f.slab)
-	f.slab = f.slab[:at+blockCaps[c]]
-	return uint32(at)
-}
-
-// release puts the block at offset at, of size class c, on its free list.
-// The list is threaded through the first record of each free block.
-func (f *family[P]) release(at uint32, c int) {
-	var zero P
-	f.slab[at] = zero.probe(uint64(f.free[c]))
-	f.free[c] = at + 1
-	f.nfree += blockCaps[c]
-}
-
-// compactFreed compacts a family's slab once most of it is free, as when
-// its swarms have moved to the tree, provided enough was freed to pay for
-// the walk over the shard's swarms.
-func (f *family[P]) compactFreed(swarms []swarm, fam int) {
-	if f.nfree >= 256 && f.nfree >= len(f.slab)*3/4 && f.nfree >= len(swarms)/4 {
-		live := len(f.slab) - f.nfree
-		f.compact(swarms, fam, live+live/16)
-	}
-}
-
-// compact copies the blocks in use into a new slab of the given capacity,
-// leaving out the free ones, and points their swarms at the copies.
-func (f *family[P]) compact(swarms []swarm, fam int, capacity int) {
-	slab := make([]P, 0, max(capacity, len(f.slab)-f.nfree))
-	for i := range swarms {
-		w := &swarms[i]
-		if w.blk[fam] == noBlock || w.blk[fam] == inTree {
-			continue
-		}
-		at := w.at[fam]
-		w.at[fam] = uint32(len(slab))
-		slab = append(slab, f.slab[at:at+uint32(blockCaps[w.blk[fam]-1])]...)
-	}
-	f.slab = slab
-	f.free = [len(blockCaps)]uint32{}
-	f.nfree = 0
+	return f.slab.span(w.at[fam], w.n[fam][0]+w.n[fam][1])
 }
 
 // move puts the n first records of a family's block into a new block of
@@ -308,12 +240,12 @@ func (f *family[P]) compact(swarms []swarm, fam int, capacity int) {
 func (f *family[P]) move(swarms []swarm, w *swarm, fam int, n uint32, c int) {
 	at := uint32(0)
 	if c >= 0 {
-		at = f.alloc(swarms, fam, c) // may move the old block
+		at = f.slab.alloc(swarms, fam, c) // may move the old block
 	}
 	old, oldc := w.at[fam], int(w.blk[fam])-1
 	if oldc >= 0 {
-		copy(f.slab[at:at+n], f.slab[old:old+n])
-		f.release(old, oldc)
+		copy(f.slab.span(at, n), f.slab.span(old, n))
+		f.slab.release(old, oldc)
 	}
 	w.at[fam], w.blk[fam] = at, uint8(c+1)
 }
@@ -325,7 +257,7 @@ func (f *family[P]) push(swarms []swarm, w *swarm, fam int, rec P) {
 	if c := int(w.blk[fam]) - 1; c < 0 || int(n) == blockCaps[c] {
 		f.move(swarms, w, fam, n, c+1)
 	}
-	f.slab[w.at[fam]+n] = rec
+	f.slab.span(w.at[fam]+n, 1)[0] = rec
 }
 
 // removeAt takes the record at index i out of a family's block, moving the
@@ -346,7 +278,7 @@ func (f *family[P]) shrink(swarms []swarm, w *swarm, fam int) {
 	case c < 0 || w.blk[fam] == inTree:
 	case n == 0:
 		f.move(swarms, w, fam, 0, -1)
-		f.compactFreed(swarms, fam)
+		f.slab.compactIfFree(swarms, fam, 2)
 	case c >= 2 && int(n) <= blockCaps[c-2]:
 		f.move(swarms, w, fam, n, classFor(n))
 	}
@@ -368,7 +300,7 @@ func (f *family[P]) toTree(swarms []swarm, w *swarm, fam int) {
 	}
 	f.move(swarms, w, fam, 0, -1)
 	w.blk[fam] = inTree
-	f.compactFreed(swarms, fam)
+	f.slab.compactIfFree(swarms, fam, 2)
 }
 
 // toBlock moves a family's peers from the tree into a block once few are
@@ -389,10 +321,11 @@ func (f *family[P]) toBlock(swarms []swarm, w *swarm, fam int, id uint32) {
 		return
 	}
 	c := classFor(n)
-	at := f.alloc(swarms, fam, c)
+	at := f.slab.alloc(swarms, fam, c)
+	blk := f.slab.span(at, n)
 	for i, p := range f.moving {
 		f.tree.Delete(p)
-		f.slab[at+uint32(i)] = p
+		blk[i] = p
 	}
 	w.at[fam], w.blk[fam] = at, uint8(c+1)
 }
@@ -1184,22 +1117,13 @@ func (s *MemoryStore) sweep(sh *shard, t time.Time) {
 		done := id >= len(sh.swarms)
 		if done {
 			// Give back the room of blocks freed since the swarms shrank.
-			compactIdle(&sh.v4, sh.swarms, 0)
-			compactIdle(&sh.v6, sh.swarms, 1)
+			sh.v4.slab.compactIfFree(sh.swarms, 0, 16)
+			sh.v6.slab.compactIfFree(sh.swarms, 1, 16)
 		}
 		sh.mu.Unlock()
 		if done {
 			return
 		}
-	}
-}
-
-// compactIdle compacts a family's slab when a sixteenth of it or more is
-// free, leaving room for a sixteenth more.
-func compactIdle[P record[P]](f *family[P], swarms []swarm, fam int) {
-	if f.nfree > 0 && f.nfree >= len(f.slab)/16 {
-		live := len(f.slab) - f.nfree
-		f.compact(swarms, fam, live+live/16)
 	}
 }
 

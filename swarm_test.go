@@ -187,13 +187,13 @@ func TestSlabCompaction(t *testing.T) {
 
 	grow(20)
 	check("in blocks", 20)
-	if live := swarms * 20; len(sh.v4.slab) > live*5/4 {
-		t.Errorf("in blocks: slab of %d records for %d peers", len(sh.v4.slab), live)
+	if live := swarms * 20; int(sh.v4.slab.top) > live*5/4 {
+		t.Errorf("in blocks: slab of %d records for %d peers", int(sh.v4.slab.top), live)
 	}
 	grow(40)
 	check("in the tree", 40)
-	if len(sh.v4.slab) > swarms*20/4 {
-		t.Errorf("in the tree: slab of %d records kept", len(sh.v4.slab))
+	if int(sh.v4.slab.top) > swarms*20/4 {
+		t.Errorf("in the tree: slab of %d records kept", int(sh.v4.slab.top))
 	}
 	for i := 5; i < 40; i++ {
 		for h := range swarms {
@@ -205,8 +205,8 @@ func TestSlabCompaction(t *testing.T) {
 	check("swept", 5)
 	// Five peers keep a block of six (see shrink), and up to a sixteenth
 	// of the slab may stay free.
-	if live := swarms * 5; len(sh.v4.slab) > live*6/5*17/16 {
-		t.Errorf("swept: slab of %d records (%d free) for %d peers", len(sh.v4.slab), sh.v4.nfree, live)
+	if live := swarms * 5; int(sh.v4.slab.top) > live*6/5*17/16 {
+		t.Errorf("swept: slab of %d records (%d free) for %d peers", int(sh.v4.slab.top), sh.v4.slab.nfree, live)
 	}
 }
 
@@ -325,6 +325,7 @@ func TestModel(t *testing.T) {
 		{3, 400}, // mostly in the tree, with bucket counts
 		{3, 60},  // across the block limit both ways
 		{5, 12},  // blocks only
+		{60, 40}, // blocks over several chunks, compacted
 	} {
 		t.Run(fmt.Sprintf("%dx%d", tc.swarms, tc.ids), func(t *testing.T) {
 			testModel(t, tc.swarms, tc.ids)
@@ -445,6 +446,21 @@ func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam i
 	t.Helper()
 	var zero P
 	used := 0
+	// Every slab record below top belongs to exactly one block, in use or
+	// free, and no block straddles two chunks.
+	owner := make([]int, f.slab.top)
+	claim := func(at uint32, size, who int) {
+		if int(at&chunkMask)+size > chunkLen {
+			t.Fatalf("family %d: block of %d at %d straddles a chunk", fam, size, at)
+		}
+		for i := range size {
+			o := int(at) + i
+			if o >= len(owner) || owner[o] != 0 {
+				t.Fatalf("family %d: record %d (top %d) claimed twice, by %d and %d", fam, o, f.slab.top, owner[min(o, len(owner)-1)], who)
+			}
+			owner[o] = who
+		}
+	}
 	for id := range sh.swarms {
 		w := &sh.swarms[id]
 		var tree [2]int
@@ -465,6 +481,7 @@ func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam i
 		default:
 			c := int(w.blk[fam]) - 1
 			used += blockCaps[c]
+			claim(w.at[fam], blockCaps[c], id+1)
 			var in [2]int
 			for _, p := range f.block(w, fam) {
 				if p.recKey()&^(seedBit|hidMask) != swarmBase(uint32(id)) {
@@ -477,13 +494,16 @@ func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam i
 			}
 		}
 	}
-	for c, h := range f.free {
-		for ; h != 0; h = uint32(f.slab[h-1].recKey()) {
+	free := 0
+	for c, h := range f.slab.free {
+		for ; h != 0; h = uint32(f.slab.span(h-1, 1)[0].recKey()) {
+			claim(h-1, blockCaps[c], -1)
 			used += blockCaps[c]
+			free += blockCaps[c]
 		}
 	}
-	if used != len(f.slab) {
-		t.Fatalf("family %d: blocks and free blocks cover %d of %d slab records", fam, used, len(f.slab))
+	if used != int(f.slab.top) || free != f.slab.nfree {
+		t.Fatalf("family %d: blocks and free blocks cover %d of %d slab records; %d free, counted %d", fam, used, f.slab.top, free, f.slab.nfree)
 	}
 }
 
