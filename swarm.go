@@ -157,6 +157,7 @@ type record[P any] interface {
 	addrPort() netip.AddrPort
 	with(key uint64, ap netip.AddrPort, meta uint16) P
 	probe(key uint64) P // a record with only a key, for lookups
+	withMeta(meta uint16) P
 }
 
 func (p peer4) recKey() uint64  { return p.key }
@@ -169,6 +170,10 @@ func (peer4) with(key uint64, ap netip.AddrPort, meta uint16) peer4 {
 }
 
 func (peer4) probe(key uint64) peer4 { return peer4{key: key} }
+func (p peer4) withMeta(meta uint16) peer4 {
+	p.meta = meta
+	return p
+}
 
 func (p peer6) recKey() uint64  { return p.key }
 func (p peer6) recMeta() uint16 { return p.meta }
@@ -179,6 +184,10 @@ func (peer6) with(key uint64, ap netip.AddrPort, meta uint16) peer6 {
 	return peer6{key: key, ip: ap.Addr().As16(), port: ap.Port(), meta: meta}
 }
 func (peer6) probe(key uint64) peer6 { return peer6{key: key} }
+func (p peer6) withMeta(meta uint16) peer6 {
+	p.meta = meta
+	return p
+}
 
 // family holds one address family's peers of a shard.
 type family[P record[P]] struct {
@@ -541,11 +550,75 @@ func announceIn[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w
 	return announceTree(s, sh, f, fam, w, id, hid, ap, req, resp, now)
 }
 
+// The rules of an announce, the same wherever a family keeps its peers. A
+// snatch is counted once per peer: snatch flags matter on leecher records
+// only, since a seeder has completed and never counts a completion again,
+// and a leecher that was a seeder keeps the flag, so that completing again
+// does not count either.
+
+// newRecord returns the record an announce of class stores, before the
+// rules below add the snatch flag.
+func newRecord[P record[P]](key uint64, ap netip.AddrPort, req *AnnounceRequest, class int, now uint32) P {
+	var zero P
+	var flags uint16
+	if req.Event == EventPaused && class == leech {
+		flags = flagPause
+	}
+	return zero.with(key, ap, uint16(now&seenMask)<<2|flags)
+}
+
+// countStop counts the completion of a leecher that stops with nothing
+// left (aria2 never sends completed); old is its record, key the key of
+// the class it announces.
+func countStop[P record[P]](w *swarm, old P, key uint64, class int) {
+	if old.recKey() != key && class == seed && old.recMeta()&flagSnat == 0 {
+		w.snatches++
+	}
+}
+
+// refreshed returns what a peer announcing again in the class of its
+// record old stores, counting a completion it reports for the first time.
+func refreshed[P record[P]](w *swarm, old, rec P, class int, completed bool) P {
+	if class == seed {
+		return rec
+	}
+	snat := old.recMeta() & flagSnat
+	if completed && snat == 0 {
+		w.snatches++
+		snat = flagSnat
+	}
+	w.paused += uint32(rec.recMeta()&flagPause)>>1 - uint32(old.recMeta()&flagPause)>>1
+	return rec.withMeta(rec.recMeta() | snat)
+}
+
+// reclassed returns what a peer whose record prev is of the other class
+// stores, counting the completion of a leecher that became a seeder.
+func reclassed[P record[P]](w *swarm, prev, rec P, class int) P {
+	if class == leech {
+		return rec.withMeta(rec.recMeta() | flagSnat)
+	}
+	if prev.recMeta()&flagSnat == 0 {
+		w.snatches++
+	}
+	return rec
+}
+
+// joined returns what a new peer stores, counting a completion it reports.
+func joined[P record[P]](w *swarm, rec P, class int, completed bool) P {
+	if !completed {
+		return rec
+	}
+	w.snatches++
+	if class == leech {
+		return rec.withMeta(rec.recMeta() | flagSnat)
+	}
+	return rec
+}
+
 // announceBlock is announceIn for a family whose peers are in a block. A
 // block is small, so a linear pass over it costs less than a tree descent:
 // it touches a few consecutive cache lines instead of several nodes.
 func announceBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
-	var zero P
 	class := leech
 	if req.Left == 0 {
 		class = seed
@@ -563,11 +636,7 @@ func announceBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int
 	if req.Event == EventStopped {
 		if at >= 0 {
 			old := blk[at]
-			if old.recKey() != key && class == seed && old.recMeta()&flagSnat == 0 {
-				// A leecher that stops with nothing left completed: aria2
-				// never sends completed.
-				w.snatches++
-			}
+			countStop(w, old, key, class)
 			f.removeAt(w, fam, at)
 			uncountPeer(sh, f, fam, w, id, old)
 			s.npeers.Add(-1)
@@ -576,64 +645,36 @@ func announceBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int
 		return nil
 	}
 
-	var flags uint16
-	if req.Event == EventPaused && class == leech {
-		flags = flagPause
-	}
 	completed := req.Event == EventCompleted
-	rec := zero.with(key, ap, uint16(now&seenMask)<<2|flags)
-	// A re-announce within a tick from the same address leaves its record
-	// as it was: it is not written, so that other cores keep their copies
-	// of the block's cache lines.
+	rec := newRecord[P](key, ap, req, class, now)
 	switch {
-	case at >= 0 && blk[at].recKey() == key && class == seed:
-		if blk[at] != rec {
-			blk[at] = rec
-		}
 	case at >= 0 && blk[at].recKey() == key:
-		old := blk[at]
-		snat := old.recMeta() & flagSnat
-		if completed && snat == 0 {
-			w.snatches++
-			snat = flagSnat
-		}
-		if rec = zero.with(key, ap, rec.recMeta()|snat); old != rec {
+		// A re-announce within a tick from the same address leaves its
+		// record as it was: it is not written, so that other cores keep
+		// their copies of the block's cache lines.
+		if rec = refreshed(w, blk[at], rec, class, completed); blk[at] != rec {
 			blk[at] = rec
 		}
-		w.paused += uint32(flags)>>1 - uint32(old.recMeta()&flagPause)>>1
 	case at >= 0:
-		// The peer changed class (see announceTree).
-		old := blk[at]
-		uncountPeer(sh, f, fam, w, id, old)
-		if class == seed {
-			if old.recMeta()&flagSnat == 0 {
-				w.snatches++
-			}
-		} else {
-			rec = zero.with(key, ap, rec.recMeta()|flagSnat)
-		}
-		blk[at] = rec
-		countPeer(sh, f, fam, w, id, class, hid, flags)
+		prev := blk[at]
+		uncountPeer(sh, f, fam, w, id, prev)
+		blk[at] = reclassed(w, prev, rec, class)
+		countPeer(sh, f, fam, w, id, class, hid, rec.recMeta())
 	case s.maxPeers >= 0 && s.npeers.Load() >= s.maxPeers:
 		return ErrTooManyPeers
 	default:
 		s.npeers.Add(1)
-		if completed {
-			w.snatches++
-			if class == leech {
-				rec = zero.with(key, ap, rec.recMeta()|flagSnat)
-			}
-		}
+		rec = joined(w, rec, class, completed)
 		if len(blk) == blockCaps[len(blockCaps)-1] {
 			// Full: the family moves to the tree, and so does this
 			// announce.
 			f.toTree(sh.swarms, w, fam)
 			f.tree.ReplaceOrInsert(rec)
-			countPeer(sh, f, fam, w, id, class, hid, flags)
+			countPeer(sh, f, fam, w, id, class, hid, rec.recMeta())
 			return sampleTree(f, fam, w, id, class, key, req.NumWant, resp)
 		}
 		f.push(sh.swarms, w, fam, rec)
-		countPeer(sh, f, fam, w, id, class, hid, flags)
+		countPeer(sh, f, fam, w, id, class, hid, rec.recMeta())
 	}
 
 	want := req.NumWant
@@ -692,13 +733,10 @@ func announceTree[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int,
 	if req.Event == EventStopped {
 		old, ok := f.tree.Delete(zero.probe(key))
 		if !ok {
-			// A leecher that stops with nothing left completed: aria2
-			// never sends completed.
-			if old, ok = f.tree.Delete(zero.probe(otherKey)); ok && class == seed && old.recMeta()&flagSnat == 0 {
-				w.snatches++
-			}
+			old, ok = f.tree.Delete(zero.probe(otherKey))
 		}
 		if ok {
+			countStop(w, old, key, class)
 			uncountPeer(sh, f, fam, w, id, old)
 			s.npeers.Add(-1)
 			f.toBlock(sh.swarms, w, fam, id)
@@ -706,55 +744,31 @@ func announceTree[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int,
 		return nil
 	}
 
-	// Snatch flags matter on leecher records only: a seeder has completed,
-	// and never counts a completion again. A leecher that was a seeder
-	// keeps the flag, so that completing again does not count either.
-	var flags uint16
-	if req.Event == EventPaused && class == leech {
-		flags = flagPause
-	}
 	completed := req.Event == EventCompleted
-	rec := zero.with(key, ap, uint16(now&seenMask)<<2|flags)
-	old, replaced := f.tree.ReplaceOrInsert(rec)
-	switch {
-	case replaced && class == seed:
-		// A seeder re-announcing: nothing else changes.
-	case replaced:
-		snat := old.recMeta() & flagSnat
-		if completed && snat == 0 {
-			w.snatches++
-			snat = flagSnat
+	rec := newRecord[P](key, ap, req, class, now)
+	if old, replaced := f.tree.ReplaceOrInsert(rec); replaced {
+		if st := refreshed(w, old, rec, class, completed); st != rec {
+			f.tree.ReplaceOrInsert(st)
 		}
-		if snat != 0 {
-			f.tree.ReplaceOrInsert(zero.with(key, ap, rec.recMeta()|snat))
-		}
-		w.paused += uint32(flags)>>1 - uint32(old.recMeta()&flagPause)>>1
-	default:
+	} else {
 		// The peer is new to this class: it may have changed class.
 		prev, moved := f.tree.Delete(zero.probe(otherKey))
+		st := rec
 		switch {
 		case moved:
 			uncountPeer(sh, f, fam, w, id, prev)
-			if class == seed {
-				if prev.recMeta()&flagSnat == 0 {
-					w.snatches++
-				}
-			} else {
-				f.tree.ReplaceOrInsert(zero.with(key, ap, rec.recMeta()|flagSnat))
-			}
+			st = reclassed(w, prev, rec, class)
 		case s.maxPeers >= 0 && s.npeers.Load() >= s.maxPeers:
 			f.tree.Delete(rec)
 			return ErrTooManyPeers
 		default:
 			s.npeers.Add(1)
-			if completed {
-				w.snatches++
-				if class == leech {
-					f.tree.ReplaceOrInsert(zero.with(key, ap, rec.recMeta()|flagSnat))
-				}
-			}
+			st = joined(w, rec, class, completed)
 		}
-		countPeer(sh, f, fam, w, id, class, hid, flags)
+		if st != rec {
+			f.tree.ReplaceOrInsert(st)
+		}
+		countPeer(sh, f, fam, w, id, class, hid, rec.recMeta())
 	}
 	return sampleTree(f, fam, w, id, class, key, req.NumWant, resp)
 }
@@ -796,9 +810,9 @@ func sampleTree[P record[P]](f *family[P], fam int, w *swarm, id uint32, class i
 }
 
 // countPeer adds a record just stored in class to the counters.
-func countPeer[P record[P]](sh *shard, f *family[P], fam int, w *swarm, id uint32, class int, hid uint64, flags uint16) {
+func countPeer[P record[P]](sh *shard, f *family[P], fam int, w *swarm, id uint32, class int, hid uint64, meta uint16) {
 	addCount(f, fam, w, id, class, hid, 1)
-	if flags&flagPause != 0 {
+	if meta&flagPause != 0 {
 		w.paused++
 	}
 	sh.peers++

@@ -121,7 +121,7 @@ func TestExpiryLargeShard(t *testing.T) {
 	if c := s.counts(); c.Peers != (n+1)/2 {
 		t.Errorf("after sweep: %d peers; want %d", c.Peers, (n+1)/2)
 	}
-	checkSamplers(t, s.MemoryStore)
+	checkStore(t, s.MemoryStore)
 }
 
 // TestExpiryPlaces sweeps swarms whose families sit in blocks and in the
@@ -139,10 +139,9 @@ func TestExpiryPlaces(t *testing.T) {
 			s.announceAt(at, testPeer(hashN(h), i, int64(i%2), EventStarted))
 		}
 	}
-	checkPlaces(t, s.MemoryStore)
+	checkStore(t, s.MemoryStore)
 	s.sweepAt(2*time.Minute + 8*time.Second)
-	checkPlaces(t, s.MemoryStore)
-	checkSamplers(t, s.MemoryStore)
+	checkStore(t, s.MemoryStore)
 	if c := s.counts(); c.Peers != 3*len(sizes) {
 		t.Errorf("after sweep: %d peers; want %d", c.Peers, 3*len(sizes))
 	}
@@ -175,7 +174,7 @@ func TestSlabCompaction(t *testing.T) {
 	}
 	check := func(what string, peers int) {
 		t.Helper()
-		checkPlaces(t, s.MemoryStore)
+		checkStore(t, s.MemoryStore)
 		for h := range swarms {
 			req := testPeer(hashN(h), 0, 1, EventNone)
 			req.NumWant = 100
@@ -422,25 +421,12 @@ func testModel(t *testing.T, swarms, ids int) {
 			delete(eligible, p.Addr) // also catches duplicates
 		}
 		if step%1000 == 0 {
-			checkSamplers(t, s.MemoryStore)
-			checkPlaces(t, s.MemoryStore)
+			checkStore(t, s.MemoryStore)
 		}
 	}
-	checkSamplers(t, s.MemoryStore)
-	checkPlaces(t, s.MemoryStore)
+	checkStore(t, s.MemoryStore)
 }
 
-// checkPlaces checks that every family of every swarm keeps its peers in
-// one place, the tree or a block, as its swarm says, and that the blocks
-// and free blocks of a slab cover it exactly.
-func checkPlaces(t *testing.T, s *MemoryStore) {
-	t.Helper()
-	for i := range s.shards {
-		sh := &s.shards[i]
-		checkFamilyPlaces(t, sh, &sh.v4, 0)
-		checkFamilyPlaces(t, sh, &sh.v6, 1)
-	}
-}
 
 func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam int) {
 	t.Helper()
@@ -507,11 +493,16 @@ func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam i
 	}
 }
 
-// checkSamplers recounts every class that has bucket counts.
-func checkSamplers(t *testing.T, s *MemoryStore) {
+// checkStore checks the inner consistency of a store: every family of every
+// swarm keeps its peers in one place, the tree or a block, as its swarm
+// says; the blocks and free blocks of a slab cover it exactly; and every
+// class with bucket counts recounts to them.
+func checkStore(t *testing.T, s *MemoryStore) {
 	t.Helper()
 	for i := range s.shards {
 		sh := &s.shards[i]
+		checkFamilyPlaces(t, sh, &sh.v4, 0)
+		checkFamilyPlaces(t, sh, &sh.v6, 1)
 		checkFamilySamplers(t, sh, &sh.v4, 0)
 		checkFamilySamplers(t, sh, &sh.v6, 1)
 	}
