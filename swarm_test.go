@@ -427,7 +427,6 @@ func testModel(t *testing.T, swarms, ids int) {
 	checkStore(t, s.MemoryStore)
 }
 
-
 func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam int) {
 	t.Helper()
 	var zero P
