@@ -333,14 +333,58 @@ func TestModel(t *testing.T) {
 }
 
 func testModel(t *testing.T, swarms, ids int) {
+	runModel(t, swarms, ids, 30000, rand.New(rand.NewPCG(1, uint64(ids))))
+}
+
+// FuzzStore runs the model check of TestModel on announces drawn from the
+// fuzzer's bytes.
+func FuzzStore(f *testing.F) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{16, 200, 2000} {
+		seed := make([]byte, n)
+		for i := range seed {
+			seed[i] = byte(r.Uint32())
+		}
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 2 {
+			return
+		}
+		swarms, ids := 1+int(data[0])%6, 1+int(data[1])%80
+		src := &byteSource{data[2:]}
+		runModel(t, swarms, ids, len(data)/4, src)
+	})
+}
+
+// byteSource draws choices from bytes, and zeros once they run out.
+type byteSource struct{ b []byte }
+
+func (s *byteSource) IntN(n int) int {
+	if len(s.b) == 0 {
+		return 0
+	}
+	v := int(s.b[0])
+	s.b = s.b[1:]
+	return v % n
+}
+
+// runModel drives a store through steps announces, with choices from r,
+// and checks every reply, every scrape and the store's inner consistency
+// against a model of the swarms. Now and then it sweeps (nothing is stale:
+// time stands still), which compacts slabs.
+func runModel(t *testing.T, swarms, ids, steps int, r interface{ IntN(int) int }) {
 	s := newStoreAt(t, MemoryConfig{Shards: 2})
-	r := rand.New(rand.NewPCG(1, uint64(ids)))
 	type swarmModel struct {
 		peers    map[int]*modelPeer
 		snatches int
 	}
 	model := map[InfoHash]*swarmModel{}
-	for step := range 30000 {
+	for step := range steps {
+		if r.IntN(128) == 0 {
+			s.sweepAt(0)
+			checkStore(t, s.MemoryStore)
+		}
 		h := hashN(r.IntN(swarms))
 		n := r.IntN(ids)
 		v6 := n%5 == 0
