@@ -209,6 +209,51 @@ func TestSlabCompaction(t *testing.T) {
 	}
 }
 
+// TestSlabChurn keeps peers joining and leaving swarms of varying sizes,
+// with a sweep now and then, and checks that the slabs stay in proportion
+// to the peers they hold: free blocks are reused or compacted away.
+func TestSlabChurn(t *testing.T) {
+	s := newStoreAt(t, MemoryConfig{Shards: 4})
+	r := rand.New(rand.NewPCG(5, 6))
+	const swarms, ids = 500, 24
+	alive := map[[2]int]bool{}
+	for step := range 200_000 {
+		h, n := r.IntN(swarms), r.IntN(ids)
+		// Each swarm's size drifts: swarms whose number matches the turn
+		// lose peers, the others gain.
+		ev := EventStarted
+		if (h+step/20_000)%3 == 0 {
+			ev = EventStopped
+		}
+		s.announceAt(0, testPeer(hashN(h), n, 1, ev))
+		alive[[2]int{h, n}] = ev != EventStopped
+		if step%10_000 == 0 {
+			s.sweepAt(0)
+		}
+	}
+	s.sweepAt(0)
+	checkStore(t, s.MemoryStore)
+	peers := 0
+	for _, ok := range alive {
+		if ok {
+			peers++
+		}
+	}
+	if c := s.counts(); c.Peers != peers {
+		t.Fatalf("%d peers; want %d", c.Peers, peers)
+	}
+	records := 0
+	for i := range s.shards {
+		records += len(s.shards[i].v4.slab.chunks) * chunkLen
+	}
+	// Blocks round up (a third at most from two sizes of slack), a
+	// sixteenth may stay free, and each shard keeps a partial chunk.
+	if limit := peers*3/2 + len(s.shards)*chunkLen; records > limit {
+		t.Errorf("slabs of %d records for %d peers; want at most %d", records, peers, limit)
+	}
+	t.Logf("%d peers in slabs of %d records", peers, records)
+}
+
 // TestSweeper runs the real sweeper goroutine in a bubble with a fake clock.
 func TestSweeper(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
