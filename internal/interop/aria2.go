@@ -139,16 +139,12 @@ func Aria2(ctx context.Context, t testing.TB, sc Scenario) (*Result, error) {
 	t.Helper()
 	requireProgram(t, "aria2c", "aria2")
 	requireLibtorrent(t)
-	tracker, err := sc.check()
+	tracker, want, err := sc.checkContent()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, sc.timeout())
 	defer cancel()
-	want, err := sc.Torrent.Content()
-	if err != nil {
-		return nil, fmt.Errorf("interop: %w", err)
-	}
 	res := &Result{}
 	seeder, err := startSeeder(ctx, t, &sc, tracker)
 	if err != nil {
@@ -201,16 +197,12 @@ func Aria2Seeder(ctx context.Context, t testing.TB, sc Scenario) (*Result, error
 	t.Helper()
 	requireProgram(t, "aria2c", "aria2")
 	requireLibtorrent(t)
-	tracker, err := sc.check()
+	tracker, want, err := sc.checkContent()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, sc.timeout())
 	defer cancel()
-	want, err := sc.Torrent.Content()
-	if err != nil {
-		return nil, fmt.Errorf("interop: %w", err)
-	}
 	// aria2 writes its control file next to the content: seed a copy.
 	seedDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(seedDir, sc.Torrent.Name), want, 0o644); err != nil {

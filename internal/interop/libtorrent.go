@@ -343,17 +343,13 @@ func startSeeder(ctx context.Context, t testing.TB, sc *Scenario, tracker *url.U
 func Libtorrent(ctx context.Context, t testing.TB, sc Scenario) (*Result, error) {
 	t.Helper()
 	requireLibtorrent(t)
-	tracker, err := sc.check()
+	tracker, want, err := sc.checkContent()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, sc.timeout())
 	defer cancel()
 	res := &Result{}
-	want, err := sc.Torrent.Content()
-	if err != nil {
-		return nil, fmt.Errorf("interop: %w", err)
-	}
 
 	seeder, err := startSeeder(ctx, t, &sc, tracker)
 	if err != nil {

@@ -87,6 +87,20 @@ func (sc *Scenario) check() (*url.URL, error) {
 	return u, nil
 }
 
+// checkContent is check, and also returns the content of sc's torrent,
+// which a run's download must equal.
+func (sc *Scenario) checkContent() (*url.URL, []byte, error) {
+	u, err := sc.check()
+	if err != nil {
+		return nil, nil, err
+	}
+	want, err := sc.Torrent.Content()
+	if err != nil {
+		return nil, nil, fmt.Errorf("interop: %w", err)
+	}
+	return u, want, nil
+}
+
 // loopback returns the address the clients of a scenario with tracker u
 // listen on: the tracker's address family, on loopback.
 func loopback(u *url.URL) string {

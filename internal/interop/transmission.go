@@ -74,7 +74,7 @@ func Transmission(ctx context.Context, t testing.TB, sc Scenario) (*Result, erro
 	t.Helper()
 	bin := requireProgram(t, "transmission-cli", "transmission-cli")
 	requireLibtorrent(t)
-	tracker, err := sc.check()
+	tracker, want, err := sc.checkContent()
 	if err != nil {
 		return nil, err
 	}
@@ -90,10 +90,6 @@ func Transmission(ctx context.Context, t testing.TB, sc Scenario) (*Result, erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, sc.timeout())
 	defer cancel()
-	want, err := sc.Torrent.Content()
-	if err != nil {
-		return nil, fmt.Errorf("interop: %w", err)
-	}
 
 	port, err := freeTCPPort(loopback(tracker))
 	if err != nil {
