@@ -1220,6 +1220,16 @@ type httpGatedStore struct {
 	gate  chan struct{}
 }
 
+// newHTTPGatedStore returns an open gated store that the test closes.
+func newHTTPGatedStore(t *testing.T) *httpGatedStore {
+	ms, err := NewMemoryStore(MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ms.Close() })
+	return &httpGatedStore{MemoryStore: ms}
+}
+
 func (s *httpGatedStore) ScrapeAll(ctx context.Context, fn func(InfoHash, ScrapeStats) bool) error {
 	s.mu.Lock()
 	s.calls++
@@ -1262,12 +1272,7 @@ func (f *httpFixture) fullScrape(target string, header ...string) map[string]any
 
 func TestHTTPFullScrape(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ms, err := NewMemoryStore(MemoryConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ms.Close()
-		gs := &httpGatedStore{MemoryStore: ms}
+		gs := newHTTPGatedStore(t)
 		f := httpNewFixture(t, Config{Store: gs}, HTTPConfig{FullScrape: true, FullScrapeCache: time.Minute, GzipMinSize: 200})
 		for i := range 30 {
 			f.join(httpTestHash(200+i), 1, 1+i%3, int64(i%2))
@@ -1336,12 +1341,7 @@ func TestHTTPFullScrape(t *testing.T) {
 // no cached copy share one build.
 func TestHTTPFullScrapeOneBuild(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ms, err := NewMemoryStore(MemoryConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ms.Close()
-		gs := &httpGatedStore{MemoryStore: ms}
+		gs := newHTTPGatedStore(t)
 		f := httpNewFixture(t, Config{Store: gs}, HTTPConfig{FullScrape: true})
 		f.join(httpTestHash(400), 1, 2, 0)
 		gate := make(chan struct{})
