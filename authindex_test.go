@@ -141,7 +141,7 @@ func TestDigestIndexConcurrent(t *testing.T) {
 	}
 	var churn []uint64
 	ops := 200_000
-	if authRaceEnabled {
+	if raceEnabled {
 		ops = 10_000
 	}
 	for i := range ops {

@@ -733,7 +733,6 @@ func TestAuthTracker(t *testing.T) {
 			Addr:     netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
 			Left:     left,
 			Event:    EventStarted,
-			NumWant:  -1,
 			Passkey:  passkey,
 		})
 	}

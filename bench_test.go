@@ -34,7 +34,7 @@ func fillTracker(tb testing.TB, t *Tracker, swarms, peers int) {
 	for _, j := range rand.Perm(peers) {
 		benchPeer(&req, j/per, j%per)
 		req.Event = EventStarted
-		req.NumWant = 0
+		req.NumWant = -1 // none
 		if err := t.AnnounceInto(ctx, &req, &resp); err != nil {
 			tb.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package tracker
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -99,8 +100,9 @@ var (
 var ErrClosed = errors.New("tracker: closed")
 
 // ErrServerClosed is returned by the front-ends' Serve methods after
-// Shutdown or Close.
-var ErrServerClosed = errors.New("tracker: server closed")
+// Shutdown or Close. It is [http.ErrServerClosed], so that one test serves
+// the UDP server and the [http.Server] of [NewHTTPServer] alike.
+var ErrServerClosed = http.ErrServerClosed
 
 // clientError returns the *Error that reaches the client for err, and
 // whether err was one (false means an internal error, which the caller logs).

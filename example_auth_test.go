@@ -20,7 +20,6 @@ func announce(t *tracker.Tracker, passkey, client string, h tracker.InfoHash) st
 		PeerID:   id,
 		Addr:     netip.MustParseAddrPort("127.0.0.1:6881"),
 		Left:     1 << 20,
-		NumWant:  -1,
 		Passkey:  passkey,
 	})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 
@@ -12,11 +11,14 @@ import (
 	"github.com/zeebo/bencode"
 )
 
-// The HTTP front-end mounted on a program's own mux, next to its other
-// routes, once at the root and once under a prefix, and served by the
-// convenience server on a loopback port.
+// The HTTP front-end of a private tracker mounted on a program's own mux,
+// next to its other routes: under a prefix of its own, stripped, it serves
+// every passkey layout. It is served by the server of NewHTTPServer on a
+// loopback port.
 func ExampleTracker_NewHTTPHandler() {
-	t, err := tracker.New(tracker.Config{IntervalJitter: -1})
+	passkeys := tracker.NewPasskeySet()
+	passkeys.Set("0123456789abcdef0123456789abcdef", 42)
+	t, err := tracker.New(tracker.Config{Passkeys: passkeys, IntervalJitter: tracker.Disabled})
 	if err != nil {
 		panic(err)
 	}
@@ -27,14 +29,12 @@ func ExampleTracker_NewHTTPHandler() {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/announce", h)
-	mux.Handle("/scrape", h)
 	mux.Handle("/tracker/", http.StripPrefix("/tracker", h))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
 	})
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := tracker.ListenTCP("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
@@ -72,23 +72,29 @@ func ExampleTracker_NewHTTPHandler() {
 		Failure    string `bencode:"failure reason"`
 		TrackerID  string `bencode:"tracker id"`
 	}
-	for _, path := range []string{"/announce?", "/tracker/announce?"} {
-		if err := bencode.DecodeBytes(get(path+query), &reply); err != nil {
+	const pk = "0123456789abcdef0123456789abcdef"
+	for _, layout := range []string{
+		"/tracker/announce/PK?",
+		"/tracker/PK/announce?",
+		"/tracker/announce.php?passkey=PK&",
+		"/tracker/announce?", // no passkey
+	} {
+		reply.Failure = ""
+		target := strings.Replace(layout, "PK", pk, 1) + query
+		if err := bencode.DecodeBytes(get(target), &reply); err != nil {
 			panic(err)
 		}
-		fmt.Printf("%s seeders %d, leechers %d, interval %ds, tracker id %q\n",
-			strings.TrimSuffix(path, "?"), reply.Complete, reply.Incomplete, reply.Interval, reply.TrackerID)
+		if reply.Failure != "" {
+			fmt.Printf("%s: failure %q\n", layout, reply.Failure)
+			continue
+		}
+		fmt.Printf("%s: seeders %d, leechers %d, interval %ds, tracker id %q\n",
+			layout, reply.Complete, reply.Incomplete, reply.Interval, reply.TrackerID)
 	}
-
-	// Failures are HTTP 200 with a bencoded reason, which clients show.
-	reply.Failure = ""
-	if err := bencode.DecodeBytes(get("/announce?info_hash=short"), &reply); err != nil {
-		panic(err)
-	}
-	fmt.Println("failure:", reply.Failure)
 	// Output:
 	// healthz: ok
-	// /announce seeders 1, leechers 0, interval 1800s, tracker id "example"
-	// /tracker/announce seeders 1, leechers 0, interval 1800s, tracker id "example"
-	// failure: invalid info_hash
+	// /tracker/announce/PK?: seeders 1, leechers 0, interval 1800s, tracker id "example"
+	// /tracker/PK/announce?: seeders 1, leechers 0, interval 1800s, tracker id "example"
+	// /tracker/announce.php?passkey=PK&: seeders 1, leechers 0, interval 1800s, tracker id "example"
+	// /tracker/announce?: failure "passkey required: use the announce URL from your account"
 }

@@ -36,7 +36,6 @@ func Example() {
 		Addr:     netip.MustParseAddrPort("203.0.113.9:6881"),
 		Left:     1 << 30,
 		Event:    tracker.EventStarted,
-		NumWant:  -1, // the configured default
 	}
 	resp, err := t.Announce(ctx, leecher)
 	if err != nil {

@@ -35,8 +35,7 @@
 //	if err != nil {
 //		return err
 //	}
-//	mux.Handle("/announce", h)
-//	mux.Handle("/scrape", h)
+//	mux.Handle("/tracker/", http.StripPrefix("/tracker", h)) // every passkey layout
 //
 // Goroutines: a Tracker runs one goroutine of its own, the default store's
 // sweeper of stale peers, which Close stops. Front-ends run on the caller's
@@ -49,7 +48,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
@@ -58,6 +56,13 @@ import (
 
 	"github.com/annuaire/tracker/internal/ratelimit"
 )
+
+// Disabled, given to a numeric setting that says so (such as
+// [Config.IntervalJitter], [MemoryConfig.MaxPeers] or
+// [HTTPConfig.GzipMinSize]), turns off what it sets: no jitter, no bound,
+// no compression. Any negative value does the same. Zero, in every
+// setting, means the default its doc gives.
+const Disabled = -1
 
 // Config configures a [Tracker]. The zero value is a public tracker with
 // an in-memory store and no rate limits.
@@ -70,8 +75,8 @@ type Config struct {
 	MinAnnounceInterval time.Duration
 	// IntervalJitter is the largest random amount added to the interval of
 	// each reply, so that clients that all announced at once (after a
-	// restart, say) drift apart. If zero, a tenth of AnnounceInterval; if
-	// negative, none.
+	// restart, say) drift apart. If zero, a tenth of AnnounceInterval;
+	// [Disabled] (any negative value) adds none.
 	IntervalJitter time.Duration
 	// MinScrapeInterval is the least time clients should leave between
 	// scrapes (BEP 48 flags.min_request_interval). If zero,
@@ -79,7 +84,7 @@ type Config struct {
 	MinScrapeInterval time.Duration
 
 	// DefaultNumWant is how many peers a client gets when it does not say.
-	// If zero, 50.
+	// If zero, 50, or MaxNumWant if that is smaller.
 	DefaultNumWant int
 	// MaxNumWant is the most peers one reply holds. If zero, 200.
 	MaxNumWant int
@@ -107,7 +112,8 @@ type Config struct {
 	RateLimit RateLimitConfig
 
 	// Logger receives internal errors (never per-request noise). If nil,
-	// nothing is logged.
+	// [slog.Default]; to log nothing, give
+	// slog.New(slog.DiscardHandler).
 	Logger *slog.Logger
 	// Observer is told about every request the front-ends answer, for
 	// metrics. If nil, nothing is observed and no time is measured.
@@ -181,11 +187,11 @@ func New(cfg Config) (*Tracker, error) {
 	if cfg.MinScrapeInterval == 0 {
 		cfg.MinScrapeInterval = cfg.MinAnnounceInterval
 	}
-	if cfg.DefaultNumWant == 0 {
-		cfg.DefaultNumWant = 50
-	}
 	if cfg.MaxNumWant == 0 {
 		cfg.MaxNumWant = 200
+	}
+	if cfg.DefaultNumWant == 0 {
+		cfg.DefaultNumWant = min(50, max(cfg.MaxNumWant, 0))
 	}
 	if cfg.MaxScrapeHashes == 0 {
 		cfg.MaxScrapeHashes = 256
@@ -228,7 +234,7 @@ func New(cfg Config) (*Tracker, error) {
 
 	t := &Tracker{log: cfg.Logger, v6Bits: rl.IPv6Prefix}
 	if t.log == nil {
-		t.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		t.log = slog.Default()
 	}
 	if rl.PerIP > 0 {
 		t.ipLimit = ratelimit.New[netip.Addr](rl.PerIP, rl.IPBurst, rl.MaxKeys)
@@ -276,8 +282,8 @@ func (t *Tracker) Announce(ctx context.Context, req *AnnounceRequest) (*Announce
 // appending peers to resp.Peers[:0] so that its capacity is reused. In
 // steady state it allocates nothing. It normalizes req in place: the
 // address is unmapped (an IPv4-mapped IPv6 address becomes IPv4) and
-// NumWant becomes the number of peers wanted. Errors are as for
-// [Tracker.Announce].
+// NumWant becomes the number of peers wanted (zero for none). Errors are
+// as for [Tracker.Announce].
 func (t *Tracker) AnnounceInto(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse) error {
 	return t.announce(ctx, req, resp, false)
 }
@@ -291,9 +297,9 @@ func (t *Tracker) announce(ctx context.Context, req *AnnounceRequest, resp *Anno
 	}
 	req.Addr = netip.AddrPortFrom(req.Addr.Addr().Unmap().WithZone(""), req.Addr.Port())
 	switch {
-	case req.Event == EventStopped:
+	case req.Event == EventStopped || req.NumWant < 0:
 		req.NumWant = 0
-	case req.NumWant < 0:
+	case req.NumWant == 0:
 		req.NumWant = t.cfg.DefaultNumWant
 	case req.NumWant > t.cfg.MaxNumWant:
 		req.NumWant = t.cfg.MaxNumWant
@@ -313,6 +319,19 @@ func (t *Tracker) announce(ctx context.Context, req *AnnounceRequest, resp *Anno
 	resp.MinInterval = t.cfg.MinAnnounceInterval
 	resp.Warning = resp.Identity.Warning
 	return nil
+}
+
+// wireNumWant turns the number of peers a client asks for on the wire,
+// where zero means none and a negative number (or none given) the
+// default, into [AnnounceRequest.NumWant].
+func wireNumWant(n int) int {
+	switch {
+	case n == 0:
+		return -1
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 // admitAnnounce checks the request and the policies, cheapest first, and

@@ -44,6 +44,22 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
+// TestNewDefaults checks the defaults that depend on other settings: a
+// MaxNumWant below the default DefaultNumWant lowers it, and a nil Logger
+// is slog's default logger, as net/http's is the log package's.
+func TestNewDefaults(t *testing.T) {
+	tr := newTestTracker(t, Config{MaxNumWant: 30})
+	if tr.cfg.DefaultNumWant != 30 {
+		t.Errorf("MaxNumWant 30 alone: DefaultNumWant %d; want 30", tr.cfg.DefaultNumWant)
+	}
+	if tr := newTestTracker(t, Config{MaxNumWant: 500}); tr.cfg.DefaultNumWant != 50 {
+		t.Errorf("MaxNumWant 500: DefaultNumWant %d; want 50", tr.cfg.DefaultNumWant)
+	}
+	if tr.log != slog.Default() {
+		t.Errorf("nil Logger: the tracker logs to %v; want slog.Default()", tr.log)
+	}
+}
+
 func TestAnnounceValidates(t *testing.T) {
 	tr := newTestTracker(t, Config{})
 	good := func() *AnnounceRequest { return testPeer(hashN(1), 1, 10, EventStarted) }
@@ -93,8 +109,8 @@ func TestNumWant(t *testing.T) {
 		event   Event
 		want    int
 	}{
-		{-1, EventNone, 30},
-		{0, EventNone, 0},
+		{0, EventNone, 30},
+		{-1, EventNone, 0},
 		{7, EventNone, 7},
 		{100, EventNone, 100},
 		{5000, EventNone, 100},
@@ -134,10 +150,10 @@ func TestIntervals(t *testing.T) {
 	if len(seen) < 5 {
 		t.Errorf("200 replies used only %d distinct intervals: no jitter", len(seen))
 	}
-	fixed := newTestTracker(t, Config{AnnounceInterval: time.Hour, IntervalJitter: -1})
+	fixed := newTestTracker(t, Config{AnnounceInterval: time.Hour, IntervalJitter: Disabled})
 	resp, err := fixed.Announce(context.Background(), testPeer(hashN(1), 1, 1, EventStarted))
 	if err != nil || resp.Interval != time.Hour {
-		t.Errorf("negative jitter: interval %v, %v; want exactly 1h", resp.Interval, err)
+		t.Errorf("jitter disabled: interval %v, %v; want exactly 1h", resp.Interval, err)
 	}
 }
 
@@ -145,7 +161,7 @@ func TestAnnounceNormalizesRequest(t *testing.T) {
 	tr := newTestTracker(t, Config{})
 	a := testPeer(hashN(1), 1, 0, EventStarted)
 	a.Addr = netip.MustParseAddrPort("[::ffff:192.0.2.7]:6881")
-	a.NumWant = -1
+	a.NumWant = 0
 	if _, err := tr.Announce(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +169,6 @@ func TestAnnounceNormalizesRequest(t *testing.T) {
 		t.Errorf("request after Announce: addr %v, numwant %d; want it unmapped and numwant resolved to 50", a.Addr, a.NumWant)
 	}
 	b := testPeer(hashN(1), 2, 5, EventStarted)
-	b.NumWant = -1
 	resp, err := tr.Announce(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +178,7 @@ func TestAnnounceNormalizesRequest(t *testing.T) {
 	}
 }
 
-func TestAnnounceIntoReuses(t *testing.T) {
+func TestAnnounceIntoAllocs(t *testing.T) {
 	tr := newTestTracker(t, Config{})
 	for i := range 20 {
 		if _, err := tr.Announce(context.Background(), testPeer(hashN(1), i, 1, EventStarted)); err != nil {

@@ -84,8 +84,9 @@ type AnnounceRequest struct {
 	// session. Left 0 makes the peer a seeder. Negative values are refused.
 	Uploaded, Downloaded, Left int64
 	Event                      Event
-	// NumWant is how many peers the client asks for. Negative means the
-	// configured default; larger than the configured maximum is clipped.
+	// NumWant is how many peers the client asks for. If zero, the
+	// configured default ([Config.DefaultNumWant]); a negative value asks
+	// for none. More than the configured maximum is clipped.
 	NumWant int
 	// Key is the client's per-session key, opaque to the tracker.
 	Key uint32

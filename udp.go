@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/annuaire/tracker/internal/announceurl"
 	"github.com/annuaire/tracker/internal/connid"
+	"github.com/annuaire/tracker/internal/httpwire"
 	"github.com/annuaire/tracker/internal/udpwire"
 )
 
@@ -511,7 +511,7 @@ func (h *udpHandler) announce(ctx context.Context, p []byte, from netip.AddrPort
 		Uploaded:   int64(w.Uploaded),
 		Downloaded: int64(w.Downloaded),
 		Left:       int64(w.Left),
-		NumWant:    min(int(w.NumWant), h.s.maxPeers), // -1 stays negative: the default
+		NumWant:    wireNumWant(min(int(w.NumWant), h.s.maxPeers)),
 		Key:        w.Key,
 	}
 	if int(w.Event) < len(udpEvents) {
@@ -519,7 +519,7 @@ func (h *udpHandler) announce(ctx context.Context, p []byte, from netip.AddrPort
 	}
 	if h.t.cfg.Passkeys != nil && len(w.URLData) > 0 {
 		var ok bool
-		if h.pk, ok = announceurl.AppendPasskey(h.pk[:0], w.URLData); ok {
+		if h.pk, ok = httpwire.AppendPasskey(h.pk[:0], w.URLData); ok {
 			req.Passkey = h.intern(h.pk)
 		}
 	}

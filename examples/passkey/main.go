@@ -60,14 +60,14 @@ func run(ctx context.Context, args []string, ready func(httpAddr, udpAddr net.Ad
 	defer t.Close()
 
 	errs := make(chan error, 2)
-	var hs *tracker.HTTPServer
+	var hs *http.Server
 	var hl, ul net.Addr
 	if *httpAddr != "" {
 		h, err := t.NewHTTPHandler(tracker.HTTPConfig{Logger: log})
 		if err != nil {
 			return err
 		}
-		l, err := net.Listen("tcp", *httpAddr)
+		l, err := tracker.ListenTCP("tcp", *httpAddr)
 		if err != nil {
 			return err
 		}

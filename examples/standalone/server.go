@@ -66,7 +66,7 @@ type server struct {
 	t     *tracker.Tracker
 	lists []*list // the files SIGHUP re-reads
 
-	http     *tracker.HTTPServer // nil without -http
+	http     *http.Server // nil without -http
 	httpLns  []net.Listener
 	udp      *tracker.UDPServer // nil without -udp
 	udpConns [][]net.PacketConn // the sockets of each -udp address
@@ -113,7 +113,7 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 		Logger:           log,
 	}
 	if cfg.maxPeers == 0 {
-		tc.Memory.MaxPeers = -1 // unbounded, in MemoryConfig's terms
+		tc.Memory.MaxPeers = tracker.Disabled // no bound
 	}
 	if cfg.passkeysFile != "" {
 		ps := tracker.NewPasskeySet()
@@ -157,12 +157,8 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 		s.http = tracker.NewHTTPServer(h)
-		// No TCP keep-alive on accepted connections: the HTTP idle timeout
-		// closes forgotten ones, and clients that open a connection per
-		// announce would pay four system calls each for it.
-		lc := net.ListenConfig{KeepAlive: -1}
 		for _, addr := range cfg.httpAddrs {
-			l, err := lc.Listen(context.Background(), "tcp", addr)
+			l, err := tracker.ListenTCP("tcp", addr)
 			if err != nil {
 				return nil, fmt.Errorf("-http: %w", err)
 			}
