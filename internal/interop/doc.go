@@ -1,7 +1,10 @@
+//go:build unix
+
 // Package interop runs real BitTorrent clients against a tracker on
 // loopback, to prove that they complete downloads with peers learnt from
 // that tracker alone. Tests import it; it does not import the tracker
-// package, so the tracker's own tests can.
+// package, so the tracker's own tests can. It builds on unix systems only,
+// where it runs each client in a process group of its own.
 //
 // The clients are Debian's: libtorrent 2.0 through its Python module
 // (python3-libtorrent, run with /usr/bin/python3), aria2c 1.36 and
