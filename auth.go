@@ -31,6 +31,11 @@ func (f PasskeyFunc) ValidatePasskey(ctx context.Context, passkey string) (Ident
 // (ErrUnregisteredTorrent is the text clients understand). id is the
 // announcer's identity, zero on a public tracker. Implementations must be
 // safe for concurrent use.
+//
+// A hybrid torrent (BEP 52) is announced under two hashes, its v1 hash
+// (SHA-1) and its v2 hash (SHA-256) truncated to 20 bytes, as two swarms:
+// a filter that knows only the v1 hash refuses every v2 announce of the
+// torrent, so a site should register both.
 type TorrentFilter interface {
 	AllowTorrent(ctx context.Context, h InfoHash, id Identity) error
 }

@@ -220,7 +220,9 @@ func passkeyByte(c byte) bool {
 // Refused torrents get ErrUnregisteredTorrent, whose text makes clients
 // such as Transmission stop announcing them. A hybrid torrent (BEP 52) is
 // announced under two hashes, its v1 hash and its truncated v2 hash, which
-// are two entries of the list.
+// are two entries of the list: an allow-list that holds only the v1 hash
+// answers "unregistered torrent" to every v2 announce of the same torrent
+// (libtorrent 2 sends both).
 //
 // Like [PasskeySet], a TorrentList keeps a keyed 64-bit digest of each
 // hash rather than the hash, about 10 bytes per torrent. A hash that is

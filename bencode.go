@@ -203,11 +203,8 @@ func appendScrapeEntry(dst []byte, h InfoHash, st ScrapeStats) []byte {
 // appendFailure appends the bencoded reply to a failed request: e's reason,
 // the intervals (clients back off by them, and most ignore "retry in") and,
 // when e.RetryIn asks for it, "retry in" (BEP 31) in whole minutes rounded
-// up, or "never" for RetryNever. A nil e stands for an internal error.
+// up, or "never" for RetryNever.
 func appendFailure(dst []byte, e *Error, interval, minInterval time.Duration) []byte {
-	if e == nil {
-		e = errInternal
-	}
 	dst = append(dst, "d14:failure reason"...)
 	dst = appendString(dst, e.Reason)
 	dst = append(dst, "8:interval"...)

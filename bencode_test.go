@@ -466,7 +466,7 @@ func TestAppendFailureGolden(t *testing.T) {
 		{ErrRateLimited, "d14:failure reason28:too many requests, slow down8:intervali1800e12:min intervali900e8:retry ini1ee"},
 		{ErrUnregisteredTorrent, "d14:failure reason20:unregistered torrent8:intervali1800e12:min intervali900ee"},
 		{&Error{Reason: "banned", RetryIn: RetryNever}, "d14:failure reason6:banned8:intervali1800e12:min intervali900e8:retry in5:nevere"},
-		{nil, "d14:failure reason22:internal tracker error8:intervali1800e12:min intervali900ee"},
+		{errInternal, "d14:failure reason22:internal tracker error8:intervali1800e12:min intervali900ee"},
 	}
 	for _, tt := range tests {
 		got := appendFailure(nil, tt.e, 30*time.Minute, 15*time.Minute)
@@ -566,8 +566,8 @@ func TestAppendScrape(t *testing.T) {
 	}
 }
 
-// TestReplyKeyOrder checks checklist item 4 explicitly: every reply lists
-// its keys in raw-byte order.
+// TestReplyKeyOrder checks item 4 of the checklist of docs/protocol.md:
+// every reply lists its keys in raw-byte order.
 func TestReplyKeyOrder(t *testing.T) {
 	r := &AnnounceResponse{Interval: time.Hour, Warning: "w", Peers: []Peer{
 		mustPeer("10.0.0.1:1", "-TR4050-000000000000"), mustPeer("[2001:db8::1]:2", "-TR4050-000000000001"),

@@ -18,7 +18,7 @@ import (
 )
 
 // The tests of the UDP front-end cover items 27 to 42 of the conformance
-// checklist in the protocol notes; each test names the items it covers.
+// checklist of docs/protocol.md; each test names the items it covers.
 // Handler tests call udpHandler.handle directly with a chosen time and
 // source address; socket tests run a server on loopback.
 

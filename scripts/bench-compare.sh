@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Compares annuaire with opentracker side by side, the way BENCHMARKING.md
-# describes: for each round, each contender in turn (A B A B ...) is started
+# Compares annuaire with opentracker side by side, the way
+# docs/benchmarking.md describes: for each round, each contender in turn (A B A B ...) is started
 # fresh with the server pinned to one core and the load generator to
 # another, prefilled, warmed up and measured in every mode; the table
 # gives the medians over the rounds and the ratio annuaire/opentracker.
@@ -313,6 +313,6 @@ printf '%-12s %14s %14s\n' "ratio" \
 	"$(ratio "$(median annuaire "$first" bytes_per_peer)" "$(median opentracker "$first" bytes_per_peer)")"
 echo
 echo "ratio = annuaire / opentracker. Near 90-100k UDP or 30k HTTP keep-alive requests/s the load"
-echo "generator's core is the limit: compare req/s per server CPU there (BENCHMARKING.md)."
+echo "generator's core is the limit: compare req/s per server CPU there (docs/benchmarking.md)."
 [ -z "$out" ] || echo "results: $results"
 exit $status

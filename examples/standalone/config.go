@@ -337,8 +337,8 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // printHelp writes the help text.
 func (f *flags) printHelp(w io.Writer) {
 	fmt.Fprint(w, `annuaire is a BitTorrent tracker: it answers HTTP and UDP announces and
-scrapes (BEP 3, 7, 15, 23, 24, 41, 48), over IPv4 and IPv6, and keeps its
-swarms in memory.
+scrapes (BEP 3, 7, 15, 21, 23, 24, 31, 41, 48, 52), over IPv4 and IPv6, and
+keeps its swarms in memory.
 
 Usage: annuaire [flags]
 
