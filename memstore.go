@@ -1,10 +1,19 @@
+// The in-memory store: MemoryConfig and MemoryStore, the shards, swarms and
+// peer records it is made of, and the methods of the Store interfaces. Its
+// inner workings have files of their own: memstore_block.go (announces and
+// replies on the blocks of small swarms, and moves between a block and the
+// tree), memstore_tree.go (announces on the tree), memstore_rules.go
+// (snatches, partial seeds and counters), memstore_sample.go (replies from
+// the tree, and bucket counts), memstore_expiry.go (the sweeper),
+// memstore_slab.go (where blocks live) and memstore_index.go (swarms by info
+// hash).
+
 package tracker
 
 import (
 	"context"
 	"hash/maphash"
 	"math/bits"
-	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -106,7 +115,25 @@ const (
 
 	leech = 0
 	seed  = 1
+)
 
+// classBase is the first key of a class of a swarm.
+func classBase(id uint32, class int) uint64 {
+	return swarmBase(id) | uint64(class)<<hidBits
+}
+
+// swarmBase is the first key of a swarm.
+func swarmBase(id uint32) uint64 {
+	return uint64(id*prefixMul&idMask) << swarmShift
+}
+
+// swarmOf returns the id of the swarm a record key belongs to.
+func swarmOf(key uint64) uint32 {
+	return uint32(key>>swarmShift) * prefixInv & idMask
+}
+
+// A record's meta holds the tick it was last seen at and two flags.
+const (
 	// tick is the resolution of peer and swarm timestamps. A record holds
 	// 14 bits of it, 18 hours: ages up to 9 hours are told apart from
 	// timestamps slightly in the future, which count as fresh.
@@ -116,22 +143,6 @@ const (
 	maxTTL    = 8 * time.Hour
 	flagSnat  = 1 // the peer's completion was counted
 	flagPause = 2 // the peer is a partial seed (BEP 21)
-
-	// Classes with more peers than this get bucket counts for rank lookup;
-	// smaller ones are walked from their start (at most this many steps).
-	samplerMin = 64
-	// Bucket counts aim at this many peers per bucket and are rebuilt when
-	// the average leaves [bucketLow, bucketHigh].
-	bucketAim  = 32
-	bucketLow  = 8
-	bucketHigh = 128
-
-	sweepBatch = 512
-
-	// btreeDegree makes nodes of 63 to 127 records (1 to 2 KB). Degrees
-	// whose half-node rounds up to a size class with room to spare (24,
-	// 32, 48, 64) pack records densely; 64 measured best.
-	btreeDegree = 64
 )
 
 // peer4 and peer6 are the stored records: no pointers, 16 and 32 bytes.
@@ -201,6 +212,11 @@ type family[P record[P]] struct {
 	slab slab[P]
 }
 
+// btreeDegree makes nodes of 63 to 127 records (1 to 2 KB). Degrees whose
+// half-node rounds up to a size class with room to spare (24, 32, 48, 64)
+// pack records densely; 64 measured best.
+const btreeDegree = 64
+
 func newFamily[P record[P]](less btree.LessFunc[P]) family[P] {
 	return family[P]{
 		tree:     btree.NewWithFreeListG(btreeDegree, less, btree.NewFreeListG[P](16)),
@@ -217,126 +233,6 @@ type swarm struct {
 	seen     uint32    // tick of the last announce; 0 marks a free slot
 	at       [2]uint32 // by family: offset of the block in the slab
 	blk      [2]uint8  // by family: noBlock, a block's size class + 1, or inTree
-}
-
-// Where a family of a swarm keeps its peers: nowhere (it has none), in a
-// block of blockCaps[blk-1] records, or in the shard's tree.
-const (
-	noBlock = 0
-	inTree  = 0xFF
-)
-
-// blockCaps are the sizes of blocks, in records: close together, so that a
-// block wastes little. A family moves to the tree when a peer joins a full
-// block of the largest size, and back to a block when it has toBlockAt
-// peers left: the gap keeps a swarm near the limit from moving back and
-// forth.
-var blockCaps = [...]int{1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32}
-
-const toBlockAt = 8
-
-// block returns the peers of a family of a swarm whose peers are in a
-// block. It is valid until the next alloc.
-func (f *family[P]) block(w *swarm, fam int) []P {
-	if w.blk[fam] == noBlock {
-		return nil
-	}
-	return f.slab.span(w.at[fam], w.n[fam][0]+w.n[fam][1])
-}
-
-// move puts the n first records of a family's block into a new block of
-// size class c, or gives the block up when c is negative.
-func (f *family[P]) move(swarms []swarm, w *swarm, fam int, n uint32, c int) {
-	at := uint32(0)
-	if c >= 0 {
-		at = f.slab.alloc(swarms, fam, c) // may move the old block
-	}
-	old, oldc := w.at[fam], int(w.blk[fam])-1
-	if oldc >= 0 {
-		copy(f.slab.span(at, n), f.slab.span(old, n))
-		f.slab.release(old, oldc)
-	}
-	w.at[fam], w.blk[fam] = at, uint8(c+1)
-}
-
-// push appends rec to a family's block, growing it first when it is full.
-// The counters do not count rec yet.
-func (f *family[P]) push(swarms []swarm, w *swarm, fam int, rec P) {
-	n := w.n[fam][0] + w.n[fam][1]
-	if c := int(w.blk[fam]) - 1; c < 0 || int(n) == blockCaps[c] {
-		f.move(swarms, w, fam, n, c+1)
-	}
-	f.slab.span(w.at[fam]+n, 1)[0] = rec
-}
-
-// removeAt takes the record at index i out of a family's block, moving the
-// last record into its place. The counters still count it.
-func (f *family[P]) removeAt(w *swarm, fam int, i int) {
-	blk := f.block(w, fam)
-	blk[i] = blk[len(blk)-1]
-}
-
-// shrink moves a family's block to the smallest size class that holds its
-// peers once they fit in a block two sizes smaller (so that a peer coming
-// and going does not move it each time), and gives the block up once it is
-// empty.
-func (f *family[P]) shrink(swarms []swarm, w *swarm, fam int) {
-	n := w.n[fam][0] + w.n[fam][1]
-	c := int(w.blk[fam]) - 1
-	switch {
-	case c < 0 || w.blk[fam] == inTree:
-	case n == 0:
-		f.move(swarms, w, fam, 0, -1)
-		f.slab.compactIfFree(swarms, fam, 2)
-	case c >= 2 && int(n) <= blockCaps[c-2]:
-		f.move(swarms, w, fam, n, classFor(n))
-	}
-}
-
-// classFor returns the smallest size class that holds n records.
-func classFor(n uint32) int {
-	c := 0
-	for blockCaps[c] < int(n) {
-		c++
-	}
-	return c
-}
-
-// toTree moves a family's peers from its block into the shard's tree.
-func (f *family[P]) toTree(swarms []swarm, w *swarm, fam int) {
-	for _, p := range f.block(w, fam) {
-		f.tree.ReplaceOrInsert(p)
-	}
-	f.move(swarms, w, fam, 0, -1)
-	w.blk[fam] = inTree
-	f.slab.compactIfFree(swarms, fam, 2)
-}
-
-// toBlock moves a family's peers from the tree into a block once few are
-// left.
-func (f *family[P]) toBlock(swarms []swarm, w *swarm, fam int, id uint32) {
-	n := w.n[fam][0] + w.n[fam][1]
-	if w.blk[fam] != inTree || n > toBlockAt {
-		return
-	}
-	var zero P
-	f.moving = f.moving[:0]
-	f.tree.AscendRange(zero.probe(swarmBase(id)), zero.probe(swarmBase(id)+1<<swarmShift), func(p P) bool {
-		f.moving = append(f.moving, p)
-		return true
-	})
-	w.blk[fam] = noBlock
-	if n == 0 {
-		return
-	}
-	c := classFor(n)
-	at := f.slab.alloc(swarms, fam, c)
-	blk := f.slab.span(at, n)
-	for i, p := range f.moving {
-		f.tree.Delete(p)
-		blk[i] = p
-	}
-	w.at[fam], w.blk[fam] = at, uint8(c+1)
 }
 
 func (w *swarm) peers() uint32 { return w.n[0][0] + w.n[0][1] + w.n[1][0] + w.n[1][1] }
@@ -493,6 +389,16 @@ func (s *MemoryStore) announce(now uint32, req *AnnounceRequest, resp *AnnounceR
 	return err
 }
 
+// announceIn does the work of Announce within one address family, under the
+// shard lock: on the swarm's block while the family has few peers there,
+// on the shard's tree otherwise.
+func announceIn[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
+	if w.blk[fam] != inTree {
+		return announceBlock(s, sh, f, fam, w, id, hid, ap, req, resp, now)
+	}
+	return announceTree(s, sh, f, fam, w, id, hid, ap, req, resp, now)
+}
+
 func (s *MemoryStore) addSwarm(sh *shard, h InfoHash, hv uint64, now uint32) (uint32, error) {
 	if s.maxSwarms >= 0 && s.nswarms.Load() >= s.maxSwarms {
 		return 0, ErrTooManySwarms
@@ -522,466 +428,6 @@ func (s *MemoryStore) dropSwarm(sh *shard, id uint32) {
 	sh.swarms[id] = swarm{}
 	sh.free = append(sh.free, id)
 	s.nswarms.Add(-1)
-}
-
-// classKey names one class of one swarm in a family's samplers map.
-func classKey(id uint32, class int) uint32 { return id<<1 | uint32(class) }
-
-func classBase(id uint32, class int) uint64 {
-	return swarmBase(id) | uint64(class)<<hidBits
-}
-
-func swarmBase(id uint32) uint64 {
-	return uint64(id*prefixMul&idMask) << swarmShift
-}
-
-// swarmOf returns the id of the swarm a record key belongs to.
-func swarmOf(key uint64) uint32 {
-	return uint32(key>>swarmShift) * prefixInv & idMask
-}
-
-// announceIn does the work of Announce within one address family, under the
-// shard lock: on the swarm's block while the family has few peers there,
-// on the shard's tree otherwise.
-func announceIn[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
-	if w.blk[fam] != inTree {
-		return announceBlock(s, sh, f, fam, w, id, hid, ap, req, resp, now)
-	}
-	return announceTree(s, sh, f, fam, w, id, hid, ap, req, resp, now)
-}
-
-// The rules of an announce, the same wherever a family keeps its peers. A
-// snatch is counted once per peer: snatch flags matter on leecher records
-// only, since a seeder has completed and never counts a completion again,
-// and a leecher that was a seeder keeps the flag, so that completing again
-// does not count either.
-
-// newRecord returns the record an announce of class stores, before the
-// rules below add the snatch flag.
-func newRecord[P record[P]](key uint64, ap netip.AddrPort, req *AnnounceRequest, class int, now uint32) P {
-	var zero P
-	var flags uint16
-	if req.Event == EventPaused && class == leech {
-		flags = flagPause
-	}
-	return zero.with(key, ap, uint16(now&seenMask)<<2|flags)
-}
-
-// countStop counts the completion of a leecher that stops with nothing
-// left (aria2 never sends completed); old is its record, key the key of
-// the class it announces.
-func countStop[P record[P]](w *swarm, old P, key uint64, class int) {
-	if old.recKey() != key && class == seed && old.recMeta()&flagSnat == 0 {
-		w.snatches++
-	}
-}
-
-// refreshed returns what a peer announcing again in the class of its
-// record old stores, counting a completion it reports for the first time.
-func refreshed[P record[P]](w *swarm, old, rec P, class int, completed bool) P {
-	if class == seed {
-		return rec
-	}
-	snat := old.recMeta() & flagSnat
-	if completed && snat == 0 {
-		w.snatches++
-		snat = flagSnat
-	}
-	w.paused += uint32(rec.recMeta()&flagPause)>>1 - uint32(old.recMeta()&flagPause)>>1
-	return rec.withMeta(rec.recMeta() | snat)
-}
-
-// reclassed returns what a peer whose record prev is of the other class
-// stores, counting the completion of a leecher that became a seeder.
-func reclassed[P record[P]](w *swarm, prev, rec P, class int) P {
-	if class == leech {
-		return rec.withMeta(rec.recMeta() | flagSnat)
-	}
-	if prev.recMeta()&flagSnat == 0 {
-		w.snatches++
-	}
-	return rec
-}
-
-// joined returns what a new peer stores, counting a completion it reports.
-func joined[P record[P]](w *swarm, rec P, class int, completed bool) P {
-	if !completed {
-		return rec
-	}
-	w.snatches++
-	if class == leech {
-		return rec.withMeta(rec.recMeta() | flagSnat)
-	}
-	return rec
-}
-
-// announceBlock is announceIn for a family whose peers are in a block. A
-// block is small, so a linear pass over it costs less than a tree descent:
-// it touches a few consecutive cache lines instead of several nodes.
-func announceBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
-	class := leech
-	if req.Left == 0 {
-		class = seed
-	}
-	key := classBase(id, class) | hid
-	blk := f.block(w, fam)
-	at := -1
-	for i := range blk {
-		if blk[i].recKey()|seedBit == key|seedBit {
-			at = i
-			break
-		}
-	}
-
-	if req.Event == EventStopped {
-		if at >= 0 {
-			old := blk[at]
-			countStop(w, old, key, class)
-			f.removeAt(w, fam, at)
-			uncountPeer(sh, f, fam, w, id, old)
-			s.npeers.Add(-1)
-			f.shrink(sh.swarms, w, fam)
-		}
-		return nil
-	}
-
-	completed := req.Event == EventCompleted
-	rec := newRecord[P](key, ap, req, class, now)
-	switch {
-	case at >= 0 && blk[at].recKey() == key:
-		// A re-announce within a tick from the same address leaves its
-		// record as it was: it is not written, so that other cores keep
-		// their copies of the block's cache lines.
-		if rec = refreshed(w, blk[at], rec, class, completed); blk[at] != rec {
-			blk[at] = rec
-		}
-	case at >= 0:
-		prev := blk[at]
-		uncountPeer(sh, f, fam, w, id, prev)
-		blk[at] = reclassed(w, prev, rec, class)
-		countPeer(sh, f, fam, w, id, class, hid, rec.recMeta())
-	case s.maxPeers >= 0 && s.npeers.Load() >= s.maxPeers:
-		return ErrTooManyPeers
-	default:
-		s.npeers.Add(1)
-		rec = joined(w, rec, class, completed)
-		if len(blk) == blockCaps[len(blockCaps)-1] {
-			// Full: the family moves to the tree, and so does this
-			// announce.
-			f.toTree(sh.swarms, w, fam)
-			f.tree.ReplaceOrInsert(rec)
-			countPeer(sh, f, fam, w, id, class, hid, rec.recMeta())
-			return sampleTree(f, fam, w, id, class, key, req.NumWant, resp)
-		}
-		f.push(sh.swarms, w, fam, rec)
-		countPeer(sh, f, fam, w, id, class, hid, rec.recMeta())
-	}
-
-	want := req.NumWant
-	if want <= 0 {
-		return nil
-	}
-	// The eligible peers: all others for a leecher, the leechers for a
-	// seeder. The reply is a window of them in block order, wrapping
-	// around, that starts at a uniformly random one, so each is picked
-	// with probability want/eligible.
-	eligible := int(w.n[fam][leech])
-	if class == leech {
-		eligible += int(w.n[fam][seed]) - 1
-	}
-	m := min(want, eligible)
-	if m <= 0 {
-		return nil
-	}
-	skip := 0
-	if m < eligible {
-		skip = rand.IntN(eligible)
-	}
-	blk = f.block(w, fam)
-	taken := 0
-	for pass := 0; pass < 2 && taken < m; pass++ {
-		for i := range blk {
-			k := blk[i].recKey()
-			if k == key || (class == seed && k&seedBit != 0) {
-				continue
-			}
-			if skip > 0 {
-				skip--
-				continue
-			}
-			resp.Peers = append(resp.Peers, Peer{Addr: blk[i].addrPort()})
-			if taken++; taken == m {
-				break
-			}
-		}
-	}
-	return nil
-}
-
-// announceTree is announceIn for a family whose peers are in the tree. A
-// re-announce in the same class (the steady state) costs one descent of
-// the tree to replace the record and one to walk the reply.
-func announceTree[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
-	var zero P
-	class := leech
-	if req.Left == 0 {
-		class = seed
-	}
-	key := classBase(id, class) | hid
-	otherKey := classBase(id, 1-class) | hid
-
-	if req.Event == EventStopped {
-		old, ok := f.tree.Delete(zero.probe(key))
-		if !ok {
-			old, ok = f.tree.Delete(zero.probe(otherKey))
-		}
-		if ok {
-			countStop(w, old, key, class)
-			uncountPeer(sh, f, fam, w, id, old)
-			s.npeers.Add(-1)
-			f.toBlock(sh.swarms, w, fam, id)
-		}
-		return nil
-	}
-
-	completed := req.Event == EventCompleted
-	rec := newRecord[P](key, ap, req, class, now)
-	if old, replaced := f.tree.ReplaceOrInsert(rec); replaced {
-		if st := refreshed(w, old, rec, class, completed); st != rec {
-			f.tree.ReplaceOrInsert(st)
-		}
-	} else {
-		// The peer is new to this class: it may have changed class.
-		prev, moved := f.tree.Delete(zero.probe(otherKey))
-		st := rec
-		switch {
-		case moved:
-			uncountPeer(sh, f, fam, w, id, prev)
-			st = reclassed(w, prev, rec, class)
-		case s.maxPeers >= 0 && s.npeers.Load() >= s.maxPeers:
-			f.tree.Delete(rec)
-			return ErrTooManyPeers
-		default:
-			s.npeers.Add(1)
-			st = joined(w, rec, class, completed)
-		}
-		if st != rec {
-			f.tree.ReplaceOrInsert(st)
-		}
-		countPeer(sh, f, fam, w, id, class, hid, rec.recMeta())
-	}
-	return sampleTree(f, fam, w, id, class, key, req.NumWant, resp)
-}
-
-// sampleTree appends to resp the reply to the peer whose key is key, of
-// the given class, from a family in the tree.
-func sampleTree[P record[P]](f *family[P], fam int, w *swarm, id uint32, class int, key uint64, want int, resp *AnnounceResponse) error {
-	if want <= 0 {
-		return nil
-	}
-	if class == seed {
-		resp.Peers = sampleClass(f, id, leech, int(w.n[fam][leech]), key, want, resp.Peers)
-		return nil
-	}
-	// A leecher: a uniform sample of seeders and other leechers together,
-	// shared between the two classes in proportion to their sizes.
-	ns := int(w.n[fam][seed])
-	nl := int(w.n[fam][leech]) - 1
-	total := ns + nl
-	if total <= want {
-		// Everyone: one walk over the swarm, leechers then seeders.
-		var zero P
-		take := func(p P) bool {
-			if p.recKey() != key {
-				resp.Peers = append(resp.Peers, Peer{Addr: p.addrPort()})
-			}
-			return true
-		}
-		f.tree.AscendRange(zero.probe(swarmBase(id)), zero.probe(swarmBase(id)+1<<swarmShift), take)
-		return nil
-	}
-	ks := want * ns / total
-	if rand.IntN(total) < want*ns%total {
-		ks++
-	}
-	resp.Peers = sampleClass(f, id, seed, ns, key, ks, resp.Peers)
-	resp.Peers = sampleClass(f, id, leech, nl+1, key, want-ks, resp.Peers)
-	return nil
-}
-
-// countPeer adds a record just stored in class to the counters.
-func countPeer[P record[P]](sh *shard, f *family[P], fam int, w *swarm, id uint32, class int, hid uint64, meta uint16) {
-	addCount(f, fam, w, id, class, hid, 1)
-	if meta&flagPause != 0 {
-		w.paused++
-	}
-	sh.peers++
-	if class == seed {
-		sh.seeders++
-	}
-}
-
-// uncountPeer takes a record just deleted off the counters.
-func uncountPeer[P record[P]](sh *shard, f *family[P], fam int, w *swarm, id uint32, old P) {
-	key := old.recKey()
-	class := int(key>>hidBits) & 1
-	addCount(f, fam, w, id, class, key&hidMask, -1)
-	if old.recMeta()&flagPause != 0 {
-		w.paused--
-	}
-	sh.peers--
-	if class == seed {
-		sh.seeders--
-	}
-}
-
-// addCount changes a class's peer count by d after the tree has changed,
-// and keeps its bucket counts in step.
-func addCount[P record[P]](f *family[P], fam int, w *swarm, id uint32, class int, hid uint64, d int32) {
-	w.n[fam][class] += uint32(d)
-	if w.blk[fam] != inTree {
-		return
-	}
-	n := int(w.n[fam][class])
-	ck := classKey(id, class)
-	fw := f.samplers[ck]
-	switch {
-	case fw == nil:
-		if n > samplerMin {
-			f.samplers[ck] = buildFenwick(f, id, class, n)
-		}
-	case n <= samplerMin/2:
-		delete(f.samplers, ck)
-	default:
-		if avg := n >> fw.bits; avg < bucketLow || avg > bucketHigh {
-			f.samplers[ck] = buildFenwick(f, id, class, n)
-		} else {
-			fw.add(int(hid>>(hidBits-fw.bits)), d)
-		}
-	}
-}
-
-// sampleClass appends to out up to m peers of one class of a swarm, never
-// the peer whose key is self. The class holds n peers, self included when
-// self is of this class. The peers are a window of consecutive records
-// (wrapping around) that starts at a uniformly random rank among the
-// others, so every other peer is picked with probability m/(n-1) or m/n.
-func sampleClass[P record[P]](f *family[P], id uint32, class int, n int, self uint64, m int, out []Peer) []Peer {
-	others := n
-	if int(self>>hidBits)&1 == class {
-		others--
-	}
-	m = min(m, others)
-	if m <= 0 {
-		return out
-	}
-	var zero P
-	lo := classBase(id, class)
-	end := zero.probe(lo | hidMask + 1)
-	taken := 0
-	take := func(p P) bool {
-		if p.recKey() != self {
-			out = append(out, Peer{Addr: p.addrPort()})
-			taken++
-		}
-		return taken < m
-	}
-	if m == others {
-		f.tree.AscendRange(zero.probe(lo), end, take)
-		return out
-	}
-
-	// Start at a uniformly random rank among the others and take m
-	// records from there to the class's end, then from its beginning.
-	// walk starts at the record skip records past from (counting self when
-	// countSelf), refuses to start at self, and takes from its start on;
-	// it reports whether it started.
-	var start P
-	walk := func(from P, skip int, countSelf bool) (started bool) {
-		f.tree.AscendRange(from, end, func(p P) bool {
-			if !started {
-				isSelf := p.recKey() == self
-				switch {
-				case isSelf && !countSelf:
-					return true
-				case skip > 0:
-					skip--
-					return true
-				case isSelf:
-					return false
-				}
-				started, start = true, p
-			}
-			return take(p)
-		})
-		return started
-	}
-	started := false
-	if fw := f.samplers[classKey(id, class)]; fw != nil {
-		// Bucket counts include self: draw ranks until one is not self.
-		for try := 0; try < 16 && !started; try++ {
-			b, off := fw.find(rand.IntN(n))
-			started = walk(zero.probe(lo|uint64(b)<<(hidBits-fw.bits)), off, true)
-		}
-	}
-	if !started {
-		// A small class (or, should sixteen draws all land on self, any
-		// class): walk from its first record, skipping self.
-		if !walk(zero.probe(lo), rand.IntN(others), false) {
-			return out // counts out of step with the tree: a bug
-		}
-	}
-	if taken < m {
-		f.tree.AscendRange(zero.probe(lo), start, take)
-	}
-	return out
-}
-
-// fenwick counts the records of one class in 2^bits buckets, a bucket being
-// a range of the peer hash, as a Fenwick tree: the bucket holding a given
-// rank is found in O(bits).
-type fenwick struct {
-	bits uint
-	t    []uint32 // 1-based
-}
-
-func buildFenwick[P record[P]](f *family[P], id uint32, class int, n int) *fenwick {
-	b := uint(1)
-	for n>>b > bucketAim {
-		b++
-	}
-	fw := &fenwick{bits: b, t: make([]uint32, 1<<b+1)}
-	var zero P
-	lo := classBase(id, class)
-	f.tree.AscendRange(zero.probe(lo), zero.probe(lo|hidMask+1), func(p P) bool {
-		fw.t[(p.recKey()&hidMask)>>(hidBits-b)+1]++
-		return true
-	})
-	for i := 1; i < len(fw.t); i++ {
-		if j := i + i&-i; j < len(fw.t) {
-			fw.t[j] += fw.t[i]
-		}
-	}
-	return fw
-}
-
-func (fw *fenwick) add(bucket int, d int32) {
-	for i := bucket + 1; i < len(fw.t); i += i & -i {
-		fw.t[i] += uint32(d)
-	}
-}
-
-// find returns the bucket holding the record of rank r (from 0) and r's
-// offset within it.
-func (fw *fenwick) find(r int) (bucket, off int) {
-	pos, rem := 0, uint32(r)
-	for step := 1 << fw.bits; step > 0; step >>= 1 {
-		if next := pos + step; next < len(fw.t) && fw.t[next] <= rem {
-			pos = next
-			rem -= fw.t[next]
-		}
-	}
-	return pos, int(rem)
 }
 
 // Scrape implements [Store].
@@ -1078,130 +524,4 @@ func (s *MemoryStore) Close() error {
 		}
 	})
 	return nil
-}
-
-// sweeper visits every shard once per cycle, one shard at a time.
-func (s *MemoryStore) sweeper(cycle time.Duration) {
-	defer close(s.done)
-	tk := time.NewTicker(max(cycle/time.Duration(len(s.shards)), time.Millisecond))
-	defer tk.Stop()
-	clock := time.NewTicker(time.Second)
-	defer clock.Stop()
-	i := 0
-	for {
-		select {
-		case <-s.stop:
-			return
-		case t := <-clock.C:
-			s.clock.Store(s.now(t))
-		case t := <-tk.C:
-			s.clock.Store(s.now(t))
-			s.sweep(&s.shards[i], t)
-			i = (i + 1) & int(s.mask)
-		}
-	}
-}
-
-// sweep removes a shard's stale peers, and its empty swarms that have
-// nothing worth keeping, taking the lock for a bounded batch at a time.
-func (s *MemoryStore) sweep(sh *shard, t time.Time) {
-	now := s.now(t)
-	sweepFamily(s, sh, &sh.v4, 0, now)
-	sweepFamily(s, sh, &sh.v6, 1, now)
-	for id := 0; ; {
-		sh.mu.Lock()
-		// A batch visits sweepBatch swarms or records, whichever comes
-		// first.
-		for work := 0; id < len(sh.swarms) && work < sweepBatch; id++ {
-			w := &sh.swarms[id]
-			if w.seen == 0 {
-				continue
-			}
-			work++
-			if w.blk[0] != inTree {
-				work += sweepBlock(s, sh, &sh.v4, 0, w, uint32(id), now)
-			}
-			if w.blk[1] != inTree {
-				work += sweepBlock(s, sh, &sh.v6, 1, w, uint32(id), now)
-			}
-			if w.peers() == 0 && (w.snatches == 0 || now-w.seen > s.swarmTTL) {
-				s.dropSwarm(sh, uint32(id))
-			}
-		}
-		done := id >= len(sh.swarms)
-		if done {
-			// Give back the room of blocks freed since the swarms shrank.
-			sh.v4.slab.compactIfFree(sh.swarms, 0, 16)
-			sh.v6.slab.compactIfFree(sh.swarms, 1, 16)
-		}
-		sh.mu.Unlock()
-		if done {
-			return
-		}
-	}
-}
-
-// stale reports whether a record last seen at the tick in meta has outlived
-// the TTL at tick now.
-func (s *MemoryStore) stale(meta uint16, now uint32) bool {
-	age := (uint16(now) - meta>>2) & seenMask
-	return uint32(age) > s.ttl && age < seenMask/2
-}
-
-// sweepBlock removes the stale peers of a family's block and returns the
-// number of records it looked at.
-func sweepBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, now uint32) int {
-	blk := f.block(w, fam)
-	removed := false
-	for i := len(blk) - 1; i >= 0; i-- {
-		if p := blk[i]; s.stale(p.recMeta(), now) {
-			f.removeAt(w, fam, i)
-			uncountPeer(sh, f, fam, w, id, p)
-			s.npeers.Add(-1)
-			blk = blk[:len(blk)-1]
-			removed = true
-		}
-	}
-	if removed {
-		f.shrink(sh.swarms, w, fam)
-	}
-	return len(blk)
-}
-
-func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, now uint32) {
-	var zero P
-	cursor := uint64(0)
-	for {
-		more := false
-		sh.mu.Lock()
-		f.scratch = f.scratch[:0]
-		visited := 0
-		f.tree.AscendGreaterOrEqual(zero.probe(cursor), func(p P) bool {
-			if visited == sweepBatch {
-				cursor, more = p.recKey(), true
-				return false
-			}
-			visited++
-			if s.stale(p.recMeta(), now) {
-				f.scratch = append(f.scratch, p)
-			}
-			return true
-		})
-		for _, p := range f.scratch {
-			id := swarmOf(p.recKey())
-			f.tree.Delete(p)
-			uncountPeer(sh, f, fam, &sh.swarms[id], id, p)
-			s.npeers.Add(-1)
-		}
-		// Only once the whole batch is out of the tree: a swarm's records
-		// still in the batch must not move to its block.
-		for _, p := range f.scratch {
-			id := swarmOf(p.recKey())
-			f.toBlock(sh.swarms, &sh.swarms[id], fam, id)
-		}
-		sh.mu.Unlock()
-		if !more {
-			return
-		}
-	}
 }

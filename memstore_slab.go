@@ -1,3 +1,6 @@
+// The memory store's slabs: the memory that the blocks of small swarms live
+// in, one slab for each address family of a shard.
+
 package tracker
 
 import (
