@@ -112,13 +112,32 @@ const (
 	// that the end of every class range fits in 64 bits.
 	reservedID = 0x4C7D37
 	maxSwarmID = idMask - 1 // id+1 must fit the index's 24 bits
+)
 
-	leech = 0
-	seed  = 1
+// addrFamily is the address family of peers: a shard keeps IPv4 and IPv6
+// peers apart, and a reply holds peers of the announcer's family only. It
+// indexes a swarm's arrays by family.
+//
+// addrFamily and peerClass are ints, not bytes: they are never stored, and
+// a byte used as an index must be widened first, inside loops too.
+type addrFamily int
+
+const (
+	inet4 addrFamily = iota
+	inet6
+)
+
+// peerClass tells leechers from seeders. Its value is the seeder bit of a
+// record key, and it indexes a swarm's counts by class.
+type peerClass int
+
+const (
+	leech peerClass = iota
+	seed
 )
 
 // classBase is the first key of a class of a swarm.
-func classBase(id uint32, class int) uint64 {
+func classBase(id uint32, class peerClass) uint64 {
 	return swarmBase(id) | uint64(class)<<hidBits
 }
 
@@ -227,7 +246,7 @@ func newFamily[P record[P]](less btree.LessFunc[P]) family[P] {
 // swarm is one torrent's counters. It holds no pointers.
 type swarm struct {
 	hash     InfoHash
-	n        [2][2]uint32 // peers by [family][class]
+	n        [2][2]uint32 // peers by [addrFamily][peerClass]
 	paused   uint32
 	snatches uint32
 	seen     uint32    // tick of the last announce; 0 marks a free slot
@@ -235,7 +254,9 @@ type swarm struct {
 	blk      [2]uint8  // by family: noBlock, a block's size class + 1, or inTree
 }
 
-func (w *swarm) peers() uint32 { return w.n[0][0] + w.n[0][1] + w.n[1][0] + w.n[1][1] }
+func (w *swarm) peers() uint32 {
+	return w.n[inet4][leech] + w.n[inet4][seed] + w.n[inet6][leech] + w.n[inet6][seed]
+}
 
 type shard struct {
 	mu sync.Mutex
@@ -376,12 +397,12 @@ func (s *MemoryStore) announce(now uint32, req *AnnounceRequest, resp *AnnounceR
 	}
 	var err error
 	if addr.Is4() {
-		err = announceIn(s, sh, &sh.v4, 0, w, id, hid, ap, req, resp, now)
+		err = announceIn(s, sh, &sh.v4, inet4, w, id, hid, ap, req, resp, now)
 	} else {
-		err = announceIn(s, sh, &sh.v6, 1, w, id, hid, ap, req, resp, now)
+		err = announceIn(s, sh, &sh.v6, inet6, w, id, hid, ap, req, resp, now)
 	}
-	resp.Complete = int(w.n[0][seed] + w.n[1][seed])
-	resp.Incomplete = int(w.n[0][leech] + w.n[1][leech])
+	resp.Complete = int(w.n[inet4][seed] + w.n[inet6][seed])
+	resp.Incomplete = int(w.n[inet4][leech] + w.n[inet6][leech])
 	resp.Downloaded = int(w.snatches)
 	if err == nil {
 		sh.announces++
@@ -392,7 +413,7 @@ func (s *MemoryStore) announce(now uint32, req *AnnounceRequest, resp *AnnounceR
 // announceIn does the work of Announce within one address family, under the
 // shard lock: on the swarm's block while the family has few peers there,
 // on the shard's tree otherwise.
-func announceIn[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
+func announceIn[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrFamily, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
 	if w.blk[fam] != inTree {
 		return announceBlock(s, sh, f, fam, w, id, hid, ap, req, resp, now)
 	}
@@ -452,9 +473,9 @@ func (s *MemoryStore) Scrape(ctx context.Context, hashes []InfoHash, dst []Scrap
 }
 
 func (w *swarm) stats() ScrapeStats {
-	l := int(w.n[0][leech] + w.n[1][leech])
+	l := int(w.n[inet4][leech] + w.n[inet6][leech])
 	return ScrapeStats{
-		Complete:    int(w.n[0][seed] + w.n[1][seed]),
+		Complete:    int(w.n[inet4][seed] + w.n[inet6][seed]),
 		Incomplete:  l,
 		Downloaded:  int(w.snatches),
 		Downloaders: l - int(w.paused),

@@ -30,7 +30,7 @@ const toBlockAt = 8
 // announceBlock is announceIn for a family whose peers are in a block. A
 // block is small, so a linear pass over it costs less than a tree descent:
 // it touches a few consecutive cache lines instead of several nodes.
-func announceBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
+func announceBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrFamily, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
 	class := leech
 	if req.Left == 0 {
 		class = seed
@@ -132,16 +132,16 @@ func announceBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int
 
 // block returns the peers of a family of a swarm whose peers are in a
 // block. It is valid until the next alloc.
-func (f *family[P]) block(w *swarm, fam int) []P {
+func (f *family[P]) block(w *swarm, fam addrFamily) []P {
 	if w.blk[fam] == noBlock {
 		return nil
 	}
-	return f.slab.span(w.at[fam], w.n[fam][0]+w.n[fam][1])
+	return f.slab.span(w.at[fam], w.n[fam][leech]+w.n[fam][seed])
 }
 
 // move puts the n first records of a family's block into a new block of
 // size class c, or gives the block up when c is negative.
-func (f *family[P]) move(swarms []swarm, w *swarm, fam int, n uint32, c int) {
+func (f *family[P]) move(swarms []swarm, w *swarm, fam addrFamily, n uint32, c int) {
 	at := uint32(0)
 	if c >= 0 {
 		at = f.slab.alloc(swarms, fam, c) // may move the old block
@@ -156,8 +156,8 @@ func (f *family[P]) move(swarms []swarm, w *swarm, fam int, n uint32, c int) {
 
 // push appends rec to a family's block, growing it first when it is full.
 // The counters do not count rec yet.
-func (f *family[P]) push(swarms []swarm, w *swarm, fam int, rec P) {
-	n := w.n[fam][0] + w.n[fam][1]
+func (f *family[P]) push(swarms []swarm, w *swarm, fam addrFamily, rec P) {
+	n := w.n[fam][leech] + w.n[fam][seed]
 	if c := int(w.blk[fam]) - 1; c < 0 || int(n) == blockCaps[c] {
 		f.move(swarms, w, fam, n, c+1)
 	}
@@ -166,7 +166,7 @@ func (f *family[P]) push(swarms []swarm, w *swarm, fam int, rec P) {
 
 // removeAt takes the record at index i out of a family's block, moving the
 // last record into its place. The counters still count it.
-func (f *family[P]) removeAt(w *swarm, fam int, i int) {
+func (f *family[P]) removeAt(w *swarm, fam addrFamily, i int) {
 	blk := f.block(w, fam)
 	blk[i] = blk[len(blk)-1]
 }
@@ -175,8 +175,8 @@ func (f *family[P]) removeAt(w *swarm, fam int, i int) {
 // peers once they fit in a block two sizes smaller (so that a peer coming
 // and going does not move it each time), and gives the block up once it is
 // empty.
-func (f *family[P]) shrink(swarms []swarm, w *swarm, fam int) {
-	n := w.n[fam][0] + w.n[fam][1]
+func (f *family[P]) shrink(swarms []swarm, w *swarm, fam addrFamily) {
+	n := w.n[fam][leech] + w.n[fam][seed]
 	c := int(w.blk[fam]) - 1
 	switch {
 	case c < 0 || w.blk[fam] == inTree:
@@ -198,7 +198,7 @@ func classFor(n uint32) int {
 }
 
 // toTree moves a family's peers from its block into the shard's tree.
-func (f *family[P]) toTree(swarms []swarm, w *swarm, fam int) {
+func (f *family[P]) toTree(swarms []swarm, w *swarm, fam addrFamily) {
 	for _, p := range f.block(w, fam) {
 		f.tree.ReplaceOrInsert(p)
 	}
@@ -209,8 +209,8 @@ func (f *family[P]) toTree(swarms []swarm, w *swarm, fam int) {
 
 // toBlock moves a family's peers from the tree into a block once few are
 // left.
-func (f *family[P]) toBlock(swarms []swarm, w *swarm, fam int, id uint32) {
-	n := w.n[fam][0] + w.n[fam][1]
+func (f *family[P]) toBlock(swarms []swarm, w *swarm, fam addrFamily, id uint32) {
+	n := w.n[fam][leech] + w.n[fam][seed]
 	if w.blk[fam] != inTree || n > toBlockAt {
 		return
 	}

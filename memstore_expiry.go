@@ -36,8 +36,8 @@ func (s *MemoryStore) sweeper(cycle time.Duration) {
 // nothing worth keeping, taking the lock for a bounded batch at a time.
 func (s *MemoryStore) sweep(sh *shard, t time.Time) {
 	now := s.now(t)
-	sweepFamily(s, sh, &sh.v4, 0, now)
-	sweepFamily(s, sh, &sh.v6, 1, now)
+	sweepFamily(s, sh, &sh.v4, inet4, now)
+	sweepFamily(s, sh, &sh.v6, inet6, now)
 	for id := 0; ; {
 		sh.mu.Lock()
 		// A batch visits sweepBatch swarms or records, whichever comes
@@ -48,11 +48,11 @@ func (s *MemoryStore) sweep(sh *shard, t time.Time) {
 				continue
 			}
 			work++
-			if w.blk[0] != inTree {
-				work += sweepBlock(s, sh, &sh.v4, 0, w, uint32(id), now)
+			if w.blk[inet4] != inTree {
+				work += sweepBlock(s, sh, &sh.v4, inet4, w, uint32(id), now)
 			}
-			if w.blk[1] != inTree {
-				work += sweepBlock(s, sh, &sh.v6, 1, w, uint32(id), now)
+			if w.blk[inet6] != inTree {
+				work += sweepBlock(s, sh, &sh.v6, inet6, w, uint32(id), now)
 			}
 			if w.peers() == 0 && (w.snatches == 0 || now-w.seen > s.swarmTTL) {
 				s.dropSwarm(sh, uint32(id))
@@ -61,8 +61,8 @@ func (s *MemoryStore) sweep(sh *shard, t time.Time) {
 		done := id >= len(sh.swarms)
 		if done {
 			// Give back the room of blocks freed since the swarms shrank.
-			sh.v4.slab.compactIfFree(sh.swarms, 0, 16)
-			sh.v6.slab.compactIfFree(sh.swarms, 1, 16)
+			sh.v4.slab.compactIfFree(sh.swarms, inet4, 16)
+			sh.v6.slab.compactIfFree(sh.swarms, inet6, 16)
 		}
 		sh.mu.Unlock()
 		if done {
@@ -80,7 +80,7 @@ func (s *MemoryStore) stale(meta uint16, now uint32) bool {
 
 // sweepBlock removes the stale peers of a family's block and returns the
 // number of records it looked at.
-func sweepBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, now uint32) int {
+func sweepBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrFamily, w *swarm, id uint32, now uint32) int {
 	blk := f.block(w, fam)
 	removed := false
 	for i := len(blk) - 1; i >= 0; i-- {
@@ -98,7 +98,7 @@ func sweepBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w
 	return len(blk)
 }
 
-func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, now uint32) {
+func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrFamily, now uint32) {
 	var zero P
 	cursor := uint64(0)
 	for {

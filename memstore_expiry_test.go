@@ -88,8 +88,8 @@ func TestExpiryPlaces(t *testing.T) {
 	}
 	for h := range sizes {
 		w := &s.shards[0].swarms[h]
-		if c := classFor(3); int(w.blk[0]) != c+1 {
-			t.Errorf("swarm %d: place %d after the sweep; want a block of %d", h, w.blk[0], blockCaps[c])
+		if c := classFor(3); int(w.blk[inet4]) != c+1 {
+			t.Errorf("swarm %d: place %d after the sweep; want a block of %d", h, w.blk[inet4], blockCaps[c])
 		}
 		req := testPeer(hashN(h), 1000, 1, EventStarted)
 		req.NumWant = 50

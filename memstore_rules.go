@@ -14,7 +14,7 @@ import "net/netip"
 
 // newRecord returns the record an announce of class stores, before the
 // rules below add the snatch flag.
-func newRecord[P record[P]](key uint64, ap netip.AddrPort, req *AnnounceRequest, class int, now uint32) P {
+func newRecord[P record[P]](key uint64, ap netip.AddrPort, req *AnnounceRequest, class peerClass, now uint32) P {
 	var zero P
 	var flags uint16
 	if req.Event == EventPaused && class == leech {
@@ -26,7 +26,7 @@ func newRecord[P record[P]](key uint64, ap netip.AddrPort, req *AnnounceRequest,
 // countStop counts the completion of a leecher that stops with nothing
 // left (aria2 never sends completed); old is its record, key the key of
 // the class it announces.
-func countStop[P record[P]](w *swarm, old P, key uint64, class int) {
+func countStop[P record[P]](w *swarm, old P, key uint64, class peerClass) {
 	if old.recKey() != key && class == seed && old.recMeta()&flagSnat == 0 {
 		w.snatches++
 	}
@@ -34,7 +34,7 @@ func countStop[P record[P]](w *swarm, old P, key uint64, class int) {
 
 // refreshed returns what a peer announcing again in the class of its
 // record old stores, counting a completion it reports for the first time.
-func refreshed[P record[P]](w *swarm, old, rec P, class int, completed bool) P {
+func refreshed[P record[P]](w *swarm, old, rec P, class peerClass, completed bool) P {
 	if class == seed {
 		return rec
 	}
@@ -49,7 +49,7 @@ func refreshed[P record[P]](w *swarm, old, rec P, class int, completed bool) P {
 
 // reclassed returns what a peer whose record prev is of the other class
 // stores, counting the completion of a leecher that became a seeder.
-func reclassed[P record[P]](w *swarm, prev, rec P, class int) P {
+func reclassed[P record[P]](w *swarm, prev, rec P, class peerClass) P {
 	if class == leech {
 		return rec.withMeta(rec.recMeta() | flagSnat)
 	}
@@ -60,7 +60,7 @@ func reclassed[P record[P]](w *swarm, prev, rec P, class int) P {
 }
 
 // joined returns what a new peer stores, counting a completion it reports.
-func joined[P record[P]](w *swarm, rec P, class int, completed bool) P {
+func joined[P record[P]](w *swarm, rec P, class peerClass, completed bool) P {
 	if !completed {
 		return rec
 	}
@@ -72,7 +72,7 @@ func joined[P record[P]](w *swarm, rec P, class int, completed bool) P {
 }
 
 // countPeer adds a record just stored in class to the counters.
-func countPeer[P record[P]](sh *shard, f *family[P], fam int, w *swarm, id uint32, class int, hid uint64, meta uint16) {
+func countPeer[P record[P]](sh *shard, f *family[P], fam addrFamily, w *swarm, id uint32, class peerClass, hid uint64, meta uint16) {
 	addCount(f, fam, w, id, class, hid, 1)
 	if meta&flagPause != 0 {
 		w.paused++
@@ -84,9 +84,9 @@ func countPeer[P record[P]](sh *shard, f *family[P], fam int, w *swarm, id uint3
 }
 
 // uncountPeer takes a record just deleted off the counters.
-func uncountPeer[P record[P]](sh *shard, f *family[P], fam int, w *swarm, id uint32, old P) {
+func uncountPeer[P record[P]](sh *shard, f *family[P], fam addrFamily, w *swarm, id uint32, old P) {
 	key := old.recKey()
-	class := int(key>>hidBits) & 1
+	class := peerClass(key>>hidBits) & 1
 	addCount(f, fam, w, id, class, key&hidMask, -1)
 	if old.recMeta()&flagPause != 0 {
 		w.paused--

@@ -105,7 +105,7 @@ func TestSlabChurn(t *testing.T) {
 	t.Logf("%d peers in slabs of %d records", peers, records)
 }
 
-func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam int) {
+func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam addrFamily) {
 	t.Helper()
 	var zero P
 	used := 0
@@ -131,10 +131,10 @@ func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam i
 			tree[p.recKey()>>hidBits&1]++
 			return true
 		})
-		n := int(w.n[fam][0] + w.n[fam][1])
+		n := int(w.n[fam][leech] + w.n[fam][seed])
 		switch w.blk[fam] {
 		case inTree:
-			if tree != [2]int{int(w.n[fam][0]), int(w.n[fam][1])} || n <= toBlockAt {
+			if tree != [2]int{int(w.n[fam][leech]), int(w.n[fam][seed])} || n <= toBlockAt {
 				t.Fatalf("swarm %d family %d: tree holds %v; counts %v", id, fam, tree, w.n[fam])
 			}
 		case noBlock:
@@ -152,7 +152,7 @@ func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam i
 				}
 				in[p.recKey()>>hidBits&1]++
 			}
-			if tree != [2]int{} || in != [2]int{int(w.n[fam][0]), int(w.n[fam][1])} || n > blockCaps[c] {
+			if tree != [2]int{} || in != [2]int{int(w.n[fam][leech]), int(w.n[fam][seed])} || n > blockCaps[c] {
 				t.Fatalf("swarm %d family %d: block of %d holds %v, tree %v; counts %v", id, fam, blockCaps[c], in, tree, w.n[fam])
 			}
 		}

@@ -312,10 +312,10 @@ func checkStore(t *testing.T, s *MemoryStore) {
 	t.Helper()
 	for i := range s.shards {
 		sh := &s.shards[i]
-		checkFamilyPlaces(t, sh, &sh.v4, 0)
-		checkFamilyPlaces(t, sh, &sh.v6, 1)
-		checkFamilySamplers(t, sh, &sh.v4, 0)
-		checkFamilySamplers(t, sh, &sh.v6, 1)
+		checkFamilyPlaces(t, sh, &sh.v4, inet4)
+		checkFamilyPlaces(t, sh, &sh.v6, inet6)
+		checkFamilySamplers(t, sh, &sh.v4, inet4)
+		checkFamilySamplers(t, sh, &sh.v6, inet6)
 	}
 }
 

@@ -8,7 +8,7 @@ import "net/netip"
 // announceTree is announceIn for a family whose peers are in the tree. A
 // re-announce in the same class (the steady state) costs one descent of
 // the tree to replace the record and one to walk the reply.
-func announceTree[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam int, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
+func announceTree[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrFamily, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
 	var zero P
 	class := leech
 	if req.Left == 0 {
