@@ -1,3 +1,5 @@
+// The memory store's index of a shard's swarms by info hash.
+
 package tracker
 
 import "hash/maphash"

@@ -1,3 +1,6 @@
+// The memory store's slabs: the memory that the blocks of small swarms live
+// in, one slab for each address family of a shard.
+
 package tracker
 
 import (
@@ -42,7 +45,7 @@ func (s *slab[P]) span(at, n uint32) []P {
 // alloc returns the offset of a block of size class c. When it needs a new
 // chunk and a sixteenth or more of the slab is free, it compacts the slab
 // first, which moves the blocks of swarms.
-func (s *slab[P]) alloc(swarms []swarm, fam int, c int) uint32 {
+func (s *slab[P]) alloc(swarms []swarm, fam addrFamily, c int) uint32 {
 	if at, ok := s.pop(c); ok {
 		return at
 	}
@@ -112,7 +115,7 @@ func (s *slab[P]) carve(at, n uint32) {
 // each is copied at most once, in place. With release, it drops the chunks
 // left empty; without, it keeps them for the blocks to come, so that a
 // slab that fills up again makes no garbage.
-func (s *slab[P]) compact(swarms []swarm, fam int, release bool) {
+func (s *slab[P]) compact(swarms []swarm, fam addrFamily, release bool) {
 	s.order = s.order[:0]
 	for i := range swarms {
 		if b := swarms[i].blk[fam]; b != noBlock && b != inTree {
@@ -149,7 +152,7 @@ func (s *slab[P]) compact(swarms []swarm, fam int, release bool) {
 // compactIfFree compacts the slab and gives back its empty chunks when a
 // share of it (1/div) is in free blocks or in chunks above top, and those
 // records are at least a quarter as many as the swarms compaction walks.
-func (s *slab[P]) compactIfFree(swarms []swarm, fam int, div int) {
+func (s *slab[P]) compactIfFree(swarms []swarm, fam addrFamily, div int) {
 	spare := s.nfree + len(s.chunks)*chunkLen - int(s.top)
 	if spare >= chunkLen && spare >= len(s.chunks)*chunkLen/div && spare >= len(swarms)/4 {
 		s.compact(swarms, fam, true)
