@@ -32,12 +32,12 @@ type MemoryConfig struct {
 	// at the next sweep. If zero, 24 hours.
 	SwarmTTL time.Duration
 	// MaxPeers bounds the peers held; announces that would add a peer past
-	// it fail with ErrTooManyPeers. If zero, 50,000,000 (about 2 GB). If
-	// negative, unbounded.
+	// it fail with ErrTooManyPeers. If zero, 50,000,000 (about 2 GB);
+	// [Disabled] (any negative value) sets no bound.
 	MaxPeers int
 	// MaxSwarms bounds the swarms held; announces that would add a swarm past
-	// it fail with ErrTooManySwarms. If zero, 10,000,000. If negative,
-	// unbounded.
+	// it fail with ErrTooManySwarms. If zero, 10,000,000; [Disabled] (any
+	// negative value) sets no bound.
 	MaxSwarms int
 	// Shards is the number of independently locked parts, rounded up to a
 	// power of two. If zero, 512.
