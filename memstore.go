@@ -83,7 +83,7 @@ type MemoryStore struct {
 	npeers    atomic.Int64
 	nswarms   atomic.Int64
 
-	clock     atomic.Uint32 // the current tick, kept by the sweeper
+	clock     atomic.Uint32 // the current tick: only advance moves it
 	closed    atomic.Bool
 	stop      chan struct{}
 	done      chan struct{} // closed when the sweeper returns; nil without one
@@ -325,7 +325,7 @@ func newMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 		sh.v4 = newFamily(func(a, b peer4) bool { return a.key < b.key })
 		sh.v6 = newFamily(func(a, b peer6) bool { return a.key < b.key })
 	}
-	s.clock.Store(s.now(s.start))
+	s.advance(s.start)
 	return s, nil
 }
 

@@ -10,32 +10,58 @@ import "time"
 // takes a shard's lock.
 const sweepBatch = 512
 
-// sweeper visits every shard once per cycle, one shard at a time.
+// sweeper keeps the store's clock and visits every shard once per cycle,
+// one shard at a time. One ticker does both, so the clock has one writer.
 func (s *MemoryStore) sweeper(cycle time.Duration) {
 	defer close(s.done)
-	tk := time.NewTicker(max(cycle/time.Duration(len(s.shards)), time.Millisecond))
+	// A shard every period, and the clock at least once a second.
+	period := max(cycle/time.Duration(len(s.shards)), time.Millisecond)
+	every := max(1, int((period+time.Second-1)/time.Second))
+	tk := time.NewTicker(period / time.Duration(every))
 	defer tk.Stop()
-	clock := time.NewTicker(time.Second)
-	defer clock.Stop()
-	i := 0
+	i, n := 0, 0
 	for {
 		select {
 		case <-s.stop:
 			return
-		case t := <-clock.C:
-			s.clock.Store(s.now(t))
 		case t := <-tk.C:
-			s.clock.Store(s.now(t))
-			s.sweep(&s.shards[i], t)
-			i = (i + 1) & int(s.mask)
+			s.advance(t)
+			if n++; n == every {
+				n = 0
+				s.sweep(&s.shards[i])
+				i = (i + 1) & int(s.mask)
+			}
 		}
 	}
 }
 
-// sweep removes a shard's stale peers, and its empty swarms that have
-// nothing worth keeping, taking the lock for a bounded batch at a time.
-func (s *MemoryStore) sweep(sh *shard, t time.Time) {
+// advance moves the store's clock to the tick of t, and never back: ticks
+// delivered late, or out of order, leave it where it is. It returns the
+// clock.
+func (s *MemoryStore) advance(t time.Time) uint32 {
 	now := s.now(t)
+	for {
+		cur := s.clock.Load()
+		if now <= cur || s.clock.CompareAndSwap(cur, now) {
+			return max(now, cur)
+		}
+	}
+}
+
+// since returns the ticks from then to now, or 0 if then is later (a swarm
+// announced to at a tick the sweep has not read yet).
+func since(now, then uint32) uint32 {
+	if then > now {
+		return 0
+	}
+	return now - then
+}
+
+// sweep removes a shard's stale peers, and its empty swarms that have
+// nothing worth keeping, taking the lock for a bounded batch at a time. It
+// reads the time from the store's clock.
+func (s *MemoryStore) sweep(sh *shard) {
+	now := s.clock.Load()
 	sweepFamily(s, sh, &sh.v4, inet4, now)
 	sweepFamily(s, sh, &sh.v6, inet6, now)
 	for id := 0; ; {
@@ -54,7 +80,7 @@ func (s *MemoryStore) sweep(sh *shard, t time.Time) {
 			if w.blk[inet6] != inTree {
 				work += sweepBlock(s, sh, &sh.v6, inet6, w, uint32(id), now)
 			}
-			if w.peers() == 0 && (w.snatches == 0 || now-w.seen > s.swarmTTL) {
+			if w.peers() == 0 && (w.snatches == 0 || since(now, w.seen) > s.swarmTTL) {
 				s.dropSwarm(sh, uint32(id))
 			}
 		}

@@ -127,3 +127,27 @@ func TestSweeper(t *testing.T) {
 		}
 	})
 }
+
+// TestClockNeverGoesBack: a tick delivered late leaves the clock where it
+// is, and a sweep that reads a clock older than a swarm's last announce
+// keeps the swarm's snatch count.
+func TestClockNeverGoesBack(t *testing.T) {
+	s := newStoreAt(t, MemoryConfig{Shards: 1})
+	now := s.advance(s.start.Add(time.Hour))
+	if late := s.advance(s.start.Add(time.Hour - 10*time.Second)); late != now || s.clock.Load() != now {
+		t.Fatalf("a late tick moved the clock from %d to %d", now, s.clock.Load())
+	}
+	// A peer completes and stops at a tick ahead of the clock, as an
+	// announce that read the clock just after a sweep began would.
+	h := hashN(1)
+	s.announceAt(time.Hour+8*time.Second, testPeer(h, 1, 0, EventCompleted))
+	s.announceAt(time.Hour+8*time.Second, testPeer(h, 1, 0, EventStopped))
+	s.sweep(&s.shards[0])
+	files, err := s.Scrape(context.Background(), []InfoHash{h}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := files[0]; st.Downloaded != 1 {
+		t.Errorf("after a sweep at an older tick: %d snatches; want 1 (the swarm is kept)", st.Downloaded)
+	}
+}

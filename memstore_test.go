@@ -59,8 +59,9 @@ func (s storeAt) announceAt(d time.Duration, req *AnnounceRequest) *AnnounceResp
 }
 
 func (s storeAt) sweepAt(d time.Duration) {
+	s.advance(s.start.Add(d))
 	for i := range s.shards {
-		s.sweep(&s.shards[i], s.start.Add(d))
+		s.sweep(&s.shards[i])
 	}
 }
 
