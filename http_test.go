@@ -484,7 +484,7 @@ func TestHTTPIPv6Peers(t *testing.T) {
 	}
 	// An IPv4 announcer never sees them, nor does a dual-stack socket's
 	// IPv4-mapped client, which counts as IPv4.
-	for _, remote := range []string{"10.0.9.1:40000", "[::ffff:10.0.9.2]:40000"} {
+	for _, remote := range []string{"10.0.9.1:40000", "[::ffff:10.0.9.1]:40000"} {
 		m := f.announce(remote, httpQuery(h, httpTestPeerID(200), 6881, 100, ""))
 		v4, v6 := httpPeers(t, m)
 		if len(v4) != 3 || len(v6) != 0 {

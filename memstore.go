@@ -12,6 +12,7 @@ package tracker
 
 import (
 	"context"
+	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
 	"net/netip"
@@ -57,7 +58,7 @@ type MemoryConfig struct {
 //     the slab is compacted when much of it is free, so a peer costs little
 //     more than its record.
 //   - Past 32: in one of the shard's two B-trees (one per family), ordered
-//     by (swarm, seeder or leecher, keyed hash of the peer id), so that a
+//     by (swarm, seeder or leecher, keyed hash of the peer's identity), so that a
 //     swarm is a key range. The hash key is secret and random per store, so
 //     the order is random but stable: a reply is a window of consecutive
 //     peers starting at a uniformly random rank. Ranks in large swarms are
@@ -65,8 +66,9 @@ type MemoryConfig struct {
 //     the hash), so an announce costs O(log n + numwant) and never scans a
 //     swarm. A family moves back to a block when 8 peers are left.
 //
-// A peer is known by a 39-bit keyed hash of its peer id, not by the id
-// itself, so replies carry no peer ids. Stale peers are removed by a
+// A peer is known by a 39-bit keyed hash of its identity (its user, address
+// and peer id; see [Store]), not by its peer id, so replies carry no peer
+// ids. Stale peers are removed by a
 // background sweeper that visits one shard at a time in small batches.
 //
 // A MemoryStore is safe for concurrent use. Close stops its sweeper.
@@ -354,9 +356,15 @@ func (s *MemoryStore) shardOf(h *InfoHash) (*shard, uint64) {
 	return &s.shards[hv&s.mask], hv
 }
 
-// hid is the peer's place in its class: a keyed hash of its id.
-func (s *MemoryStore) hid(id PeerID) uint64 {
-	return maphash.Bytes(s.seed, id[:]) >> (64 - hidBits)
+// hid is the peer's place in its class: a keyed hash of what tells it from
+// the other peers of its swarm, its user, address and peer id (see
+// [Store]).
+func (s *MemoryStore) hid(user uint64, ip netip.Addr, id PeerID) uint64 {
+	var b [8 + 16 + 20]byte
+	binary.LittleEndian.PutUint64(b[:8], user)
+	*(*[16]byte)(b[8:]) = ip.As16()
+	*(*[20]byte)(b[24:]) = id
+	return maphash.Bytes(s.seed, b[:]) >> (64 - hidBits)
 }
 
 // Announce implements [Store].
@@ -368,11 +376,11 @@ func (s *MemoryStore) announce(now uint32, req *AnnounceRequest, resp *AnnounceR
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	hid := s.hid(req.PeerID)
 	addr := req.Addr.Addr().Unmap().WithZone("")
 	if !addr.IsValid() {
 		return ErrInvalidAddress
 	}
+	hid := s.hid(resp.Identity.UserID, addr, req.PeerID)
 	ap := netip.AddrPortFrom(addr, req.Addr.Port())
 	sh, hv := s.shardOf(&req.InfoHash)
 	sh.mu.Lock()

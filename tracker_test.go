@@ -540,3 +540,50 @@ func TestParseInfoHash(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerHijack: peer ids travel in every handshake, so another address
+// announcing a peer's id, or stopping it, must leave the peer as it is;
+// on a private tracker, so must another user from the same address.
+func TestPeerHijack(t *testing.T) {
+	ctx := context.Background()
+	users := PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) {
+		return Identity{UserID: uint64(len(pk))}, nil
+	})
+	for _, tc := range []struct {
+		name             string
+		cfg              Config
+		thiefAddr        string
+		victimPK, thiefK string
+	}{
+		{"public, another address", Config{}, "198.51.100.7:6881", "", ""},
+		{"private, another user at the same address", Config{Passkeys: users}, "192.0.2.1:6881", "a", "bb"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTestTracker(t, tc.cfg)
+			h := hashN(1)
+			victim := testPeer(h, 1, 100, EventStarted)
+			victim.Addr = netip.MustParseAddrPort("192.0.2.1:6881")
+			victim.Passkey = tc.victimPK
+			if _, err := tr.Announce(ctx, victim); err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range []Event{EventStarted, EventCompleted, EventStopped} {
+				thief := testPeer(h, 1, 0, ev)
+				thief.Addr = netip.MustParseAddrPort(tc.thiefAddr)
+				thief.Passkey = tc.thiefK
+				if _, err := tr.Announce(ctx, thief); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seeder := testPeer(h, 2, 0, EventStarted)
+			seeder.Passkey = tc.victimPK
+			resp, err := tr.Announce(ctx, seeder)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Incomplete != 1 || len(resp.Peers) != 1 || resp.Peers[0].Addr != victim.Addr {
+				t.Errorf("after the thief: %d leechers, peers %v; want the victim at %v", resp.Incomplete, resp.Peers, victim.Addr)
+			}
+		})
+	}
+}

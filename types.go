@@ -88,7 +88,9 @@ type AnnounceRequest struct {
 	// configured default ([Config.DefaultNumWant]); a negative value asks
 	// for none. More than the configured maximum is clipped.
 	NumWant int
-	// Key is the client's per-session key, opaque to the tracker.
+	// Key is the client's key parameter, opaque to the tracker. Stores do
+	// not identify peers by it: aria2 sends a new one with every UDP
+	// announce.
 	Key uint32
 	// Passkey is the passkey from the announce URL, empty if none.
 	Passkey string

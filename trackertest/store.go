@@ -59,6 +59,7 @@ var storeTests = []struct {
 	{"SeederStartIsNoSnatch", testSeederStartIsNoSnatch},
 	{"PausedIsIncomplete", testPausedIsIncomplete},
 	{"AddressChange", testAddressChange},
+	{"UsersApart", testUsersApart},
 	{"SwarmsApart", testSwarmsApart},
 	{"Scrape", testScrape},
 	{"UniformSample", testUniformSample},
@@ -404,24 +405,64 @@ func testPausedIsIncomplete(t *testing.T, h *harness) {
 	}
 }
 
+// testAddressChange: a peer that announces again from its address on a
+// new port moves there; the same peer id from another address is another
+// peer, which can neither move nor stop the first (peer ids travel in every
+// handshake, so anyone can learn them).
 func testAddressChange(t *testing.T, h *harness) {
+	ctx := context.Background()
 	x := Hash(1)
 	h.announce(peer{hash: x, n: 1, left: 0, event: tracker.EventStarted})
-	req := &tracker.AnnounceRequest{InfoHash: x, PeerID: ID(2), Addr: Addr4(2), Left: 5, NumWant: 10}
-	if err := h.s.Announce(context.Background(), req, &tracker.AnnounceResponse{}); err != nil {
+	req := &tracker.AnnounceRequest{InfoHash: x, PeerID: ID(2), Addr: Addr4(2), Left: 5, NumWant: 10, Key: 7}
+	if err := h.s.Announce(ctx, req, &tracker.AnnounceResponse{}); err != nil {
 		t.Fatal(err)
 	}
-	moved := netip.MustParseAddrPort("10.200.0.1:7000")
-	req.Addr = moved
+	newPort := netip.AddrPortFrom(Addr4(2).Addr(), 7000)
+	req.Addr, req.Key = newPort, 8 // a key that changes, as aria2's over UDP does
 	resp := &tracker.AnnounceResponse{}
-	if err := h.s.Announce(context.Background(), req, resp); err != nil {
+	if err := h.s.Announce(ctx, req, resp); err != nil {
 		t.Fatal(err)
 	}
-	checkCounts(t, "same peer id, new address", resp, 1, 1, 0)
+	checkCounts(t, "same peer id and address, new port", resp, 1, 1, 0)
 	got := h.announce(peer{hash: x, n: 1, left: 0, want: 10})
-	if len(got.Peers) != 1 || got.Peers[0].Addr != moved {
-		t.Errorf("seeder got %v; want the leecher at its new address %v", got.Peers, moved)
+	if len(got.Peers) != 1 || got.Peers[0].Addr != newPort {
+		t.Errorf("seeder got %v; want the leecher at its new port %v", got.Peers, newPort)
 	}
+
+	// Someone else, with the leecher's peer id and key.
+	thief := *req
+	thief.Addr = netip.MustParseAddrPort("10.200.0.1:7000")
+	for _, ev := range []tracker.Event{tracker.EventStarted, tracker.EventStopped} {
+		thief.Event = ev
+		if err := h.s.Announce(ctx, &thief, &tracker.AnnounceResponse{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = h.announce(peer{hash: x, n: 1, left: 0, want: 10})
+	checkCounts(t, "after another address announced the peer id and stopped", got, 1, 1, 0)
+	if len(got.Peers) != 1 || got.Peers[0].Addr != newPort {
+		t.Errorf("seeder got %v; want the leecher, still at %v", got.Peers, newPort)
+	}
+}
+
+// testUsersApart: on a private tracker, two users' peers are apart even
+// with the same peer id and address (a user's announce carries its
+// identity in resp.Identity).
+func testUsersApart(t *testing.T, h *harness) {
+	ctx := context.Background()
+	x := Hash(1)
+	announce := func(user uint64, ev tracker.Event) *tracker.AnnounceResponse {
+		req := &tracker.AnnounceRequest{InfoHash: x, PeerID: ID(1), Addr: Addr4(1), Left: 5, Event: ev, NumWant: 10}
+		resp := &tracker.AnnounceResponse{Identity: tracker.Identity{UserID: user}}
+		if err := h.s.Announce(ctx, req, resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	announce(1, tracker.EventStarted)
+	checkCounts(t, "a second user, same peer id and address", announce(2, tracker.EventStarted), 0, 2, 0)
+	checkCounts(t, "the second user stops", announce(2, tracker.EventStopped), 0, 1, 0)
+	checkCounts(t, "the first user's peer", announce(1, tracker.EventNone), 0, 1, 0)
 }
 
 func testSwarmsApart(t *testing.T, h *harness) {
