@@ -318,3 +318,18 @@ func appendValue(dst []byte, v any) []byte {
 	}
 	panic("appendValue: unexpected type " + reflect.TypeOf(v).String())
 }
+
+func BenchmarkValid(b *testing.B) {
+	for _, r := range replies {
+		in := []byte(r)
+		b.Run(strconv.Itoa(len(in))+"B", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				if err := Valid(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

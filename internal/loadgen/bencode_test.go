@@ -181,3 +181,32 @@ func FuzzCheckHTTPAnnounce(f *testing.F) {
 		}
 	})
 }
+
+// The checks of HTTP replies run on every reply of a keep-alive round.
+func BenchmarkCheckHTTPAnnounce(b *testing.B) {
+	body := []byte("d8:completei1e10:downloadedi4e10:incompletei10e8:intervali1851e12:min intervali925e5:peers300:" + peers(50) + "e")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if checkHTTPAnnounce(body) != outOK {
+			b.Fatal("reply refused")
+		}
+	}
+}
+
+func BenchmarkCheckHTTPScrape(b *testing.B) {
+	want := make([][20]byte, 5)
+	body := []byte("d5:filesd")
+	for k := range want {
+		copy(want[k][:], strings.Repeat(string(rune('a'+k)), 20))
+		body = append(body, "20:"+string(want[k][:])+"d8:completei1e10:downloadedi2e10:incompletei3ee"...)
+	}
+	body = append(body, "e5:flagsd20:min_request_intervali900eee"...)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if checkHTTPScrape(body, want) != outOK {
+			b.Fatal("reply refused")
+		}
+	}
+}
