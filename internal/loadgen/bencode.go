@@ -1,6 +1,9 @@
 package loadgen
 
-import "github.com/annuaire/tracker/internal/bencode"
+import (
+	"github.com/annuaire/tracker/internal/bencode"
+	"github.com/annuaire/tracker/internal/udpwire"
+)
 
 // The checks of HTTP replies read them with the strict scanner of
 // internal/bencode: canonical integers and string lengths, dictionary keys
@@ -95,7 +98,7 @@ func checkHTTPScrape(b []byte, want [][20]byte) outcome {
 // opentracker lists them in the order of the request, and clients
 // (libtorrent) accept that.
 func checkScrapeFiles(s *bencode.Scanner, want [][20]byte) (found int, ok bool) {
-	var seen [(maxScrapeHashes + 63) / 64]uint64
+	var seen [(udpwire.MaxScrapeHashes + 63) / 64]uint64
 	d, _ := s.DictAnyOrder()
 	for d.Next() {
 		k := hashIndex(want, d.Key())

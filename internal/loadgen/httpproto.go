@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/annuaire/tracker/internal/udpwire"
 )
 
 // httpTarget is a parsed announce or scrape URL and the fixed parts of
@@ -139,9 +141,9 @@ func (w *Workload) appendHTTPAnnounce(b []byte, t *httpTarget, r request) []byte
 	b = append(b, "&corrupt=0&key="...)
 	b = appendHex8(b, w.Key(r.peer))
 	switch r.event {
-	case eventStarted:
+	case udpwire.EventStarted:
 		b = append(b, "&event=started"...)
-	case eventCompleted:
+	case udpwire.EventCompleted:
 		b = append(b, "&event=completed"...)
 	}
 	if w.NumWant >= 0 {
