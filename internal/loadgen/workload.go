@@ -19,8 +19,9 @@ const (
 )
 
 // Workload describes the simulated population and what it sends. Its zero
-// value is the load of BENCHMARKING.md: 100,000 peers over 10,000 swarms,
-// numwant 50, 10% seeders, 90% plain announces, 8% started, 2% completed.
+// value is the load the comparisons between trackers use: 100,000 peers
+// over 10,000 swarms, numwant 50, 10% seeders, 90% plain announces, 8%
+// started, 2% completed.
 //
 // Everything is derived from Seed by pure functions, so two generators
 // with the same Workload send the same info hashes and peer ids: a
