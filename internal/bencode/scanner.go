@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // A Scanner reads one bencoded value in place, as strictly as [Valid] and
@@ -251,14 +252,14 @@ func (s *Scanner) open(k Kind, c byte) bool {
 // of [List.Next].
 func (s *Scanner) List() (List, bool) {
 	ok := s.open(KindList, 'l')
-	return List{s: s, elem: -1, done: !ok}, ok
+	return List{walk{s: s, at: -1, done: !ok}}, ok
 }
 
 // Dict enters a dictionary, whose keys must come in strictly ascending
 // order; its values are read by the caller between calls of [Dict.Next].
 func (s *Scanner) Dict() (Dict, bool) {
 	ok := s.open(KindDict, 'd')
-	return Dict{s: s, value: -1, done: !ok}, ok
+	return Dict{w: walk{s: s, at: -1, done: !ok}}, ok
 }
 
 // DictAnyOrder enters a dictionary whose keys may come in any order, and
@@ -301,32 +302,12 @@ func (s *Scanner) Err() error {
 //	for l.Next() {
 //		// read the element with s
 //	}
-type List struct {
-	s    *Scanner
-	elem int // offset of the current element; -1 before the first
-	done bool
-}
+type List struct{ w walk }
 
 // Next moves to the next element, skipping the current one if the caller
 // has not read it. It returns false past the end of the list, where the
 // scanner has left it, or on a failure.
-func (l *List) Next() bool {
-	s := l.s
-	if l.done || (l.elem == s.pos && !s.Skip()) {
-		return false
-	}
-	switch {
-	case s.pos >= len(s.b): // a failure empties the input
-		return s.failAt(s.pos, errListEOF, nil)
-	case s.b[s.pos] == 'e':
-		s.pos++
-		s.depth--
-		l.done = true
-		return false
-	}
-	l.elem = s.pos
-	return true
-}
+func (l *List) Next() bool { return l.w.next(errListEOF) }
 
 // Dict walks the keys of a dictionary that a [Scanner] has entered:
 //
@@ -335,10 +316,9 @@ func (l *List) Next() bool {
 //		// read the value of d.Key() with s, or leave it to be skipped
 //	}
 type Dict struct {
-	s        *Scanner
+	w        walk
 	key      []byte
-	value    int // offset of the current value; -1 before the first key
-	done     bool
+	keyed    bool // a key has been read
 	anyOrder bool
 }
 
@@ -347,19 +327,11 @@ type Dict struct {
 // false past the end of the dictionary, where the scanner has left it, or
 // on a failure.
 func (d *Dict) Next() bool {
-	s := d.s
-	if d.done || (d.value == s.pos && !s.Skip()) {
+	if !d.w.next(errDictEOF) {
 		return false
 	}
-	switch {
-	case s.pos >= len(s.b): // a failure empties the input
-		return s.failAt(s.pos, errDictEOF, nil)
-	case s.b[s.pos] == 'e':
-		s.pos++
-		s.depth--
-		d.done = true
-		return false
-	case !isDigit(s.b[s.pos]):
+	s := d.w.s
+	if !isDigit(s.b[s.pos]) {
 		return s.failAt(s.pos, errKey, nil)
 	}
 	at := s.pos
@@ -367,7 +339,7 @@ func (d *Dict) Next() bool {
 	if !ok {
 		return false
 	}
-	if d.value >= 0 && !d.anyOrder {
+	if d.keyed && !d.anyOrder {
 		switch bytes.Compare(d.key, k) {
 		case 0:
 			return s.failAt(at, errKeyDup, k)
@@ -375,12 +347,42 @@ func (d *Dict) Next() bool {
 			return s.failAt(at, errKeyOrder, k)
 		}
 	}
-	d.key = k
+	d.key, d.keyed = k, true
 	if s.pos >= len(s.b) || s.b[s.pos] == 'e' {
 		return s.failAt(s.pos, errNoValue, nil)
 	}
-	d.value = s.pos
+	d.w.at = s.pos
 	return true
+}
+
+// walk is where a List or a Dict stands in its container.
+type walk struct {
+	s    *Scanner
+	at   int // offset of the current value; -1 before the first
+	done bool
+}
+
+// next skips the current value if the caller has not read it, then
+// reports whether another one follows, and moves to it: at the
+// container's end it leaves the container, and where the input ends
+// instead (a failure empties it) it records the failure unterminated.
+func (w *walk) next(unterminated errKind) bool {
+	s := w.s
+	switch {
+	case w.done:
+		return false
+	case w.at == s.pos && !s.Skip():
+	case s.pos >= len(s.b):
+		s.failAt(s.pos, unterminated, nil)
+	case s.b[s.pos] == 'e':
+		s.pos++
+		s.depth--
+	default:
+		w.at = s.pos
+		return true
+	}
+	w.done = true
+	return false
 }
 
 // Key returns the key that [Dict.Next] has read, a part of the input.
@@ -441,60 +443,42 @@ func (s *Scanner) failAt(off int, k errKind, arg []byte) bool {
 	return false
 }
 
-func (f *failure) msg() string {
-	switch f.kind {
-	case errEOF:
-		return "unexpected end of input"
-	case errStart:
-		return "invalid byte " + quoteByte(f.arg) + " at the start of a value"
-	case errTrailing:
-		return "trailing data after the value"
-	case errNotInt:
-		return "not an integer"
-	case errNotString:
-		return "not a byte string"
-	case errNotList:
-		return "not a list"
-	case errNotDict:
-		return "not a dictionary"
-	case errIntEOF:
-		return "unterminated integer"
-	case errIntEmpty:
-		return "integer has no digits"
-	case errIntByte:
-		return "invalid byte " + quoteByte(f.arg) + " in integer"
-	case errIntNegZero:
-		return "negative zero"
-	case errIntZero:
-		return "leading zero in integer"
-	case errIntRange:
-		return "integer overflows int64"
-	case errLenZero:
-		return "leading zero in string length"
-	case errLenEOF:
-		return "unterminated string length"
-	case errLenByte:
-		return "invalid byte " + quoteByte(f.arg) + " in string length"
-	case errStrEOF:
-		return "string runs past the end of input"
-	case errDepth:
-		return "nesting deeper than " + strconv.Itoa(MaxDepth)
-	case errOpen:
-		return "value not read to its end"
-	case errListEOF:
-		return "unterminated list"
-	case errDictEOF:
-		return "unterminated dictionary"
-	case errKey:
-		return "dictionary key is not a byte string"
-	case errKeyDup:
-		return "duplicate dictionary key " + strconv.Quote(string(f.arg))
-	case errKeyOrder:
-		return "dictionary key " + strconv.Quote(string(f.arg)) + " out of order"
-	case errNoValue:
-		return "dictionary key without a value"
-	}
-	return "unknown failure"
+// messages say what each failure is; where one has an argument, the byte
+// or the key at fault, quoted, stands in place of the "%".
+var messages = [...]string{
+	errEOF:        "unexpected end of input",
+	errStart:      "invalid byte % at the start of a value",
+	errTrailing:   "trailing data after the value",
+	errNotInt:     "not an integer",
+	errNotString:  "not a byte string",
+	errNotList:    "not a list",
+	errNotDict:    "not a dictionary",
+	errIntEOF:     "unterminated integer",
+	errIntEmpty:   "integer has no digits",
+	errIntByte:    "invalid byte % in integer",
+	errIntNegZero: "negative zero",
+	errIntZero:    "leading zero in integer",
+	errIntRange:   "integer overflows int64",
+	errLenZero:    "leading zero in string length",
+	errLenEOF:     "unterminated string length",
+	errLenByte:    "invalid byte % in string length",
+	errStrEOF:     "string runs past the end of input",
+	errDepth:      "nesting deeper than " + strconv.Itoa(MaxDepth),
+	errOpen:       "value not read to its end",
+	errListEOF:    "unterminated list",
+	errDictEOF:    "unterminated dictionary",
+	errKey:        "dictionary key is not a byte string",
+	errKeyDup:     "duplicate dictionary key %",
+	errKeyOrder:   "dictionary key % out of order",
+	errNoValue:    "dictionary key without a value",
 }
 
-func quoteByte(b []byte) string { return strconv.QuoteRune(rune(b[0])) }
+func (f *failure) msg() string {
+	switch f.kind {
+	case errStart, errIntByte, errLenByte:
+		return strings.Replace(messages[f.kind], "%", strconv.QuoteRune(rune(f.arg[0])), 1)
+	case errKeyDup, errKeyOrder:
+		return strings.Replace(messages[f.kind], "%", strconv.Quote(string(f.arg)), 1)
+	}
+	return messages[f.kind]
+}

@@ -17,54 +17,50 @@ func checkFailure(t *testing.T, what string, s *Scanner, offset int, msg string)
 	}
 }
 
-func TestScannerInt(t *testing.T) {
+// TestScannerScalars reads integers and byte strings, each the value at
+// the top.
+func TestScannerScalars(t *testing.T) {
+	readInt := func(s *Scanner) (any, bool) {
+		n, ok := s.Int()
+		return n, ok
+	}
+	readBytes := func(s *Scanner) (any, bool) {
+		b, ok := s.Bytes()
+		return string(b), ok
+	}
 	for _, tt := range []struct {
 		in   string
-		want int64
-		ok   bool
+		read func(*Scanner) (any, bool)
+		want any // nil where the read fails
 	}{
-		{"i0e", 0, true},
-		{"i42e", 42, true},
-		{"i-7e", -7, true},
-		{"i9223372036854775807e", math.MaxInt64, true},
-		{"i-9223372036854775808e", math.MinInt64, true},
-		{"i1000000000000000000e", 1e18, true},
-		{"i9223372036854775808e", 0, false},
-		{"i-9223372036854775809e", 0, false},
-		{"i-0e", 0, false},
-		{"i03e", 0, false},
-		{"ie", 0, false},
-		{"i-e", 0, false},
-		{"i+1e", 0, false},
-		{"i 1e", 0, false},
-		{"i12", 0, false},
+		{"i0e", readInt, int64(0)},
+		{"i42e", readInt, int64(42)},
+		{"i-7e", readInt, int64(-7)},
+		{"i9223372036854775807e", readInt, int64(math.MaxInt64)},
+		{"i-9223372036854775808e", readInt, int64(math.MinInt64)},
+		{"i1000000000000000000e", readInt, int64(1e18)},
+		{"i9223372036854775808e", readInt, nil},
+		{"i-9223372036854775809e", readInt, nil},
+		{"i-0e", readInt, nil},
+		{"i03e", readInt, nil},
+		{"ie", readInt, nil},
+		{"i-e", readInt, nil},
+		{"i+1e", readInt, nil},
+		{"i 1e", readInt, nil},
+		{"i12", readInt, nil},
+		{"0:", readBytes, ""},
+		{"3:abc", readBytes, "abc"},
+		{"10:abcdefghij", readBytes, "abcdefghij"},
+		{"03:abc", readBytes, nil},
+		{"4:abc", readBytes, nil},
+		{":abc", readBytes, nil},
+		{"3abc", readBytes, nil},
+		{"99999999999999999999999:x", readBytes, nil},
 	} {
 		s := NewScanner([]byte(tt.in))
-		v, ok := s.Int()
-		if ok != tt.ok || v != tt.want || ok != s.End() || (s.Err() == nil) != tt.ok {
-			t.Errorf("Int(%q) = %d, %v, then End: %v; want %d, %v", tt.in, v, ok, s.Err(), tt.want, tt.ok)
-		}
-	}
-}
-
-func TestScannerBytes(t *testing.T) {
-	for _, tt := range []struct {
-		in, want string
-		ok       bool
-	}{
-		{"0:", "", true},
-		{"3:abc", "abc", true},
-		{"10:abcdefghij", "abcdefghij", true},
-		{"03:abc", "", false},
-		{"4:abc", "", false},
-		{":abc", "", false},
-		{"3abc", "", false},
-		{"99999999999999999999999:x", "", false},
-	} {
-		s := NewScanner([]byte(tt.in))
-		b, ok := s.Bytes()
-		if ok != tt.ok || string(b) != tt.want || ok != s.End() {
-			t.Errorf("Bytes(%q) = %q, %v, then End: %v; want %q, %v", tt.in, b, ok, s.Err(), tt.want, tt.ok)
+		v, ok := tt.read(&s)
+		if ok != (tt.want != nil) || ok && v != tt.want || ok != s.End() {
+			t.Errorf("reading %q = %#v, %v, then End: %v; want %#v", tt.in, v, ok, s.Err(), tt.want)
 		}
 	}
 }
@@ -350,38 +346,6 @@ func (r *opReader) value() any {
 	return nil
 }
 
-// sameRead reports whether what a reader read matches the decoded value,
-// skipped parts matching anything.
-func sameRead(got, want any) bool {
-	switch got := got.(type) {
-	case skipped:
-		return true
-	case []any:
-		want, ok := want.([]any)
-		if !ok || len(got) != len(want) {
-			return false
-		}
-		for i := range got {
-			if !sameRead(got[i], want[i]) {
-				return false
-			}
-		}
-		return true
-	case map[string]any:
-		want, ok := want.(map[string]any)
-		if !ok || len(got) != len(want) {
-			return false
-		}
-		for k, v := range got {
-			if w, ok := want[k]; !ok || !sameRead(v, w) {
-				return false
-			}
-		}
-		return true
-	}
-	return got == want
-}
-
 // FuzzScanner reads inputs with a Scanner, in the ways a list of
 // operations chooses, and checks the result against Valid and Decode:
 // reads of the right kinds accept exactly what Valid accepts, fail with
@@ -420,7 +384,7 @@ func FuzzScanner(f *testing.F) {
 		case !reflect.DeepEqual(err, verr):
 			t.Fatalf("%q read with %x: Err() = %v; Valid = %v", b, ops, err, verr)
 		case ok:
-			if v, _ := Decode(b); !sameRead(got, v) {
+			if v, _ := Decode(b); !sameValue(got, v) {
 				t.Fatalf("%q read with %x: %#v; Decode = %#v", b, ops, got, v)
 			}
 		}
