@@ -334,10 +334,7 @@ func ParseReplyHeader(p []byte) (ReplyHeader, bool) {
 	if len(p) < ReplyHeaderLen {
 		return ReplyHeader{}, false
 	}
-	return ReplyHeader{
-		Action: binary.BigEndian.Uint32(p),
-		TxID:   binary.BigEndian.Uint32(p[4:]),
-	}, true
+	return ReplyHeader{Action: binary.BigEndian.Uint32(p), TxID: binary.BigEndian.Uint32(p[4:])}, true
 }
 
 // The parsers of replies are for checking what a tracker sends, so they

@@ -342,15 +342,8 @@ func FuzzParse(f *testing.F) {
 		exact := p[:len(p):len(p)]
 		padded := append(bytes.Clone(p), bytes.Repeat([]byte{2, 0xff}, 64)...)[:len(p)]
 
-		h1, ok1 := ParseHeader(exact)
-		h2, ok2 := ParseHeader(padded)
-		if h1 != h2 || ok1 != ok2 || ok1 != (len(p) >= HeaderLen) {
-			t.Fatalf("ParseHeader: %v %v, padded %v %v", h1, ok1, h2, ok2)
-		}
-
-		if ok1 && !bytes.Equal(AppendHeader(nil, h1), p[:HeaderLen]) {
-			t.Fatalf("header round trip differs")
-		}
+		fuzzHeader(t, "ParseHeader", p, exact, padded, HeaderLen, ParseHeader, AppendHeader)
+		fuzzHeader(t, "ParseReplyHeader", p, exact, padded, ReplyHeaderLen, ParseReplyHeader, AppendReplyHeader)
 
 		var a1, a2 Announce
 		err1, err2 := ParseAnnounce(exact, &a1), ParseAnnounce(padded, &a2)
@@ -392,17 +385,25 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// fuzzHeader checks the header parser parse on p: the same result whatever
+// follows the packet, a header exactly when p has size bytes, and a round
+// trip through the builder build.
+func fuzzHeader[H comparable](t *testing.T, name string, p, exact, padded []byte, size int,
+	parse func([]byte) (H, bool), build func([]byte, H) []byte) {
+	t.Helper()
+	h1, ok1 := parse(exact)
+	h2, ok2 := parse(padded)
+	if h1 != h2 || ok1 != ok2 || ok1 != (len(p) >= size) {
+		t.Fatalf("%s: %v %v, padded %v %v", name, h1, ok1, h2, ok2)
+	}
+	if ok1 && !bytes.Equal(build(nil, h1), p[:size]) {
+		t.Fatalf("%s: round trip differs", name)
+	}
+}
+
 // fuzzReplies checks the parsers of replies on p as FuzzParse checks those
 // of requests; what parses must be rebuilt exactly by the builders.
 func fuzzReplies(t *testing.T, p, exact, padded []byte) {
-	rh1, ok1 := ParseReplyHeader(exact)
-	rh2, ok2 := ParseReplyHeader(padded)
-	if rh1 != rh2 || ok1 != ok2 || ok1 != (len(p) >= ReplyHeaderLen) {
-		t.Fatalf("ParseReplyHeader: %v %v, padded %v %v", rh1, ok1, rh2, ok2)
-	}
-	if ok1 && !bytes.Equal(AppendReplyHeader(nil, rh1), p[:ReplyHeaderLen]) {
-		t.Fatalf("reply header round trip differs")
-	}
 	same := func(name string, err1, err2 error, rebuilt func() []byte) {
 		t.Helper()
 		if err1 != err2 {
