@@ -45,12 +45,19 @@ func checkHTTPAnnounce(b []byte) outcome {
 			return outMalformed
 		}
 	}
+	return verdict(&s, failure, interval && complete && incomplete && peers)
+}
+
+// verdict is the outcome of a reply once the caller has read its dict: a
+// refusal if it has a failure reason, valid if it has all the fields it
+// must, provided that the reply is strict bencode and ends there.
+func verdict(s *bencode.Scanner, failure, complete bool) outcome {
 	switch {
 	case !s.End():
 		return outMalformed
 	case failure:
 		return outFailure
-	case interval && complete && incomplete && peers:
+	case complete:
 		return outOK
 	}
 	return outMalformed
@@ -81,15 +88,7 @@ func checkHTTPScrape(b []byte, want [][20]byte) outcome {
 			}
 		}
 	}
-	switch {
-	case !s.End():
-		return outMalformed
-	case failure:
-		return outFailure
-	case files == len(want):
-		return outOK
-	}
-	return outMalformed
+	return verdict(&s, failure, files == len(want))
 }
 
 // checkScrapeFiles reads the files dict at the cursor of s. It returns how
