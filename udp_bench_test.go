@@ -2,7 +2,6 @@ package tracker
 
 import (
 	"context"
-	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -104,7 +103,11 @@ func BenchmarkUDPConnect(b *testing.B) {
 func BenchmarkUDPScrape(b *testing.B) {
 	ub := newUDPBench(b, 100_000, 1_000_000, 1<<14, 0)
 	for j, p := range ub.packets {
-		ub.packets[j] = udpwire.AppendScrapeRequest(nil, binary.BigEndian.Uint64(p), 1, [20]byte(p[16:36]))
+		var a udpwire.Announce
+		if err := udpwire.ParseAnnounce(p, &a); err != nil {
+			b.Fatal(err)
+		}
+		ub.packets[j] = udpwire.AppendScrapeRequest(nil, a.ConnID, 1, a.InfoHash)
 	}
 	ctx := context.Background()
 	i := 0

@@ -63,10 +63,12 @@ func FuzzServePacket(f *testing.F) {
 		if len(r) == 0 {
 			return
 		}
-		if len(r) < 8 || len(p) < 16 || binary.BigEndian.Uint32(r[4:]) != binary.BigEndian.Uint32(p[12:]) {
+		rh, ok1 := udpwire.ParseReplyHeader(r)
+		h, ok2 := udpwire.ParseHeader(p)
+		if !ok1 || !ok2 || rh.TxID != h.TxID {
 			t.Fatalf("reply %x to %x: want 8 bytes or more and the transaction id", r, p)
 		}
-		action := binary.BigEndian.Uint32(r)
+		action := rh.Action
 		switch {
 		case action > udpwire.ActionError:
 			t.Fatalf("reply %x with action %d", r, action)

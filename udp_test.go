@@ -3,7 +3,6 @@ package tracker
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -58,10 +57,11 @@ func (th *testHandler) send(from netip.AddrPort, p []byte) []byte {
 func (th *testHandler) connect(from netip.AddrPort) uint64 {
 	th.t.Helper()
 	r := th.send(from, udpwire.AppendConnectRequest(nil, 1))
-	if len(r) != 16 {
-		th.t.Fatalf("connect reply %x; want 16 bytes", r)
+	cr, err := udpwire.ParseConnectReply(r)
+	if err != nil {
+		th.t.Fatalf("connect reply %x: %v", r, err)
 	}
-	return binary.BigEndian.Uint64(r[8:])
+	return cr.ConnID
 }
 
 // announcePacket returns an announce of peer i (a leecher unless seeder)
@@ -89,18 +89,13 @@ type udpAnnounceReply struct {
 
 func parseAnnounceReply(t testing.TB, r []byte, peerLen int) udpAnnounceReply {
 	t.Helper()
-	if len(r) < 20 || binary.BigEndian.Uint32(r) != udpwire.ActionAnnounce || (len(r)-20)%peerLen != 0 {
-		t.Fatalf("announce reply %x (%q); want action 1 and 20+%dN bytes", r, r, peerLen)
+	wr, err := udpwire.ParseAnnounceReply(r, peerLen)
+	if err != nil {
+		t.Fatalf("announce reply %x (%q): %v; want action 1 and 20+%dN bytes", r, r, err, peerLen)
 	}
-	ar := udpAnnounceReply{
-		tx:       binary.BigEndian.Uint32(r[4:]),
-		interval: binary.BigEndian.Uint32(r[8:]),
-		leechers: binary.BigEndian.Uint32(r[12:]),
-		seeders:  binary.BigEndian.Uint32(r[16:]),
-	}
-	for p := r[20:]; len(p) > 0; p = p[peerLen:] {
-		addr, _ := netip.AddrFromSlice(p[:peerLen-2])
-		ar.peers = append(ar.peers, netip.AddrPortFrom(addr, binary.BigEndian.Uint16(p[peerLen-2:])))
+	ar := udpAnnounceReply{tx: wr.TxID, interval: wr.Interval, leechers: wr.Leechers, seeders: wr.Seeders}
+	for i := range wr.N() {
+		ar.peers = append(ar.peers, wr.Peer(i))
 	}
 	return ar
 }
@@ -108,21 +103,30 @@ func parseAnnounceReply(t testing.TB, r []byte, peerLen int) udpAnnounceReply {
 // errorText returns the text of an error reply with transaction id tx.
 func errorText(t testing.TB, r []byte, tx uint32) string {
 	t.Helper()
-	if len(r) < 8 || binary.BigEndian.Uint32(r) != udpwire.ActionError || binary.BigEndian.Uint32(r[4:]) != tx {
+	er, err := udpwire.ParseErrorReply(r)
+	if err != nil || er.TxID != tx {
 		t.Fatalf("reply %x (%q); want an error with transaction id %d", r, r, tx)
 	}
-	return string(r[8:])
+	return string(er.Msg)
+}
+
+// errorReply reports whether r is an error reply.
+func errorReply(r []byte) bool {
+	_, err := udpwire.ParseErrorReply(r)
+	return err == nil
 }
 
 // udpScrapeReply decodes a scrape reply into its triples.
 func udpScrapeReply(t testing.TB, r []byte, tx uint32) [][3]uint32 {
 	t.Helper()
-	if len(r) < 8 || binary.BigEndian.Uint32(r) != udpwire.ActionScrape || binary.BigEndian.Uint32(r[4:]) != tx || (len(r)-8)%12 != 0 {
+	sr, err := udpwire.ParseScrapeReply(r)
+	if err != nil || sr.TxID != tx {
 		t.Fatalf("scrape reply %x (%q); want action 2, transaction id %d and 8+12N bytes", r, r, tx)
 	}
 	var out [][3]uint32
-	for p := r[8:]; len(p) > 0; p = p[12:] {
-		out = append(out, [3]uint32{binary.BigEndian.Uint32(p), binary.BigEndian.Uint32(p[4:]), binary.BigEndian.Uint32(p[8:])})
+	for i := range sr.N() {
+		seeders, completed, leechers := sr.Entry(i)
+		out = append(out, [3]uint32{seeders, completed, leechers})
 	}
 	return out
 }
@@ -170,8 +174,8 @@ func TestUDPHandlerConnectionID(t *testing.T) {
 		case "":
 			parseAnnounceReply(t, r, 6)
 		default:
-			tx := binary.BigEndian.Uint32(tt.p[12:])
-			if got := errorText(t, r, tx); got != tt.want {
+			h, _ := udpwire.ParseHeader(tt.p)
+			if got := errorText(t, r, h.TxID); got != tt.want {
 				t.Errorf("%s: error %q; want %q", tt.name, got, tt.want)
 			}
 			if tt.want == "invalid connection id" && len(r) >= len(tt.p) {
@@ -200,7 +204,8 @@ func TestUDPHandlerConnectionIDExpiry(t *testing.T) {
 		id := th.connect(clientA)
 		th.now = udpT0.Add(tt.after)
 		r := th.send(clientA, announceBytes(announcePacket(id, 9, 1, 0, false)))
-		if ok := binary.BigEndian.Uint32(r) == udpwire.ActionAnnounce; ok != tt.ok {
+		h, _ := udpwire.ParseReplyHeader(r)
+		if ok := h.Action == udpwire.ActionAnnounce; ok != tt.ok {
 			t.Errorf("announce %v after connect: reply %q, accepted %v; want %v", tt.after, r, ok, tt.ok)
 		}
 	}
@@ -215,7 +220,7 @@ func TestUDPHandlerAnnounce(t *testing.T) {
 		for i := range 12 {
 			from := netip.AddrPortFrom(from.Addr(), uint16(5000+i))
 			r := th.send(from, announceBytes(announcePacket(id, 1, b, i, i < 2)))
-			if binary.BigEndian.Uint32(r) != udpwire.ActionAnnounce {
+			if h, _ := udpwire.ParseReplyHeader(r); h.Action != udpwire.ActionAnnounce {
 				t.Fatalf("fill: %q", r)
 			}
 		}
@@ -577,10 +582,11 @@ func (c *testClient) read() []byte {
 func (c *testClient) connect() uint64 {
 	c.t.Helper()
 	r := c.roundTrip(udpwire.AppendConnectRequest(nil, 0xC0FFEE))
-	if len(r) != 16 || binary.BigEndian.Uint32(r) != 0 || binary.BigEndian.Uint32(r[4:]) != 0xC0FFEE {
+	cr, err := udpwire.ParseConnectReply(r)
+	if err != nil || cr.TxID != 0xC0FFEE {
 		c.t.Fatalf("connect reply %x; want 16 bytes, action 0, transaction 0xC0FFEE", r)
 	}
-	return binary.BigEndian.Uint64(r[8:])
+	return cr.ConnID
 }
 
 // noReply checks that p gets no reply. It then sends a connect: with one
@@ -592,7 +598,7 @@ func (c *testClient) noReply(p []byte) {
 		c.t.Fatal(err)
 	}
 	r := c.roundTrip(udpwire.AppendConnectRequest(nil, 0xBEEF))
-	if len(r) != 16 || binary.BigEndian.Uint32(r[4:]) != 0xBEEF {
+	if cr, err := udpwire.ParseConnectReply(r); err != nil || cr.TxID != 0xBEEF {
 		c.t.Errorf("request %x got the reply %x (%q); want none", p, r, r)
 	}
 }
@@ -726,8 +732,11 @@ func TestUDPSharedKey(t *testing.T) {
 		}
 		return buf[:n]
 	}
-	r := exchange(addrs[0], udpwire.AppendConnectRequest(nil, 1))
-	id := binary.BigEndian.Uint64(r[8:])
+	cr, err := udpwire.ParseConnectReply(exchange(addrs[0], udpwire.AppendConnectRequest(nil, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cr.ConnID
 	announce := announceBytes(announcePacket(id, 2, 1, 0, false))
 	parseAnnounceReply(t, exchange(addrs[1], announce), 6)
 	if got := errorText(t, exchange(addrs[2], announce), 2); got != errUDPConnID.Reason {
@@ -996,11 +1005,11 @@ func TestUDPBatch(t *testing.T) {
 		seen := map[uint32]bool{}
 		for range each + 1 {
 			r := c.read()
-			tx := binary.BigEndian.Uint32(r[4:])
-			if tx/100 != uint32(i) || seen[tx] {
+			h, _ := udpwire.ParseReplyHeader(r)
+			if h.TxID/100 != uint32(i) || seen[h.TxID] {
 				t.Errorf("client %d got reply %x", i, r)
 			}
-			seen[tx] = true
+			seen[h.TxID] = true
 		}
 	}
 }
@@ -1018,10 +1027,8 @@ func TestUDPObserver(t *testing.T) {
 	a := announcePacket(id, 4, 1, 1, false)
 	a.Port = 0
 	th.send(clientA, announceBytes(a))
-	unknown := binary.BigEndian.AppendUint64(nil, id)
-	unknown = binary.BigEndian.AppendUint32(unknown, 7) // no such action
-	unknown = binary.BigEndian.AppendUint32(unknown, 5)
-	if r := th.send(clientA, unknown); len(r) < 8 || binary.BigEndian.Uint32(r) != udpwire.ActionError {
+	unknown := udpwire.AppendHeader(nil, udpwire.Header{ConnID: id, Action: 7, TxID: 5}) // no such action
+	if r := th.send(clientA, unknown); !errorReply(r) {
 		t.Errorf("unknown action: reply %x; want an error", r)
 	}
 	want := []RequestInfo{

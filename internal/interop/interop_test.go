@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -194,6 +195,19 @@ func TestLibtorrentReportsTrackerFailure(t *testing.T) {
 			}
 			t.Logf("failed after %v", time.Since(start).Round(time.Millisecond))
 		})
+	}
+}
+
+func TestDictEntries(t *testing.T) {
+	entries, err := dictEntries([]byte("d8:announce3:url4:infod4:name1:xe5:nodesli1eee"))
+	want := []entry{{"announce", []byte("3:url")}, {"info", []byte("d4:name1:xe")}, {"nodes", []byte("li1ee")}}
+	if err != nil || !reflect.DeepEqual(entries, want) {
+		t.Errorf("dictEntries = %q, %v; want %q", entries, err, want)
+	}
+	for _, in := range []string{"", "le", "d4:infoi1e", "d4:infoi1ee1", "d4:infodee8:announce0:e", "d4:infoi01ee"} {
+		if entries, err := dictEntries([]byte(in)); err == nil {
+			t.Errorf("dictEntries(%q) = %q; want an error", in, entries)
+		}
 	}
 }
 

@@ -415,9 +415,6 @@ func Seed(ctx context.Context, t testing.TB, sc Scenario) (*Seeder, error) {
 	return &Seeder{s: s}, nil
 }
 
-// Seen returns what the seeder has seen of the tracker so far.
-func (sd *Seeder) Seen() Seen { return sd.s.observed() }
-
 // Stop stops the seeder, which sends its stopped announce first, and waits
 // until it has exited.
 func (sd *Seeder) Stop() { sd.s.stop() }

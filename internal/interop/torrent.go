@@ -9,13 +9,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/annuaire/tracker/internal/bencode"
 )
 
 // Torrent is a single-file torrent made for a test: random content on disk
@@ -221,68 +222,19 @@ func appendInt(b []byte, n int) []byte {
 	return append(b, 'e')
 }
 
-var errBencode = errors.New("malformed bencode")
-
-// dictEntries splits the top-level bencoded dict b into its entries.
+// dictEntries splits the top-level bencoded dict b into its entries. The
+// dict must be canonical bencode, as BEP 3 asks of metainfo files.
 func dictEntries(b []byte) ([]entry, error) {
-	if len(b) == 0 || b[0] != 'd' {
-		return nil, errBencode
-	}
+	s := bencode.NewScanner(b)
+	d, _ := s.Dict()
 	var entries []entry
-	i := 1
-	for i < len(b) && b[i] != 'e' {
-		kend, err := skipValue(b, i)
-		if err != nil || b[i] < '0' || b[i] > '9' {
-			return nil, errBencode
-		}
-		key := b[bytes.IndexByte(b[i:], ':')+i+1 : kend]
-		vend, err := skipValue(b, kend)
-		if err != nil {
-			return nil, err
-		}
-		entries = append(entries, entry{string(key), b[kend:vend]})
-		i = vend
+	for d.Next() {
+		start := s.Offset()
+		s.Skip()
+		entries = append(entries, entry{string(d.Key()), b[start:s.Offset()]})
 	}
-	if i != len(b)-1 {
-		return nil, errBencode
+	if !s.End() {
+		return nil, s.Err()
 	}
 	return entries, nil
-}
-
-// skipValue returns the offset just past the bencoded value at b[i:].
-func skipValue(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, errBencode
-	}
-	switch c := b[i]; {
-	case c == 'i':
-		end := bytes.IndexByte(b[i:], 'e')
-		if end < 0 {
-			return 0, errBencode
-		}
-		return i + end + 1, nil
-	case c == 'l' || c == 'd':
-		i++
-		for i < len(b) && b[i] != 'e' {
-			var err error
-			if i, err = skipValue(b, i); err != nil {
-				return 0, err
-			}
-		}
-		if i >= len(b) {
-			return 0, errBencode
-		}
-		return i + 1, nil
-	case c >= '0' && c <= '9':
-		colon := bytes.IndexByte(b[i:], ':')
-		if colon < 0 {
-			return 0, errBencode
-		}
-		n, err := strconv.Atoi(string(b[i : i+colon]))
-		if err != nil || n < 0 || i+colon+1+n > len(b) {
-			return 0, errBencode
-		}
-		return i + colon + 1 + n, nil
-	}
-	return 0, errBencode
 }

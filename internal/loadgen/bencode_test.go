@@ -7,51 +7,6 @@ import (
 	"github.com/zeebo/bencode"
 )
 
-func TestBInt(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"i0e", 0, true},
-		{"i42e", 42, true},
-		{"i-7e", -7, true},
-		{"i9223372036854775807e", 1<<63 - 1, true},
-		{"i9223372036854775808e", 0, false},
-		{"i-0e", 0, false},
-		{"i03e", 0, false},
-		{"ie", 0, false},
-		{"i-e", 0, false},
-		{"i+1e", 0, false},
-		{"i 1e", 0, false},
-		{"i12", 0, false},
-	} {
-		v, end, ok := bInt([]byte(tc.in), 0)
-		if ok != tc.ok || v != tc.want || (ok && end != len(tc.in)) {
-			t.Errorf("bInt(%q) = %d, %d, %v; want %d, %d, %v", tc.in, v, end, ok, tc.want, len(tc.in), tc.ok)
-		}
-	}
-}
-
-func TestBString(t *testing.T) {
-	for _, tc := range []struct {
-		in, want string
-		ok       bool
-	}{
-		{"0:", "", true},
-		{"3:abc", "abc", true},
-		{"03:abc", "", false},
-		{"4:abc", "", false},
-		{":abc", "", false},
-		{"99999999999999999999999:x", "", false},
-	} {
-		s, _, ok := bString([]byte(tc.in), 0)
-		if ok != tc.ok || string(s) != tc.want {
-			t.Errorf("bString(%q) = %q, %v; want %q, %v", tc.in, s, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 func peers(n int) string { return strings.Repeat("\x7f\x00\x00\x01\x1a\xe1", n) }
 
 func TestCheckHTTPAnnounce(t *testing.T) {
@@ -145,6 +100,41 @@ func TestCheckHTTPScrape(t *testing.T) {
 	}
 }
 
+// The checks allocate nothing, whatever the reply.
+func TestChecksDoNotAllocate(t *testing.T) {
+	var h [20]byte
+	copy(h[:], "aaaaaaaaaaaaaaaaaaaa")
+	want := [][20]byte{h}
+	file := "d5:filesd20:" + string(h[:]) + "d8:completei1e10:downloadedi2e10:incompletei3eee"
+	for _, tc := range []struct {
+		name   string
+		body   string
+		out    outcome
+		scrape bool
+	}{
+		{"announce", "d8:completei1e10:incompletei0e8:intervali1800e5:peers12:" + peers(2) + "e", outOK, false},
+		{"failure", "d14:failure reason7:refusede", outFailure, false},
+		{"unsorted keys", "d8:intervali1800e8:completei1ee", outMalformed, false},
+		{"bad nested value", "d8:completei0e10:incompletei0e8:intervali1e1:xli-0ee5:peers0:e", outMalformed, false},
+		{"truncated", "d8:completei1e10:incompl", outMalformed, false},
+		{"scrape", file + "e", outOK, true},
+		{"scrape trailing", file + "ee", outMalformed, true},
+		{"scrape bad entry", "d5:filesd20:" + string(h[:]) + "d8:completei01eeee", outMalformed, true},
+	} {
+		b := []byte(tc.body)
+		check := func() outcome { return checkHTTPAnnounce(b) }
+		if tc.scrape {
+			check = func() outcome { return checkHTTPScrape(b, want) }
+		}
+		if got := check(); got != tc.out {
+			t.Fatalf("%s: check = %d; want %d", tc.name, got, tc.out)
+		}
+		if n := testing.AllocsPerRun(100, func() { check() }); n != 0 {
+			t.Errorf("%s: the check allocates %v times; want 0", tc.name, n)
+		}
+	}
+}
+
 // announceReply is what an accepted reply must decode to.
 type announceReply struct {
 	Failure    *string `bencode:"failure reason"`
@@ -180,4 +170,33 @@ func FuzzCheckHTTPAnnounce(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The checks of HTTP replies run on every reply of a keep-alive round.
+func BenchmarkCheckHTTPAnnounce(b *testing.B) {
+	body := []byte("d8:completei1e10:downloadedi4e10:incompletei10e8:intervali1851e12:min intervali925e5:peers300:" + peers(50) + "e")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if checkHTTPAnnounce(body) != outOK {
+			b.Fatal("reply refused")
+		}
+	}
+}
+
+func BenchmarkCheckHTTPScrape(b *testing.B) {
+	want := make([][20]byte, 5)
+	body := []byte("d5:filesd")
+	for k := range want {
+		copy(want[k][:], strings.Repeat(string(rune('a'+k)), 20))
+		body = append(body, "20:"+string(want[k][:])+"d8:completei1e10:downloadedi2e10:incompletei3ee"...)
+	}
+	body = append(body, "e5:flagsd20:min_request_intervali900eee"...)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if checkHTTPScrape(body, want) != outOK {
+			b.Fatal("reply refused")
+		}
+	}
 }

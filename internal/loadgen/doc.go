@@ -20,13 +20,13 @@
 // -seed and -swarms. -json prints the result as one JSON object; the exit
 // status is 1 when more than 0.1% of the replies were malformed.
 //
-// For figures worth quoting, follow BENCHMARKING.md: pin the tracker and
-// the generator to different cores (taskset -c 0 / -c 1), start the
-// tracker fresh for every round, interleave the contenders, and quote
-// medians and ratios. Near 90–100k UDP or 30k keep-alive HTTP requests
-// per second one core of load generation is the limit (on loopback the
-// kernel charges part of the delivery to the sender); compare requests
-// per second of server CPU there.
+// For figures worth quoting, pin the tracker and the generator to
+// different cores (taskset -c 0 / -c 1), start the tracker fresh for
+// every round, interleave the contenders, and quote medians and ratios
+// rather than single figures. Near 90–100k UDP or 30k keep-alive HTTP
+// requests per second one core of load generation is the limit (on
+// loopback the kernel charges part of the delivery to the sender);
+// compare requests per second of server CPU there.
 //
 // # What it does
 //

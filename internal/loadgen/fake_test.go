@@ -3,12 +3,12 @@ package loadgen
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/annuaire/tracker/internal/udpwire"
 )
 
 // fakeRules say which requests a fake tracker mistreats, by their rank
@@ -126,66 +128,62 @@ func (f *fakeUDP) serve() {
 	var next uint64 = 0x1122334455667788
 	var timers sync.WaitGroup
 	defer timers.Wait()
-	be := binary.BigEndian
 	for {
 		n, from, err := f.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
 		p := buf[:n]
-		if n >= 16 && be.Uint64(p) == udpProtocolID && be.Uint32(p[8:]) == actionConnect {
+		h, ok := udpwire.ParseHeader(p)
+		if ok && h.ConnID == udpwire.ProtocolID && h.Action == udpwire.ActionConnect {
 			f.connects.Add(1)
 			next = mix(next)
 			f.mu.Lock()
 			f.ids[next] = true
 			f.mu.Unlock()
-			reply := binary.BigEndian.AppendUint32(nil, actionConnect)
-			reply = append(reply, p[12:16]...)
-			reply = binary.BigEndian.AppendUint64(reply, next)
-			f.conn.WriteToUDPAddrPort(reply, from)
+			f.conn.WriteToUDPAddrPort(udpwire.AppendConnect(nil, h.TxID, next), from)
 			continue
 		}
-		if n < 16 {
+		if !ok {
 			f.bad("%d-byte packet", n)
 			continue
 		}
 		f.mu.Lock()
-		known := f.ids[be.Uint64(p)]
+		known := f.ids[h.ConnID]
 		f.mu.Unlock()
 		if !known {
-			f.bad("unknown connection id %x", p[:8])
+			f.bad("unknown connection id %x", h.ConnID)
 			continue
 		}
-		action := be.Uint32(p[8:])
-		reply := binary.BigEndian.AppendUint32(nil, action)
-		reply = append(reply, p[12:16]...)
-		switch action {
-		case actionAnnounce:
+		var reply []byte
+		switch h.Action {
+		case udpwire.ActionAnnounce:
 			if !f.checkAnnounce(p) {
 				continue
 			}
-			reply = binary.BigEndian.AppendUint32(reply, 1800)
-			reply = binary.BigEndian.AppendUint32(reply, 7) // leechers
-			reply = binary.BigEndian.AppendUint32(reply, 1) // seeders
-			if from.Addr().Is4() {
-				reply = append(reply, bytes.Repeat([]byte{127, 0, 0, 1, 4, 1}, 3)...)
-			} else {
-				reply = append(reply, bytes.Repeat(append(net.IPv6loopback, 4, 1), 2)...)
+			reply = udpwire.AppendAnnounce(nil, h.TxID, 1800, 7, 1)
+			peer, peers := netip.MustParseAddrPort("127.0.0.1:1025"), 3
+			if !from.Addr().Is4() {
+				peer, peers = netip.MustParseAddrPort("[::1]:1025"), 2
 			}
-		case actionScrape:
-			hashes := (n - 16) / 20
-			if (n-16)%20 != 0 || hashes != f.w.ScrapeHashes {
+			for range peers {
+				reply = udpwire.AppendPeer(reply, peer)
+			}
+		case udpwire.ActionScrape:
+			sc, err := udpwire.ParseScrape(p)
+			if err != nil || sc.N() != f.w.ScrapeHashes || n != udpwire.HeaderLen+len(sc.Hashes) {
 				f.bad("scrape of %d bytes", n)
 				continue
 			}
-			for k := range hashes {
-				if !f.hashes[[20]byte(p[16+20*k:])] {
+			reply = udpwire.AppendScrape(nil, h.TxID)
+			for k := range sc.N() {
+				if !f.hashes[sc.Hash(k)] {
 					f.bad("scrape of an unknown hash")
 				}
-				reply = append(reply, make([]byte, 12)...)
+				reply = udpwire.AppendScrapeEntry(reply, 0, 0, 0)
 			}
 		default:
-			f.bad("action %d", action)
+			f.bad("action %d", h.Action)
 			continue
 		}
 		switch f.rules.pick(f.requests.Add(1)) {
@@ -194,7 +192,7 @@ func (f *fakeUDP) serve() {
 			continue
 		case "malformed":
 			f.malformed.Add(1)
-			if action == actionAnnounce && !from.Addr().Is4() {
+			if h.Action == udpwire.ActionAnnounce && !from.Addr().Is4() {
 				// An IPv4 entry in an IPv6 reply: the right length for IPv4.
 				reply = append(reply, 127, 0, 0, 1, 4, 1)
 			} else {
@@ -202,8 +200,7 @@ func (f *fakeUDP) serve() {
 			}
 		case "refuse":
 			f.refused.Add(1)
-			binary.BigEndian.PutUint32(reply, actionError)
-			reply = append(reply[:8], "refused\x00"...)
+			reply = udpwire.AppendError(reply[:0], h.TxID, "refused\x00")
 		case "late":
 			f.late.Add(1)
 			late := bytes.Clone(reply)
@@ -219,24 +216,22 @@ func (f *fakeUDP) serve() {
 }
 
 func (f *fakeUDP) checkAnnounce(p []byte) bool {
-	be := binary.BigEndian
-	if len(p) != udpAnnounceLen {
+	var a udpwire.Announce
+	if err := udpwire.ParseAnnounce(p, &a); err != nil || len(p) != udpwire.AnnounceLen {
 		f.bad("announce of %d bytes", len(p))
 		return false
 	}
-	id := [20]byte(p[36:56])
-	event, left, port := be.Uint32(p[80:]), be.Uint64(p[64:]), be.Uint16(p[96:])
 	switch {
-	case !f.hashes[[20]byte(p[16:36])]:
+	case !f.hashes[a.InfoHash]:
 		f.bad("announce of an unknown hash")
-	case !bytes.HasPrefix(id[:], []byte(f.w.PeerIDPrefix)):
-		f.bad("peer id %q", id)
-	case event > eventStarted || event == eventCompleted && left != 0:
-		f.bad("event %d with left %d", event, left)
-	case int32(be.Uint32(p[92:])) != int32(f.w.NumWant) || port < firstPort:
-		f.bad("numwant %d, port %d", int32(be.Uint32(p[92:])), port)
+	case !bytes.HasPrefix(a.PeerID[:], []byte(f.w.PeerIDPrefix)):
+		f.bad("peer id %q", a.PeerID)
+	case a.Event > udpwire.EventStarted || a.Event == udpwire.EventCompleted && a.Left != 0:
+		f.bad("event %d with left %d", a.Event, a.Left)
+	case a.NumWant != int32(f.w.NumWant) || a.Port < firstPort:
+		f.bad("numwant %d, port %d", a.NumWant, a.Port)
 	default:
-		f.sawPeer(id)
+		f.sawPeer(a.PeerID)
 		return true
 	}
 	return false

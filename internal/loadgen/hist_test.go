@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/annuaire/tracker/internal/udpwire"
 )
 
 func TestHistIndexBounds(t *testing.T) {
@@ -104,14 +106,16 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	var rr respReader
 	conn := &pieceConn{}
 	for name, f := range map[string]func(){
-		"pick":          func() { p.next() },
-		"udp announce":  func() { buf = w.appendUDPAnnounce(buf[:0], 1, 2, request{peer: 5, swarm: 5}) },
-		"udp scrape":    func() { buf = w.appendUDPScrape(buf[:0], 1, 2, request{swarm: 5}) },
-		"http announce": func() { buf = w.appendHTTPAnnounce(buf[:0], tg, request{peer: 5, swarm: 5, event: eventStarted}) },
-		"http scrape":   func() { buf = w.appendHTTPScrape(buf[:0], tg, request{swarm: 5}, hashes) },
-		"check udp":     func() { checkUDPReply(buf[:20], actionAnnounce, 6, 1) },
-		"check http":    func() { checkHTTPAnnounce(reply) },
-		"record":        func() { h.record(1234567) },
+		"pick":         func() { p.next() },
+		"udp announce": func() { buf = w.appendUDPAnnounce(buf[:0], 1, 2, request{peer: 5, swarm: 5}) },
+		"udp scrape":   func() { buf = w.appendUDPScrape(buf[:0], 1, 2, request{swarm: 5}) },
+		"http announce": func() {
+			buf = w.appendHTTPAnnounce(buf[:0], tg, request{peer: 5, swarm: 5, event: udpwire.EventStarted})
+		},
+		"http scrape": func() { buf = w.appendHTTPScrape(buf[:0], tg, request{swarm: 5}, hashes) },
+		"check udp":   func() { checkUDPReply(buf[:20], udpwire.ActionAnnounce, 6, 1) },
+		"check http":  func() { checkHTTPAnnounce(reply) },
+		"record":      func() { h.record(1234567) },
 		"read response": func() {
 			conn.data, conn.piece = raw, 64
 			if _, err := rr.read(conn); err != nil {
@@ -133,12 +137,12 @@ func BenchmarkUDPRequestWork(b *testing.B) {
 	p := newPicker(&w, 0, false, nil)
 	var h histogram
 	buf := make([]byte, 0, 128)
-	reply := udpReply(actionAnnounce, 12+6*50)
+	reply := udpReply(udpwire.ActionAnnounce, 12+6*50)
 	b.ReportAllocs()
 	for b.Loop() {
 		r, _ := p.next()
 		buf = w.appendUDPAnnounce(buf[:0], 1, 2, r)
-		checkUDPReply(reply, actionAnnounce, 6, 1)
+		checkUDPReply(reply, udpwire.ActionAnnounce, 6, 1)
 		h.record(time.Duration(len(buf)))
 	}
 }

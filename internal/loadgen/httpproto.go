@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/annuaire/tracker/internal/udpwire"
 )
 
 // httpTarget is a parsed announce or scrape URL and the fixed parts of
@@ -118,7 +120,9 @@ func appendHex8(dst []byte, v uint32) []byte {
 }
 
 // appendHTTPAnnounce appends the announce request of r, with the query
-// in the order libtorrent sends it (PROTOCOL.md §9).
+// in the order libtorrent 2.x sends it: info_hash, peer_id, port,
+// uploaded, downloaded, left, corrupt, key, event, numwant, then
+// compact=1, no_peer_id=1, supportcrypto=1 and redundant.
 func (w *Workload) appendHTTPAnnounce(b []byte, t *httpTarget, r request) []byte {
 	b = append(b, t.prefix...)
 	b = append(b, "info_hash="...)
@@ -139,9 +143,9 @@ func (w *Workload) appendHTTPAnnounce(b []byte, t *httpTarget, r request) []byte
 	b = append(b, "&corrupt=0&key="...)
 	b = appendHex8(b, w.Key(r.peer))
 	switch r.event {
-	case eventStarted:
+	case udpwire.EventStarted:
 		b = append(b, "&event=started"...)
-	case eventCompleted:
+	case udpwire.EventCompleted:
 		b = append(b, "&event=completed"...)
 	}
 	if w.NumWant >= 0 {

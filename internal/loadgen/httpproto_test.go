@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/annuaire/tracker/internal/udpwire"
 )
 
 func TestAppendEscaped(t *testing.T) {
@@ -40,10 +42,10 @@ func TestHTTPAnnounceRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := request{peer: 13, event: eventStarted, swarm: 3}
+	r := request{peer: 13, event: udpwire.EventStarted, swarm: 3}
 	got := string(w.appendHTTPAnnounce(nil, tg, r))
 	h, id := w.InfoHash(3), w.PeerID(13)
-	down, left, up := w.transfer(13, eventStarted)
+	down, left, up := w.transfer(13, udpwire.EventStarted)
 	want := fmt.Sprintf("GET /announce?info_hash=%s&peer_id=%s&port=%d&uploaded=%d&downloaded=%d&left=%d"+
 		"&corrupt=0&key=%08X&event=started&numwant=50&compact=1&no_peer_id=1&supportcrypto=1&redundant=0 HTTP/1.1\r\n"+
 		"Host: 127.0.0.1:6969\r\nUser-Agent: "+userAgent+"\r\n\r\n",

@@ -178,12 +178,6 @@ func New(cfg Config) (*Generator, error) {
 	return g, nil
 }
 
-// Workload returns the workload with its defaults filled in.
-func (g *Generator) Workload() Workload { return g.w }
-
-// ScrapeURL returns the HTTP scrape URL used in scrape mode, or "".
-func (g *Generator) ScrapeURL() string { return g.cfg.ScrapeURL }
-
 // worker is a UDP socket or an HTTP connection with its goroutine's state.
 type worker interface {
 	run(p *phase) error

@@ -1,13 +1,14 @@
 package loadgen
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"os"
 	"time"
+
+	"github.com/annuaire/tracker/internal/udpwire"
 )
 
 // packetIO moves datagrams over a connected UDP socket, in batches where
@@ -52,12 +53,12 @@ type udpSlot struct {
 // busy, sends the requests of each round in one batch and reads the
 // replies in batches.
 type udpWorker struct {
-	w        *Workload
-	conn     *net.UDPConn
-	io       packetIO
-	peerSize int
-	timeout  int64
-	connTTL  int64
+	w       *Workload
+	conn    *net.UDPConn
+	io      packetIO
+	peerLen int
+	timeout int64
+	connTTL int64
 
 	slots    []udpSlot
 	free     []int
@@ -94,7 +95,7 @@ func newUDPWorker(g *Generator, inflight int) (*udpWorker, error) {
 	u := &udpWorker{
 		w:        &g.w,
 		conn:     conn,
-		peerSize: 18,
+		peerLen:  udpwire.Peer6Len,
 		timeout:  int64(g.cfg.Timeout),
 		connTTL:  int64(g.connTTL),
 		slots:    make([]udpSlot, inflight),
@@ -103,7 +104,7 @@ func newUDPWorker(g *Generator, inflight int) (*udpWorker, error) {
 		sizes:    make([]int, inflight),
 	}
 	if raddr.IP.To4() != nil {
-		u.peerSize = 6
+		u.peerLen = udpwire.Peer4Len
 	}
 	// Replies to numwant peers, or to the largest scrape, with room to
 	// spare; a larger one is malformed anyway.
@@ -111,8 +112,9 @@ func newUDPWorker(g *Generator, inflight int) (*udpWorker, error) {
 	if want < 200 {
 		want = 200
 	}
-	recvSize := max(20+18*want, 8+12*maxScrapeHashes) + 512
-	sendSize := max(udpAnnounceLen, 16+20*g.w.ScrapeHashes)
+	recvSize := max(udpwire.AnnounceReplyLen+udpwire.Peer6Len*want,
+		udpwire.ScrapeReplyLen+udpwire.ScrapeEntryLen*udpwire.MaxScrapeHashes) + 512
+	sendSize := max(udpwire.AnnounceLen, udpwire.HeaderLen+udpwire.HashLen*g.w.ScrapeHashes)
 	for i := range u.slots {
 		u.slots[i].buf = make([]byte, 0, sendSize)
 		u.free = append(u.free, inflight-1-i)
@@ -178,7 +180,7 @@ func (u *udpWorker) expire(now int64) {
 			continue
 		}
 		s.st.Timeouts++
-		if s.action == actionConnect {
+		if s.action == udpwire.ActionConnect {
 			u.connSlot = -1
 			u.connectFails++
 		}
@@ -214,8 +216,8 @@ func (u *udpWorker) take(action uint32, st *stats, now int64) (int, *udpSlot) {
 func (u *udpWorker) fill(p *phase, now int64) bool {
 	st := p.statsAt(&u.ws, now)
 	if u.connSlot < 0 && len(u.free) > 0 && (!u.hasConn || now-u.connAt >= u.connTTL) {
-		i, s := u.take(actionConnect, st, now)
-		s.buf = appendUDPConnect(s.buf[:0], s.tid)
+		i, s := u.take(udpwire.ActionConnect, st, now)
+		s.buf = udpwire.AppendConnectRequest(s.buf[:0], s.tid)
 		u.connSlot = i
 		st.Connects++
 		u.queue(i)
@@ -229,11 +231,11 @@ func (u *udpWorker) fill(p *phase, now int64) bool {
 			return false
 		}
 		if r.scrape {
-			i, s := u.take(actionScrape, st, now)
+			i, s := u.take(udpwire.ActionScrape, st, now)
 			s.buf = u.w.appendUDPScrape(s.buf[:0], u.connID, s.tid, r)
 			u.queue(i)
 		} else {
-			i, s := u.take(actionAnnounce, st, now)
+			i, s := u.take(udpwire.ActionAnnounce, st, now)
 			s.buf = u.w.appendUDPAnnounce(s.buf[:0], u.connID, s.tid, r)
 			u.queue(i)
 		}
@@ -304,29 +306,26 @@ func (u *udpWorker) receive(p *phase, sending bool) {
 
 // handle matches a reply to its slot and checks it.
 func (u *udpWorker) handle(p *phase, now int64, b []byte, truncated bool) {
-	if len(b) < 8 {
-		p.statsAt(&u.ws, now).Malformed++
-		return
-	}
-	tid := binary.BigEndian.Uint32(b[4:])
-	i := int(tid & 0xffff)
-	if i >= len(u.slots) {
+	h, ok := udpwire.ParseReplyHeader(b)
+	i := int(h.TxID & 0xffff)
+	if !ok || i >= len(u.slots) {
 		p.statsAt(&u.ws, now).Malformed++
 		return
 	}
 	s := &u.slots[i]
-	if !s.busy || s.tid != tid {
+	if !s.busy || s.tid != h.TxID {
 		p.statsAt(&u.ws, now).Late++
 		return
 	}
 	o := outMalformed
 	if !truncated {
-		o = checkUDPReply(b, s.action, u.peerSize, u.w.ScrapeHashes)
+		o = checkUDPReply(b, s.action, u.peerLen, u.w.ScrapeHashes)
 	}
-	if s.action == actionConnect {
+	if s.action == udpwire.ActionConnect {
 		u.connSlot = -1
 		if o == outOK {
-			u.hasConn, u.connID, u.connAt, u.connectFails = true, binary.BigEndian.Uint64(b[8:]), now, 0
+			r, _ := udpwire.ParseConnectReply(b)
+			u.hasConn, u.connID, u.connAt, u.connectFails = true, r.ConnID, now, 0
 		} else {
 			u.connectFails++
 			s.st.count(o, 0)

@@ -7,13 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-)
 
-// Announce events, with their BEP 15 codes.
-const (
-	eventNone      uint32 = 0
-	eventCompleted uint32 = 1
-	eventStarted   uint32 = 2
+	"github.com/annuaire/tracker/internal/udpwire"
 )
 
 // maxPortsPerSwarm is how many peers a swarm can hold while every peer of
@@ -24,8 +19,9 @@ const (
 )
 
 // Workload describes the simulated population and what it sends. Its zero
-// value is the load of BENCHMARKING.md: 100,000 peers over 10,000 swarms,
-// numwant 50, 10% seeders, 90% plain announces, 8% started, 2% completed.
+// value is the load the comparisons between trackers use: 100,000 peers
+// over 10,000 swarms, numwant 50, 10% seeders, 90% plain announces, 8%
+// started, 2% completed.
 //
 // Everything is derived from Seed by pure functions, so two generators
 // with the same Workload send the same info hashes and peer ids: a
@@ -77,10 +73,6 @@ const (
 	DefaultPeerIDPrefix = "-LG0100-"
 )
 
-// maxScrapeHashes is the BEP 15 limit, 16+20·74 bytes filling a
-// 1500-byte packet; Transmission sends at most 60 over HTTP.
-const maxScrapeHashes = 74
-
 func pctDefault(v, def float64) float64 {
 	switch {
 	case v == 0:
@@ -128,8 +120,8 @@ func (w Workload) withDefaults() (Workload, error) {
 		return w, fmt.Errorf("seeders %v%%: at most 100", w.SeederPct)
 	case w.StartedPct+w.CompletedPct > 100:
 		return w, fmt.Errorf("started %v%% + completed %v%%: at most 100", w.StartedPct, w.CompletedPct)
-	case w.ScrapeHashes < 0 || w.ScrapeHashes > min(w.Swarms, maxScrapeHashes):
-		return w, fmt.Errorf("scrape hashes %d: between 1 and %d, and at most the number of swarms", w.ScrapeHashes, maxScrapeHashes)
+	case w.ScrapeHashes < 0 || w.ScrapeHashes > min(w.Swarms, udpwire.MaxScrapeHashes):
+		return w, fmt.Errorf("scrape hashes %d: between 1 and %d, and at most the number of swarms", w.ScrapeHashes, udpwire.MaxScrapeHashes)
 	case len(w.PeerIDPrefix) > 20:
 		return w, fmt.Errorf("peer id prefix %q: longer than 20 bytes", w.PeerIDPrefix)
 	case w.NumWant > math.MaxInt32:
@@ -212,7 +204,7 @@ func (w *Workload) transfer(i int, ev uint32) (downloaded, left, uploaded int64)
 	const size = 1 << 32 // a 4 GiB torrent
 	downloaded = int64(x % size)
 	uploaded = int64((x >> 20) % size)
-	if ev == eventCompleted || w.Seeder(i) {
+	if ev == udpwire.EventCompleted || w.Seeder(i) {
 		return size, 0, uploaded
 	}
 	return downloaded, size - downloaded, uploaded
@@ -252,7 +244,7 @@ func (r *rng) below(n int) int {
 }
 
 // request is one announce or scrape to send: the peer that announces and
-// its event, or the first swarm of a scrape.
+// its event (a udpwire event code), or the first swarm of a scrape.
 type request struct {
 	scrape bool
 	peer   int
@@ -290,19 +282,19 @@ func newPicker(w *Workload, worker int, scrape bool, prefill *prefillCounter) pi
 func (p *picker) next() (request, bool) {
 	if p.prefill != nil {
 		i, ok := p.prefill.take()
-		return request{peer: i, event: eventStarted, swarm: p.w.Swarm(i)}, ok
+		return request{peer: i, event: udpwire.EventStarted, swarm: p.w.Swarm(i)}, ok
 	}
 	if p.scrape {
 		return request{scrape: true, swarm: p.rng.below(p.w.Swarms)}, true
 	}
 	x := p.rng.next()
 	i := int((x >> 32) * uint64(p.w.Peers) >> 32)
-	ev := eventNone
+	ev := udpwire.EventNone
 	switch u := uint32(x); {
 	case u < p.startedBelow:
-		ev = eventStarted
+		ev = udpwire.EventStarted
 	case u < p.completedBelow:
-		ev = eventCompleted
+		ev = udpwire.EventCompleted
 	}
 	return request{peer: i, event: ev, swarm: p.w.Swarm(i)}, true
 }

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/annuaire/tracker/internal/udpwire"
 )
 
 func mustWorkload(t testing.TB, w Workload) Workload {
@@ -104,7 +106,7 @@ func TestWorkloadMix(t *testing.T) {
 	for i := range w.Peers {
 		if w.Seeder(i) {
 			seeders++
-			if _, left, _ := w.transfer(i, eventNone); left != 0 {
+			if _, left, _ := w.transfer(i, udpwire.EventNone); left != 0 {
 				t.Fatalf("seeder %d has left=%d", i, left)
 			}
 		}
@@ -123,12 +125,12 @@ func TestWorkloadMix(t *testing.T) {
 		}
 		events[r.event]++
 	}
-	for ev, want := range map[uint32]float64{eventNone: 0.90, eventStarted: 0.08, eventCompleted: 0.02} {
+	for ev, want := range map[uint32]float64{udpwire.EventNone: 0.90, udpwire.EventStarted: 0.08, udpwire.EventCompleted: 0.02} {
 		if got := float64(events[ev]) / n; math.Abs(got-want) > 0.005 {
 			t.Errorf("event %d: %.4f of announces; want %.2f", ev, got, want)
 		}
 	}
-	if _, left, _ := w.transfer(1, eventCompleted); left != 0 {
+	if _, left, _ := w.transfer(1, udpwire.EventCompleted); left != 0 {
 		t.Errorf("completed announce has left=%d; want 0", left)
 	}
 }
@@ -148,7 +150,7 @@ func TestPickerPrefill(t *testing.T) {
 			if !r.ok {
 				continue
 			}
-			if r.r.event != eventStarted || seen[r.r.peer] {
+			if r.r.event != udpwire.EventStarted || seen[r.r.peer] {
 				t.Fatalf("prefill request %+v: want each peer once, started", r.r)
 			}
 			seen[r.r.peer] = true

@@ -87,28 +87,6 @@ func (l *Limiter[K]) dropIdle(sh *shard[K], now time.Time) {
 	}
 }
 
-// Sweep drops every idle bucket.
-func (l *Limiter[K]) Sweep(now time.Time) {
-	for i := range l.shards {
-		sh := &l.shards[i]
-		sh.mu.Lock()
-		l.dropIdle(sh, now)
-		sh.mu.Unlock()
-	}
-}
-
-// Len returns the number of keys held.
-func (l *Limiter[K]) Len() int {
-	n := 0
-	for i := range l.shards {
-		sh := &l.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
-}
-
 // clone copies a string key so that the map does not pin the larger buffer
 // (a request line, a packet) the key was sliced from.
 func clone[K comparable](k K) K {

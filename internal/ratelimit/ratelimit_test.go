@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"testing"
 	"time"
@@ -29,6 +30,20 @@ func TestAllow(t *testing.T) {
 	}
 }
 
+// held returns the number of keys l holds a bucket for.
+func held[K comparable](l *Limiter[K]) int {
+	n := 0
+	for i := range l.shards {
+		n += len(l.shards[i].m)
+	}
+	return n
+}
+
+// shardOf returns the shard of key k.
+func shardOf[K comparable](l *Limiter[K], k K) *shard[K] {
+	return &l.shards[maphash.Comparable(l.seed, k)%numShards]
+}
+
 func TestIdleKeysDropped(t *testing.T) {
 	const maxKeys = numShards * 4
 	l := New[int](10, 2, maxKeys)
@@ -38,12 +53,26 @@ func TestIdleKeysDropped(t *testing.T) {
 			t.Fatalf("key %d refused; its first request should pass", k)
 		}
 	}
-	if n := l.Len(); n > maxKeys {
+	if n := held(l); n > maxKeys {
 		t.Errorf("holding %d keys; want at most %d", n, maxKeys)
 	}
-	l.Sweep(now.Add(time.Duration(10*maxKeys+10) * time.Second))
-	if n := l.Len(); n != 0 {
-		t.Errorf("after Sweep, %d idle keys held; want 0", n)
+	// Once every bucket has refilled, a new key arriving at a full shard
+	// clears it of all of them and takes a bucket of its own.
+	later := now.Add(time.Duration(10*maxKeys+10) * time.Second)
+	full := 0
+	for k := 10 * maxKeys; full < numShards && k < 20*maxKeys; k++ {
+		sh := shardOf(l, k)
+		if len(sh.m) < l.perCap {
+			continue
+		}
+		full++
+		l.Allow(later, k)
+		if _, ok := sh.m[k]; len(sh.m) != 1 || !ok {
+			t.Fatalf("a new key at a shard full of idle keys: the shard holds %d keys, the new one %v; want it alone", len(sh.m), ok)
+		}
+	}
+	if full == 0 {
+		t.Fatal("no shard was full")
 	}
 }
 
@@ -59,8 +88,8 @@ func TestFloodSharesOverflow(t *testing.T) {
 			allowed++
 		}
 	}
-	if l.Len() > maxKeys {
-		t.Errorf("holding %d keys; want at most %d", l.Len(), maxKeys)
+	if n := held(l); n > maxKeys {
+		t.Errorf("holding %d keys; want at most %d", n, maxKeys)
 	}
 	if limit := maxKeys + numShards*overflowFactor; allowed > limit {
 		t.Errorf("a flood of new keys got %d requests through; want at most %d", allowed, limit)

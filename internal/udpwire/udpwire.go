@@ -42,6 +42,9 @@ const (
 	// HeaderLen is the common start of every request: connection id,
 	// action, transaction id.
 	HeaderLen = 16
+	// ReplyHeaderLen is the common start of every reply: action,
+	// transaction id.
+	ReplyHeaderLen = 8
 	// ConnectLen is the size of a connect request and of its reply.
 	ConnectLen = 16
 	// AnnounceLen is the size of an announce request without options.
@@ -76,11 +79,11 @@ const (
 
 // Parse errors. They are values, so returning one allocates nothing.
 var (
-	ErrShort   = errors.New("udpwire: packet too short")
-	ErrAction  = errors.New("udpwire: unexpected action")
-	ErrOption  = errors.New("udpwire: truncated option")
-	ErrNoHash  = errors.New("udpwire: scrape without info hash")
-	ErrConnect = errors.New("udpwire: connect without the protocol id")
+	ErrShort  = errors.New("udpwire: packet too short")
+	ErrAction = errors.New("udpwire: unexpected action")
+	ErrOption = errors.New("udpwire: truncated option")
+	ErrNoHash = errors.New("udpwire: scrape without info hash")
+	ErrLength = errors.New("udpwire: reply length does not fit its contents")
 )
 
 // Header is the start of every request.
@@ -103,19 +106,12 @@ func ParseHeader(p []byte) (Header, bool) {
 	}, true
 }
 
-// ParseConnect reads a connect request: at least 16 bytes (later bytes are
-// ignored), action 0, and the protocol id in place of a connection id.
-func ParseConnect(p []byte) (txID uint32, err error) {
-	h, ok := ParseHeader(p)
-	switch {
-	case !ok:
-		return 0, ErrShort
-	case h.Action != ActionConnect:
-		return 0, ErrAction
-	case h.ConnID != ProtocolID:
-		return 0, ErrConnect
-	}
-	return h.TxID, nil
+// AppendHeader appends the start of a request. A connect request is its
+// header alone, with ProtocolID in place of a connection id.
+func AppendHeader(dst []byte, h Header) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, h.ConnID)
+	dst = binary.BigEndian.AppendUint32(dst, h.Action)
+	return binary.BigEndian.AppendUint32(dst, h.TxID)
 }
 
 // Announce is an announce request as it arrives.
@@ -224,10 +220,21 @@ func ParseScrape(p []byte) (Scrape, error) {
 	return Scrape{ConnID: h.ConnID, TxID: h.TxID, Hashes: p[HeaderLen : HeaderLen+n*HashLen]}, nil
 }
 
+// ReplyHeader is the start of every reply.
+type ReplyHeader struct {
+	Action uint32
+	TxID   uint32
+}
+
+// AppendReplyHeader appends the start of a reply.
+func AppendReplyHeader(dst []byte, h ReplyHeader) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, h.Action)
+	return binary.BigEndian.AppendUint32(dst, h.TxID)
+}
+
 // AppendConnect appends a connect reply.
 func AppendConnect(dst []byte, txID uint32, connID uint64) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, ActionConnect)
-	dst = binary.BigEndian.AppendUint32(dst, txID)
+	dst = AppendReplyHeader(dst, ReplyHeader{ActionConnect, txID})
 	return binary.BigEndian.AppendUint64(dst, connID)
 }
 
@@ -235,8 +242,7 @@ func AppendConnect(dst []byte, txID uint32, connID uint64) []byte {
 // peers follow, appended with AppendPeer. Note the order: leechers, then
 // seeders.
 func AppendAnnounce(dst []byte, txID, interval, leechers, seeders uint32) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, ActionAnnounce)
-	dst = binary.BigEndian.AppendUint32(dst, txID)
+	dst = AppendReplyHeader(dst, ReplyHeader{ActionAnnounce, txID})
 	dst = binary.BigEndian.AppendUint32(dst, interval)
 	dst = binary.BigEndian.AppendUint32(dst, leechers)
 	return binary.BigEndian.AppendUint32(dst, seeders)
@@ -261,8 +267,7 @@ func AppendPeer(dst []byte, ap netip.AddrPort) []byte {
 // AppendScrape appends the 8-byte header of a scrape reply; the entries
 // follow, appended with AppendScrapeEntry in the order of the request.
 func AppendScrape(dst []byte, txID uint32) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, ActionScrape)
-	return binary.BigEndian.AppendUint32(dst, txID)
+	return AppendReplyHeader(dst, ReplyHeader{ActionScrape, txID})
 }
 
 // AppendScrapeEntry appends one swarm's counters to a scrape reply. Note
@@ -276,8 +281,7 @@ func AppendScrapeEntry(dst []byte, seeders, completed, leechers uint32) []byte {
 // AppendError appends an error reply: the text runs to the end of the
 // datagram, without a length or a terminating NUL.
 func AppendError(dst []byte, txID uint32, msg string) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, ActionError)
-	dst = binary.BigEndian.AppendUint32(dst, txID)
+	dst = AppendReplyHeader(dst, ReplyHeader{ActionError, txID})
 	return append(dst, msg...)
 }
 
@@ -285,18 +289,14 @@ func AppendError(dst []byte, txID uint32, msg string) []byte {
 
 // AppendConnectRequest appends a connect request.
 func AppendConnectRequest(dst []byte, txID uint32) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, ProtocolID)
-	dst = binary.BigEndian.AppendUint32(dst, ActionConnect)
-	return binary.BigEndian.AppendUint32(dst, txID)
+	return AppendHeader(dst, Header{ProtocolID, ActionConnect, txID})
 }
 
 // AppendAnnounceRequest appends the announce request a describes. Its URL
 // data, if any, follows as URL data options of at most 255 bytes each,
 // then an EndOfOptions option.
 func AppendAnnounceRequest(dst []byte, a *Announce) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, a.ConnID)
-	dst = binary.BigEndian.AppendUint32(dst, ActionAnnounce)
-	dst = binary.BigEndian.AppendUint32(dst, a.TxID)
+	dst = AppendHeader(dst, Header{a.ConnID, ActionAnnounce, a.TxID})
 	dst = append(dst, a.InfoHash[:]...)
 	dst = append(dst, a.PeerID[:]...)
 	dst = binary.BigEndian.AppendUint64(dst, a.Downloaded)
@@ -321,11 +321,145 @@ func AppendAnnounceRequest(dst []byte, a *Announce) []byte {
 
 // AppendScrapeRequest appends a scrape request for hashes.
 func AppendScrapeRequest(dst []byte, connID uint64, txID uint32, hashes ...[20]byte) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, connID)
-	dst = binary.BigEndian.AppendUint32(dst, ActionScrape)
-	dst = binary.BigEndian.AppendUint32(dst, txID)
+	dst = AppendHeader(dst, Header{connID, ActionScrape, txID})
 	for _, h := range hashes {
 		dst = append(dst, h[:]...)
 	}
 	return dst
+}
+
+// ParseReplyHeader reads the first 8 bytes of a reply. It reports false if
+// p is shorter.
+func ParseReplyHeader(p []byte) (ReplyHeader, bool) {
+	if len(p) < ReplyHeaderLen {
+		return ReplyHeader{}, false
+	}
+	return ReplyHeader{Action: binary.BigEndian.Uint32(p), TxID: binary.BigEndian.Uint32(p[4:])}, true
+}
+
+// The parsers of replies are for checking what a tracker sends, so they
+// are strict: a reply shorter than its fixed part is ErrShort, one of the
+// wrong action ErrAction, and one whose length is not exactly what its
+// parts make (trailing bytes, a partial peer or entry) ErrLength. Only
+// the error reply has no length to check.
+
+// parseReply checks the action and the length of reply p: a fixed part of
+// fixed bytes, then entries of size bytes (none if size is 0).
+func parseReply(p []byte, action uint32, fixed, size int) (ReplyHeader, error) {
+	h, ok := ParseReplyHeader(p)
+	switch {
+	case !ok || len(p) < fixed:
+		return h, ErrShort
+	case h.Action != action:
+		return h, ErrAction
+	case size == 0 && len(p) != fixed, size > 0 && (len(p)-fixed)%size != 0:
+		return h, ErrLength
+	}
+	return h, nil
+}
+
+// ConnectReply is a connect reply as a client gets it.
+type ConnectReply struct {
+	TxID   uint32
+	ConnID uint64
+}
+
+// ParseConnectReply reads a connect reply: 16 bytes, action 0.
+func ParseConnectReply(p []byte) (ConnectReply, error) {
+	h, err := parseReply(p, ActionConnect, ConnectLen, 0)
+	if err != nil {
+		return ConnectReply{}, err
+	}
+	return ConnectReply{TxID: h.TxID, ConnID: binary.BigEndian.Uint64(p[8:])}, nil
+}
+
+// AnnounceReply is an announce reply as a client gets it.
+type AnnounceReply struct {
+	TxID     uint32
+	Interval uint32
+	Leechers uint32
+	Seeders  uint32
+	// Peers holds the peers, PeerLen bytes each. It aliases the packet.
+	Peers   []byte
+	PeerLen int
+}
+
+// N returns the number of peers.
+func (r *AnnounceReply) N() int {
+	if r.PeerLen == 0 {
+		return 0
+	}
+	return len(r.Peers) / r.PeerLen
+}
+
+// Peer returns the i-th peer.
+func (r *AnnounceReply) Peer(i int) netip.AddrPort {
+	p := r.Peers[i*r.PeerLen : (i+1)*r.PeerLen]
+	port := binary.BigEndian.Uint16(p[r.PeerLen-2:])
+	if r.PeerLen == Peer4Len {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(p)), port)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16([16]byte(p)), port)
+}
+
+// ParseAnnounceReply reads an announce reply to a client whose peers are
+// peerLen bytes long (Peer4Len over IPv4, Peer6Len over IPv6): action 1,
+// a 20-byte header, then whole peers.
+func ParseAnnounceReply(p []byte, peerLen int) (AnnounceReply, error) {
+	h, err := parseReply(p, ActionAnnounce, AnnounceReplyLen, peerLen)
+	if err != nil {
+		return AnnounceReply{}, err
+	}
+	return AnnounceReply{
+		TxID:     h.TxID,
+		Interval: binary.BigEndian.Uint32(p[8:]),
+		Leechers: binary.BigEndian.Uint32(p[12:]),
+		Seeders:  binary.BigEndian.Uint32(p[16:]),
+		Peers:    p[AnnounceReplyLen:],
+		PeerLen:  peerLen,
+	}, nil
+}
+
+// ScrapeReply is a scrape reply as a client gets it.
+type ScrapeReply struct {
+	TxID uint32
+	// Entries holds the swarms' counters, 12 bytes each, in the order of
+	// the request. It aliases the packet.
+	Entries []byte
+}
+
+// N returns the number of entries.
+func (r *ScrapeReply) N() int { return len(r.Entries) / ScrapeEntryLen }
+
+// Entry returns the counters of the i-th entry.
+func (r *ScrapeReply) Entry(i int) (seeders, completed, leechers uint32) {
+	e := r.Entries[i*ScrapeEntryLen:]
+	return binary.BigEndian.Uint32(e), binary.BigEndian.Uint32(e[4:]), binary.BigEndian.Uint32(e[8:])
+}
+
+// ParseScrapeReply reads a scrape reply: action 2, an 8-byte header, then
+// whole 12-byte entries.
+func ParseScrapeReply(p []byte) (ScrapeReply, error) {
+	h, err := parseReply(p, ActionScrape, ScrapeReplyLen, ScrapeEntryLen)
+	if err != nil {
+		return ScrapeReply{}, err
+	}
+	return ScrapeReply{TxID: h.TxID, Entries: p[ScrapeReplyLen:]}, nil
+}
+
+// ErrorReply is an error reply as a client gets it.
+type ErrorReply struct {
+	TxID uint32
+	// Msg is the text, all that follows the header. It aliases the packet.
+	Msg []byte
+}
+
+// ParseErrorReply reads an error reply: action 3, an 8-byte header, then
+// the text.
+func ParseErrorReply(p []byte) (ErrorReply, error) {
+	h, err := parseReply(p, ActionError, ErrorReplyLen, 1)
+	if err != nil {
+		return ErrorReply{}, err
+	}
+	return ErrorReply{TxID: h.TxID, Msg: p[ErrorReplyLen:]}, nil
 }

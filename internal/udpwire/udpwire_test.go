@@ -45,29 +45,27 @@ var (
 	scrapePacket = AppendScrapeRequest(nil, 0x0102030405060708, 10, hash(1), hash(2), hash(3))
 )
 
-func TestParseConnect(t *testing.T) {
-	bad := bytes.Clone(connectPacket)
-	bad[7] ^= 1
-	announce := bytes.Clone(connectPacket)
-	announce[11] = 1
-	tests := []struct {
-		name string
-		p    []byte
-		tx   uint32
-		err  error
-	}{
-		{"connect", connectPacket, 0x1234, nil},
-		{"trailing bytes", append(bytes.Clone(connectPacket), 1, 2, 3), 0x1234, nil},
-		{"short", connectPacket[:15], 0, ErrShort},
-		{"empty", nil, 0, ErrShort},
-		{"wrong protocol id", bad, 0, ErrConnect},
-		{"wrong action", announce, 0, ErrAction},
+// Replies, as the tracker builds them.
+var (
+	connectReply  = AppendConnect(nil, 0x1234, 0x0102030405060708)
+	announceReply = AppendPeer(AppendPeer(AppendAnnounce(nil, 7, 1800, 5, 2),
+		netip.MustParseAddrPort("10.0.0.1:6881")), netip.MustParseAddrPort("10.0.0.2:51413"))
+	announce6Reply = AppendPeer(AppendAnnounce(nil, 8, 1800, 1, 0), netip.MustParseAddrPort("[2001:db8::1]:6881"))
+	scrapeReply    = AppendScrapeEntry(AppendScrapeEntry(AppendScrape(nil, 10), 3, 7, 2), 0, 0, 1)
+	errorReply     = AppendError(nil, 11, "unregistered torrent")
+)
+
+func TestHeader(t *testing.T) {
+	h, ok := ParseHeader(connectPacket)
+	if want := (Header{ProtocolID, ActionConnect, 0x1234}); !ok || h != want {
+		t.Errorf("ParseHeader(connect) = %+v, %v; want %+v, true", h, ok, want)
 	}
-	for _, tt := range tests {
-		tx, err := ParseConnect(tt.p)
-		if tx != tt.tx || err != tt.err {
-			t.Errorf("%s: ParseConnect(%x) = %#x, %v; want %#x, %v", tt.name, tt.p, tx, err, tt.tx, tt.err)
-		}
+	if _, ok := ParseHeader(connectPacket[:15]); ok {
+		t.Error("ParseHeader of 15 bytes succeeded")
+	}
+	want := []byte{1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 7, 0, 0, 0x12, 0x34}
+	if got := AppendHeader(nil, Header{0x0102030405060708, 7, 0x1234}); !bytes.Equal(got, want) {
+		t.Errorf("AppendHeader = %x; want %x", got, want)
 	}
 }
 
@@ -201,13 +199,121 @@ func TestReplies(t *testing.T) {
 	}
 }
 
+func TestParseReplyHeader(t *testing.T) {
+	h, ok := ParseReplyHeader(errorReply)
+	if want := (ReplyHeader{ActionError, 11}); !ok || h != want {
+		t.Errorf("ParseReplyHeader(error) = %+v, %v; want %+v, true", h, ok, want)
+	}
+	if _, ok := ParseReplyHeader(errorReply[:7]); ok {
+		t.Error("ParseReplyHeader of 7 bytes succeeded")
+	}
+}
+
+func TestParseConnectReply(t *testing.T) {
+	r, err := ParseConnectReply(connectReply)
+	if want := (ConnectReply{TxID: 0x1234, ConnID: 0x0102030405060708}); err != nil || r != want {
+		t.Errorf("ParseConnectReply = %+v, %v; want %+v", r, err, want)
+	}
+	for _, tt := range []struct {
+		name string
+		p    []byte
+		err  error
+	}{
+		{"15 bytes", connectReply[:15], ErrShort},
+		{"7 bytes", connectReply[:7], ErrShort},
+		{"17 bytes", append(bytes.Clone(connectReply), 0), ErrLength},
+		{"an announce", announceReply[:16], ErrAction},
+	} {
+		if _, err := ParseConnectReply(tt.p); err != tt.err {
+			t.Errorf("%s: ParseConnectReply = %v; want %v", tt.name, err, tt.err)
+		}
+	}
+}
+
+func TestParseAnnounceReply(t *testing.T) {
+	r, err := ParseAnnounceReply(announceReply, Peer4Len)
+	if err != nil || r.TxID != 7 || r.Interval != 1800 || r.Leechers != 5 || r.Seeders != 2 || r.N() != 2 ||
+		r.Peer(0) != netip.MustParseAddrPort("10.0.0.1:6881") || r.Peer(1) != netip.MustParseAddrPort("10.0.0.2:51413") {
+		t.Errorf("ParseAnnounceReply(IPv4) = %+v, %v", r, err)
+	}
+	r, err = ParseAnnounceReply(announce6Reply, Peer6Len)
+	if err != nil || r.TxID != 8 || r.N() != 1 || r.Peer(0) != netip.MustParseAddrPort("[2001:db8::1]:6881") {
+		t.Errorf("ParseAnnounceReply(IPv6) = %+v, %v", r, err)
+	}
+	for _, tt := range []struct {
+		name    string
+		p       []byte
+		peerLen int
+		err     error
+	}{
+		{"no peers", announceReply[:20], Peer4Len, nil},
+		{"19 bytes", announceReply[:19], Peer4Len, ErrShort},
+		{"half a peer", announceReply[:23], Peer4Len, ErrLength},
+		{"IPv4 peers read as IPv6", announceReply, Peer6Len, ErrLength},
+		{"IPv6 with a stray IPv4 peer", append(bytes.Clone(announce6Reply), announceReply[20:26]...), Peer6Len, ErrLength},
+		{"a scrape", scrapeReply, Peer4Len, ErrAction},
+	} {
+		if _, err := ParseAnnounceReply(tt.p, tt.peerLen); err != tt.err {
+			t.Errorf("%s: ParseAnnounceReply = %v; want %v", tt.name, err, tt.err)
+		}
+	}
+}
+
+func TestParseScrapeReply(t *testing.T) {
+	r, err := ParseScrapeReply(scrapeReply)
+	if err != nil || r.TxID != 10 || r.N() != 2 {
+		t.Fatalf("ParseScrapeReply = %+v, %v; want 2 entries", r, err)
+	}
+	for i, want := range [][3]uint32{{3, 7, 2}, {0, 0, 1}} {
+		if s, c, l := r.Entry(i); [3]uint32{s, c, l} != want {
+			t.Errorf("entry %d = %d, %d, %d; want %v", i, s, c, l, want)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		p    []byte
+		n    int
+		err  error
+	}{
+		{"no entry", scrapeReply[:8], 0, nil},
+		{"one entry", scrapeReply[:20], 1, nil},
+		{"7 bytes", scrapeReply[:7], 0, ErrShort},
+		{"a partial entry", scrapeReply[:19], 0, ErrLength},
+		{"an error", errorReply, 0, ErrAction},
+	} {
+		if r, err := ParseScrapeReply(tt.p); err != tt.err || r.N() != tt.n {
+			t.Errorf("%s: ParseScrapeReply = %d entries, %v; want %d, %v", tt.name, r.N(), err, tt.n, tt.err)
+		}
+	}
+}
+
+func TestParseErrorReply(t *testing.T) {
+	r, err := ParseErrorReply(errorReply)
+	if err != nil || r.TxID != 11 || string(r.Msg) != "unregistered torrent" {
+		t.Errorf("ParseErrorReply = %+v, %v", r, err)
+	}
+	if r, err := ParseErrorReply(errorReply[:8]); err != nil || len(r.Msg) != 0 {
+		t.Errorf("ParseErrorReply(no text) = %+v, %v", r, err)
+	}
+	if _, err := ParseErrorReply(errorReply[:7]); err != ErrShort {
+		t.Errorf("ParseErrorReply(7 bytes) = %v; want %v", err, ErrShort)
+	}
+	if _, err := ParseErrorReply(connectReply); err != ErrAction {
+		t.Errorf("ParseErrorReply(connect) = %v; want %v", err, ErrAction)
+	}
+}
+
 func TestZeroAllocs(t *testing.T) {
 	a := Announce{URLData: make([]byte, 0, 64)}
 	buf := make([]byte, 0, 128)
 	peer := netip.MustParseAddrPort("[2001:db8::1]:6881")
 	n := testing.AllocsPerRun(100, func() {
 		ParseHeader(libtorrentAnnounce)
-		ParseConnect(connectPacket)
+		ParseReplyHeader(announceReply)
+		ParseConnectReply(connectReply)
+		ParseAnnounceReply(announceReply, Peer4Len)
+		ParseScrapeReply(scrapeReply)
+		ParseErrorReply(errorReply)
 		ParseAnnounce(libtorrentAnnounce, &a)
 		ParseAnnounce(libtorrentAnnounce[:50], &a)
 		ParseScrape(scrapePacket)
@@ -228,30 +334,19 @@ func TestZeroAllocs(t *testing.T) {
 // does, and bytes after it do not change the result), and what parses must
 // survive a round trip through the builders.
 func FuzzParse(f *testing.F) {
-	for _, p := range [][]byte{connectPacket, libtorrentAnnounce, aria2Announce, transmissionAnnounce, scrapePacket} {
+	for _, p := range [][]byte{connectPacket, libtorrentAnnounce, aria2Announce, transmissionAnnounce, scrapePacket,
+		connectReply, announceReply, announce6Reply, scrapeReply, errorReply} {
 		f.Add(p)
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		exact := p[:len(p):len(p)]
 		padded := append(bytes.Clone(p), bytes.Repeat([]byte{2, 0xff}, 64)...)[:len(p)]
 
-		h1, ok1 := ParseHeader(exact)
-		h2, ok2 := ParseHeader(padded)
-		if h1 != h2 || ok1 != ok2 || ok1 != (len(p) >= HeaderLen) {
-			t.Fatalf("ParseHeader: %v %v, padded %v %v", h1, ok1, h2, ok2)
-		}
-
-		tx1, err1 := ParseConnect(exact)
-		tx2, err2 := ParseConnect(padded)
-		if tx1 != tx2 || err1 != err2 {
-			t.Fatalf("ParseConnect: %v %v, padded %v %v", tx1, err1, tx2, err2)
-		}
-		if err1 == nil && !bytes.Equal(AppendConnectRequest(nil, tx1), p[:ConnectLen]) {
-			t.Fatalf("connect round trip differs")
-		}
+		fuzzHeader(t, "ParseHeader", p, exact, padded, HeaderLen, ParseHeader, AppendHeader)
+		fuzzHeader(t, "ParseReplyHeader", p, exact, padded, ReplyHeaderLen, ParseReplyHeader, AppendReplyHeader)
 
 		var a1, a2 Announce
-		err1, err2 = ParseAnnounce(exact, &a1), ParseAnnounce(padded, &a2)
+		err1, err2 := ParseAnnounce(exact, &a1), ParseAnnounce(padded, &a2)
 		if err1 != err2 || err1 == nil && !a1.equal(&a2) {
 			t.Fatalf("ParseAnnounce: %+v %v, padded %+v %v", a1, err1, a2, err2)
 		}
@@ -285,5 +380,75 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("ParseScrape gave %d hashes", n)
 			}
 		}
+
+		fuzzReplies(t, p, exact, padded)
 	})
+}
+
+// fuzzHeader checks the header parser parse on p: the same result whatever
+// follows the packet, a header exactly when p has size bytes, and a round
+// trip through the builder build.
+func fuzzHeader[H comparable](t *testing.T, name string, p, exact, padded []byte, size int,
+	parse func([]byte) (H, bool), build func([]byte, H) []byte) {
+	t.Helper()
+	h1, ok1 := parse(exact)
+	h2, ok2 := parse(padded)
+	if h1 != h2 || ok1 != ok2 || ok1 != (len(p) >= size) {
+		t.Fatalf("%s: %v %v, padded %v %v", name, h1, ok1, h2, ok2)
+	}
+	if ok1 && !bytes.Equal(build(nil, h1), p[:size]) {
+		t.Fatalf("%s: round trip differs", name)
+	}
+}
+
+// fuzzReplies checks the parsers of replies on p as FuzzParse checks those
+// of requests; what parses must be rebuilt exactly by the builders.
+func fuzzReplies(t *testing.T, p, exact, padded []byte) {
+	same := func(name string, err1, err2 error, rebuilt func() []byte) {
+		t.Helper()
+		if err1 != err2 {
+			t.Fatalf("%s: %v, padded %v", name, err1, err2)
+		}
+		if err1 == nil && !bytes.Equal(rebuilt(), p) {
+			t.Fatalf("%s round trip: %x; want %x", name, rebuilt(), p)
+		}
+		if err1 != nil && !errors.Is(err1, ErrShort) && !errors.Is(err1, ErrAction) && !errors.Is(err1, ErrLength) {
+			t.Fatalf("%s: unexpected error %v", name, err1)
+		}
+	}
+	c1, err1 := ParseConnectReply(exact)
+	c2, err2 := ParseConnectReply(padded)
+	same("ParseConnectReply", err1, err2, func() []byte { return AppendConnect(nil, c1.TxID, c1.ConnID) })
+	if err1 == nil && c1 != c2 {
+		t.Fatalf("ParseConnectReply: %+v, padded %+v", c1, c2)
+	}
+	for _, peerLen := range []int{Peer4Len, Peer6Len} {
+		a1, err1 := ParseAnnounceReply(exact, peerLen)
+		_, err2 := ParseAnnounceReply(padded, peerLen)
+		same("ParseAnnounceReply", err1, err2, func() []byte {
+			return append(AppendAnnounce(nil, a1.TxID, a1.Interval, a1.Leechers, a1.Seeders), a1.Peers...)
+		})
+		for i := range a1.N() {
+			// AppendPeer would write an IPv4-mapped address in 6 bytes.
+			ap := a1.Peer(i)
+			b := ap.Addr().AsSlice()
+			b = binary.BigEndian.AppendUint16(b, ap.Port())
+			if !bytes.Equal(b, a1.Peers[i*peerLen:(i+1)*peerLen]) {
+				t.Fatalf("Peer(%d) = %v from %x", i, ap, a1.Peers[i*peerLen:(i+1)*peerLen])
+			}
+		}
+	}
+	s1, err1 := ParseScrapeReply(exact)
+	_, err2 = ParseScrapeReply(padded)
+	same("ParseScrapeReply", err1, err2, func() []byte {
+		b := AppendScrape(nil, s1.TxID)
+		for i := range s1.N() {
+			seeders, completed, leechers := s1.Entry(i)
+			b = AppendScrapeEntry(b, seeders, completed, leechers)
+		}
+		return b
+	})
+	e1, err1 := ParseErrorReply(exact)
+	_, err2 = ParseErrorReply(padded)
+	same("ParseErrorReply", err1, err2, func() []byte { return AppendError(nil, e1.TxID, string(e1.Msg)) })
 }

@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/annuaire/tracker/internal/udpwire"
 )
 
 func runCmd(args ...string) (code int, stdout, stderr string) {
@@ -93,16 +95,16 @@ func fakeTracker(t *testing.T, malformed bool) string {
 			if err != nil {
 				return
 			}
-			if n < 16 {
+			h, ok := udpwire.ParseHeader(buf[:n])
+			if !ok {
 				continue
 			}
-			action := binary.BigEndian.Uint32(buf[8:])
-			reply := binary.BigEndian.AppendUint32(nil, action)
-			reply = append(reply, buf[12:16]...)
-			if action == 0 {
-				reply = binary.BigEndian.AppendUint64(reply, 42)
+			var reply []byte
+			if h.Action == udpwire.ActionConnect {
+				reply = udpwire.AppendConnect(nil, h.TxID, 42)
 			} else {
-				reply = append(reply, make([]byte, 12+6)...)
+				reply = udpwire.AppendAnnounce(nil, h.TxID, 0, 0, 0)
+				reply = udpwire.AppendPeer(reply, netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
 				if malformed {
 					reply = append(reply, 0)
 				}
