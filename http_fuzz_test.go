@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
@@ -40,7 +39,7 @@ func FuzzRequestPath(f *testing.F) {
 		return Identity{}, ErrInvalidPasskey
 	})}, HTTPConfig{TrackerID: "t", GzipMinSize: 64})
 	lt := httpLT(httpSeedHash[:])
-	for i, q := range httpClientQueries(f) {
+	for i, q := range httpwire.ClientQueries() {
 		for _, path := range []string{"/announce", "/announce/kpk", "/kpk/announce", "/announce.php"} {
 			f.Add(uint8(i), path+"?"+q, "")
 		}
@@ -113,20 +112,4 @@ func FuzzRequestPath(f *testing.F) {
 			}
 		}
 	})
-}
-
-// httpClientQueries returns the announce queries of real clients (and a
-// few malformed ones) that seed the query parser's fuzz target.
-func httpClientQueries(tb testing.TB) []string {
-	b, err := os.ReadFile("internal/httpwire/testdata/client-queries.txt")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var qs []string
-	for _, line := range strings.SplitAfter(string(b), "\n") {
-		if line != "" && !strings.HasPrefix(line, "#") {
-			qs = append(qs, strings.TrimSuffix(line, "\n"))
-		}
-	}
-	return qs
 }

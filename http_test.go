@@ -22,37 +22,12 @@ import (
 	"time"
 
 	strict "github.com/annuaire/tracker/internal/bencode"
+	"github.com/annuaire/tracker/internal/httpwire"
 	zeebo "github.com/zeebo/bencode"
 )
 
-// The characters clients leave unescaped besides letters and digits.
-const (
-	httpLibtorrentRaw = "-_!.~*()" // lowercase hex for the rest
-	httpRFC3986Raw    = "-_.~"     // Transmission and aria2, uppercase hex
-)
-
-// httpEscape percent-encodes b, leaving letters, digits and the bytes of
-// raw as they are.
-func httpEscape(b []byte, raw string, upper bool) string {
-	digits := "0123456789abcdef"
-	if upper {
-		digits = "0123456789ABCDEF"
-	}
-	var sb strings.Builder
-	for _, c := range b {
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(raw, c) >= 0 {
-			sb.WriteByte(c)
-			continue
-		}
-		sb.WriteByte('%')
-		sb.WriteByte(digits[c>>4])
-		sb.WriteByte(digits[c&15])
-	}
-	return sb.String()
-}
-
 // httpLT escapes b as libtorrent does.
-func httpLT(b []byte) string { return httpEscape(b, httpLibtorrentRaw, false) }
+func httpLT(b []byte) string { return httpwire.EscapeLibtorrent.String(b) }
 
 // httpTestHash returns a hash holding the bytes clients escape, so that
 // decoding is exercised: '+', the specials and high bytes.
@@ -395,11 +370,11 @@ func TestHTTPPercentDecoding(t *testing.T) {
 	var h InfoHash
 	copy(h[:], "+!*()~-._\x00\xff\xab+Zz09\x2b\x7f ")
 	for n, escaped := range []string{
-		httpEscape(h[:], httpLibtorrentRaw+"+", false), // raw '+'
-		httpEscape(h[:], httpLibtorrentRaw, false),     // %2b
-		httpEscape(h[:], httpRFC3986Raw, true),         // %2B, %21...
-		httpEscape(h[:], "", false),                    // everything but letters and digits
-		strings.ReplaceAll(httpEscape(h[:], "", true), "Z", "%5a"),
+		httpwire.NewEscaper("-_!.~*()+", false).String(h[:]), // libtorrent's, with a raw '+'
+		httpwire.EscapeLibtorrent.String(h[:]),               // %2b
+		httpwire.EscapeRFC3986.String(h[:]),                  // %2B, %21...
+		httpwire.NewEscaper("", false).String(h[:]),          // everything but letters and digits
+		strings.ReplaceAll(httpwire.NewEscaper("", true).String(h[:]), "Z", "%5a"),
 	} {
 		q := "info_hash=" + escaped + "&peer_id=" + httpLT(func() []byte { id := httpTestPeerID(n); return id[:] }()) + "&port=6881&left=5"
 		m := f.announce(httpRemote(n), q)
@@ -418,7 +393,7 @@ func TestHTTPPercentDecoding(t *testing.T) {
 func TestHTTPRawPeerID(t *testing.T) {
 	f := httpNewFixture(t, Config{}, HTTPConfig{})
 	h := httpTestHash(1)
-	q := "info_hash=" + httpEscape(h[:], httpRFC3986Raw, true) + "&peer_id=-TR4060-abc.def~ghi_&port=51413&uploaded=0&downloaded=0&left=0&numwant=80&key=6F3A1B2C&compact=1&supportcrypto=1&event=started"
+	q := "info_hash=" + httpwire.EscapeRFC3986.String(h[:]) + "&peer_id=-TR4060-abc.def~ghi_&port=51413&uploaded=0&downloaded=0&left=0&numwant=80&key=6F3A1B2C&compact=1&supportcrypto=1&event=started"
 	f.announce(httpRemote(1), q)
 	req := f.store.lastRequest()
 	if string(req.PeerID[:]) != "-TR4060-abc.def~ghi_" {

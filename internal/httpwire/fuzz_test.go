@@ -47,7 +47,7 @@ var parseErrors = []error{
 // announce parser accepts parses back to the same query from its canonical
 // encoding.
 func FuzzQuery(f *testing.F) {
-	for _, q := range clientQueries(f) {
+	for _, q := range ClientQueries() {
 		f.Add(q)
 	}
 	f.Add("info_hash=a&info_hash=" + strings.Repeat("%41", 20) + "&passkey=k")

@@ -3,44 +3,55 @@ package httpwire
 import (
 	"bytes"
 	"net/netip"
-	"os"
+	"net/url"
 	"strings"
 	"testing"
 )
 
-// clientQueries returns the queries of testdata/client-queries.txt.
-func clientQueries(tb testing.TB) []string {
-	b, err := os.ReadFile("testdata/client-queries.txt")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var qs []string
-	for _, line := range strings.SplitAfter(string(b), "\n") {
-		if line != "" && !strings.HasPrefix(line, "#") {
-			qs = append(qs, strings.TrimSuffix(line, "\n"))
-		}
-	}
-	return qs
+// escape percent-encodes every byte of b but letters, digits and those in
+// raw, with hex digits in upper or lower case.
+func escape(b []byte, raw string, upper bool) string {
+	return NewEscaper(raw, upper).String(b)
 }
 
-// escape percent-encodes every byte of b but those in raw, with hex digits
-// in upper or lower case.
-func escape(b []byte, raw string, upper bool) string {
-	hex := "0123456789abcdef"
-	if upper {
-		hex = "0123456789ABCDEF"
-	}
-	var sb strings.Builder
-	for _, c := range b {
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(raw, c) >= 0 {
-			sb.WriteByte(c)
-		} else {
-			sb.WriteByte('%')
-			sb.WriteByte(hex[c>>4])
-			sb.WriteByte(hex[c&15])
+func TestEscaper(t *testing.T) {
+	b := []byte("a+ /\x00~*!()-_.\xff")
+	for _, tc := range []struct {
+		e    *Escaper
+		want string
+	}{
+		{EscapeLibtorrent, "a%2b%20%2f%00~*!()-_.%ff"},
+		{EscapeRFC3986, "a%2B%20%2F%00~%2A%21%28%29-_.%FF"},
+	} {
+		got := tc.e.String(b)
+		if got != tc.want {
+			t.Errorf("escape(%q) = %q; want %q", b, got, tc.want)
+		}
+		if back := Unescape(got); back != string(b) {
+			t.Errorf("Unescape(%q) = %q; want %q", got, back, b)
 		}
 	}
-	return sb.String()
+	for _, tc := range []struct{ in, want string }{
+		{"abcXYZ019", "abcXYZ019"},
+		{"-_!.~*()", "-_!.~*()"},
+		{"a b+c/d?e=f&g%h", "a%20b%2bc%2fd%3fe%3df%26g%25h"},
+		{"\x00\xff\x7f\x80", "%00%ff%7f%80"},
+		{"'\"#:;@[]", "%27%22%23%3a%3b%40%5b%5d"},
+	} {
+		if got := EscapeLibtorrent.String([]byte(tc.in)); got != tc.want {
+			t.Errorf("EscapeLibtorrent(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+	// Every byte round-trips through a standard decoder.
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	for _, e := range []*Escaper{EscapeLibtorrent, EscapeRFC3986} {
+		if dec, err := url.PathUnescape(e.String(all)); err != nil || dec != string(all) {
+			t.Errorf("the escape of every byte does not decode back: %v", err)
+		}
+	}
 }
 
 func TestParsePath(t *testing.T) {
@@ -334,7 +345,7 @@ func TestParseHost(t *testing.T) {
 }
 
 func TestAllocs(t *testing.T) {
-	queries := clientQueries(t)
+	queries := ClientQueries()
 	var q AnnounceQuery
 	hashes := make([][20]byte, 0, 8)
 	dst := make([]byte, 0, 64)
@@ -354,7 +365,7 @@ func TestAllocs(t *testing.T) {
 }
 
 func BenchmarkParseAnnounce(b *testing.B) {
-	query := clientQueries(b)[0]
+	query := ClientQueries()[0]
 	var q AnnounceQuery
 	b.ReportAllocs()
 	for b.Loop() {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/annuaire/tracker/internal/httpwire"
 	"github.com/annuaire/tracker/internal/udpwire"
 )
 
@@ -83,32 +84,6 @@ func scrapeURL(announce string) (string, error) {
 	return prefix + strings.Replace(rest, "announce", "scrape", 1), nil
 }
 
-// appendEscaped percent-encodes b as libtorrent does: A-Z a-z 0-9 and
-// -_!.~*() stay as they are, every other byte becomes %xx in lowercase.
-func appendEscaped(dst, b []byte) []byte {
-	const hexDigits = "0123456789abcdef"
-	for _, c := range b {
-		if unreservedByte(c) {
-			dst = append(dst, c)
-		} else {
-			dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
-		}
-	}
-	return dst
-}
-
-func unreservedByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '-', '_', '!', '.', '~', '*', '(', ')':
-		return true
-	}
-	return false
-}
-
 // appendHex8 appends v as 8 uppercase hex digits, the form of libtorrent's
 // key.
 func appendHex8(dst []byte, v uint32) []byte {
@@ -127,10 +102,10 @@ func (w *Workload) appendHTTPAnnounce(b []byte, t *httpTarget, r request) []byte
 	b = append(b, t.prefix...)
 	b = append(b, "info_hash="...)
 	h := w.InfoHash(r.swarm)
-	b = appendEscaped(b, h[:])
+	b = httpwire.EscapeLibtorrent.Append(b, h[:])
 	b = append(b, "&peer_id="...)
 	id := w.PeerID(r.peer)
-	b = appendEscaped(b, id[:])
+	b = httpwire.EscapeLibtorrent.Append(b, id[:])
 	b = append(b, "&port="...)
 	b = strconv.AppendUint(b, uint64(w.Port(r.peer)), 10)
 	downloaded, left, uploaded := w.transfer(r.peer, r.event)
@@ -167,7 +142,7 @@ func (w *Workload) appendHTTPScrape(b []byte, t *httpTarget, r request, hashes [
 		}
 		b = append(b, "info_hash="...)
 		hashes[k] = w.InfoHash(w.scrapeSwarm(r.swarm, k))
-		b = appendEscaped(b, hashes[k][:])
+		b = httpwire.EscapeLibtorrent.Append(b, hashes[k][:])
 	}
 	return append(b, t.suffix...)
 }

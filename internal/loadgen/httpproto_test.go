@@ -10,31 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annuaire/tracker/internal/httpwire"
 	"github.com/annuaire/tracker/internal/udpwire"
 )
-
-func TestAppendEscaped(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"abcXYZ019", "abcXYZ019"},
-		{"-_!.~*()", "-_!.~*()"},
-		{"a b+c/d?e=f&g%h", "a%20b%2bc%2fd%3fe%3df%26g%25h"},
-		{"\x00\xff\x7f\x80", "%00%ff%7f%80"},
-		{"'\"#:;@[]", "%27%22%23%3a%3b%40%5b%5d"},
-	} {
-		if got := string(appendEscaped(nil, []byte(tc.in))); got != tc.want {
-			t.Errorf("appendEscaped(%q) = %q; want %q", tc.in, got, tc.want)
-		}
-	}
-	// Every byte round-trips through a standard decoder.
-	all := make([]byte, 256)
-	for i := range all {
-		all[i] = byte(i)
-	}
-	dec, err := url.PathUnescape(string(appendEscaped(nil, all)))
-	if err != nil || dec != string(all) {
-		t.Errorf("appendEscaped of all bytes does not decode back: %v", err)
-	}
-}
 
 func TestHTTPAnnounceRequest(t *testing.T) {
 	w := mustWorkload(t, Workload{Swarms: 10, Peers: 100})
@@ -49,7 +27,7 @@ func TestHTTPAnnounceRequest(t *testing.T) {
 	want := fmt.Sprintf("GET /announce?info_hash=%s&peer_id=%s&port=%d&uploaded=%d&downloaded=%d&left=%d"+
 		"&corrupt=0&key=%08X&event=started&numwant=50&compact=1&no_peer_id=1&supportcrypto=1&redundant=0 HTTP/1.1\r\n"+
 		"Host: 127.0.0.1:6969\r\nUser-Agent: "+userAgent+"\r\n\r\n",
-		appendEscaped(nil, h[:]), appendEscaped(nil, id[:]), w.Port(13), up, down, left, w.Key(13))
+		httpwire.EscapeLibtorrent.Append(nil, h[:]), httpwire.EscapeLibtorrent.Append(nil, id[:]), w.Port(13), up, down, left, w.Key(13))
 	if got != want {
 		t.Errorf("announce request =\n%q\nwant\n%q", got, want)
 	}
@@ -129,7 +107,7 @@ func TestHTTPScrapeRequest(t *testing.T) {
 	hashes := make([][20]byte, 2)
 	got := string(w.appendHTTPScrape(nil, tg, request{swarm: 9}, hashes))
 	h9, h0 := w.InfoHash(9), w.InfoHash(0)
-	want := "GET /scrape?info_hash=" + string(appendEscaped(nil, h9[:])) + "&info_hash=" + string(appendEscaped(nil, h0[:])) + " HTTP/1.1\r\n"
+	want := "GET /scrape?info_hash=" + string(httpwire.EscapeLibtorrent.Append(nil, h9[:])) + "&info_hash=" + string(httpwire.EscapeLibtorrent.Append(nil, h0[:])) + " HTTP/1.1\r\n"
 	if !strings.HasPrefix(got, want) || hashes[0] != h9 || hashes[1] != h0 {
 		t.Errorf("scrape request = %q; want it to start with %q", got, want)
 	}
