@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // PasskeyValidator decides whether a passkey may use the tracker, and whose
@@ -63,6 +64,23 @@ type ClientFunc func(ctx context.Context, id PeerID, userAgent string) error
 // AllowClient calls f.
 func (f ClientFunc) AllowClient(ctx context.Context, id PeerID, userAgent string) error {
 	return f(ctx, id, userAgent)
+}
+
+// Accounting keeps the ratio accounting of a private tracker: it is told
+// about every announce of an identified user once the store has handled it.
+// Account receives the request as the tracker normalized it (the address
+// unmapped, NumWant resolved) and the reply as the store left it: the
+// announcer's Identity and Outcome (what the store did: see [Outcome]), the
+// swarm's counts; now is the time of the announce. Neither may be kept
+// after Account returns: copy what is needed.
+//
+// Account is on the announce path: it should record the announce and
+// return, and block only for what must be durable before the client hears
+// back (a stopped session's last counters, a completion), within ctx. An
+// error fails the announce, as for [PasskeyValidator]; the peer stays as
+// the store left it. Implementations must be safe for concurrent use.
+type Accounting interface {
+	Account(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, now time.Time) error
 }
 
 // AnyPasskey returns a validator that tries vs in order and accepts a

@@ -403,12 +403,14 @@ func (s *MemoryStore) announce(now uint32, req *AnnounceRequest, resp *AnnounceR
 		// cores stays in each core's cache.
 		w.seen = now
 	}
+	peers, snatches := sh.peers, w.snatches
 	var err error
 	if addr.Is4() {
 		err = announceIn(s, sh, &sh.v4, inet4, w, id, hid, ap, req, resp, now)
 	} else {
 		err = announceIn(s, sh, &sh.v6, inet6, w, id, hid, ap, req, resp, now)
 	}
+	resp.Outcome = outcome(sh.peers-peers, w.snatches != snatches, req.Left == 0)
 	resp.Complete = int(w.n[inet4][seed] + w.n[inet6][seed])
 	resp.Incomplete = int(w.n[inet4][leech] + w.n[inet6][leech])
 	resp.Downloaded = int(w.snatches)
@@ -416,6 +418,25 @@ func (s *MemoryStore) announce(now uint32, req *AnnounceRequest, resp *AnnounceR
 		sh.announces++
 	}
 	return err
+}
+
+// outcome returns what an announce did, from the change of its shard's
+// peer count and whether it counted a snatch.
+func outcome(joined int, snatched, seeding bool) Outcome {
+	var o Outcome
+	switch {
+	case joined > 0:
+		o = OutcomeJoined
+	case joined < 0:
+		o = OutcomeLeft
+	}
+	if snatched {
+		o |= OutcomeCompleted
+	}
+	if seeding {
+		o |= OutcomeSeeding
+	}
+	return o
 }
 
 // announceIn does the work of Announce within one address family, under the

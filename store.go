@@ -34,8 +34,9 @@ import "context"
 //     but not in Downloaders.
 //   - Peers not heard from for the store's peer TTL disappear.
 //
-// Announce fills resp.Complete, resp.Incomplete and resp.Downloaded and
-// appends to resp.Peers; it leaves the other fields alone. req.NumWant has
+// Announce fills resp.Complete, resp.Incomplete, resp.Downloaded and
+// resp.Outcome, and appends to resp.Peers; it leaves the other fields
+// alone (it may read resp.Identity). req.NumWant has
 // already been resolved by the [Tracker] (never negative).
 //
 // Errors: a store at its configured bound returns an *Error of

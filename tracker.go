@@ -107,6 +107,12 @@ type Config struct {
 	// Clients decides which client programs may announce. If nil, all may.
 	Clients ClientFilter
 
+	// Accounting is told about every announce of an identified user (one
+	// whose Identity.UserID is not zero), after the store has handled it,
+	// for ratio accounting. If nil, nothing is accounted and nothing is
+	// spent on it.
+	Accounting Accounting
+
 	// RateLimit bounds the request rates per client address and per
 	// passkey. The zero value sets no limit.
 	RateLimit RateLimitConfig
@@ -307,6 +313,12 @@ func (t *Tracker) announce(ctx context.Context, req *AnnounceRequest, resp *Anno
 	if err := t.store.Announce(ctx, req, resp); err != nil {
 		resp.Peers = resp.Peers[:0]
 		return t.fail(err, "announce: store")
+	}
+	if a := t.cfg.Accounting; a != nil && resp.Identity.UserID != 0 {
+		if err := a.Account(ctx, req, resp, time.Now()); err != nil {
+			resp.Peers = resp.Peers[:0]
+			return t.fail(err, "announce: accounting")
+		}
 	}
 	if !t.storeCounts {
 		t.announces.add()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -585,5 +586,75 @@ func TestPeerHijack(t *testing.T) {
 				t.Errorf("after the thief: %d leechers, peers %v; want the victim at %v", resp.Incomplete, resp.Peers, victim.Addr)
 			}
 		})
+	}
+}
+
+// accountingFunc adapts a function to Accounting.
+type accountingFunc func(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, now time.Time) error
+
+func (f accountingFunc) Account(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, now time.Time) error {
+	return f(ctx, req, resp, now)
+}
+
+// TestAccountingHook: the accounting hears every announce of an identified
+// user, after the store, with what the store did; anonymous announces and
+// failed ones are not accounted; an accounting error fails the announce.
+func TestAccountingHook(t *testing.T) {
+	type seen struct {
+		user    uint64
+		event   Event
+		up      int64
+		outcome Outcome
+	}
+	var got []seen
+	var fail error
+	tr := newTestTracker(t, Config{
+		Passkeys: PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) {
+			if pk == "anon" {
+				return Identity{}, nil
+			}
+			return Identity{UserID: 7}, nil
+		}),
+		Accounting: accountingFunc(func(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, now time.Time) error {
+			if now.IsZero() {
+				t.Error("Account got the zero time")
+			}
+			got = append(got, seen{resp.Identity.UserID, req.Event, req.Uploaded, resp.Outcome})
+			return fail
+		}),
+	})
+	ctx := context.Background()
+	announce := func(pk string, ev Event, left, up int64) error {
+		req := testPeer(hashN(1), 1, left, ev)
+		req.Passkey, req.Uploaded = pk, up
+		_, err := tr.Announce(ctx, req)
+		return err
+	}
+	for _, a := range []struct {
+		pk        string
+		ev        Event
+		left, up  int64
+		wantError bool
+	}{
+		{"k", EventStarted, 10, 0, false},
+		{"anon", EventNone, 10, 5, false},
+		{"k", EventNone, 0, 7, false},
+		{"k", EventStopped, 0, 9, false},
+	} {
+		if err := announce(a.pk, a.ev, a.left, a.up); (err != nil) != a.wantError {
+			t.Fatalf("announce %+v: %v", a, err)
+		}
+	}
+	want := []seen{
+		{7, EventStarted, 0, OutcomeJoined},
+		{7, EventNone, 7, OutcomeCompleted | OutcomeSeeding},
+		{7, EventStopped, 9, OutcomeLeft | OutcomeSeeding},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("accounted %+v; want %+v", got, want)
+	}
+	fail = &Error{Kind: KindInternal, Reason: "ledger full"}
+	if err := announce("k", EventStarted, 10, 0); !errors.Is(err, fail) {
+		t.Errorf("announce with a failing accounting: %v; want its error", err)
 	}
 }
