@@ -83,6 +83,16 @@ type Accounting interface {
 	Account(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, now time.Time) error
 }
 
+// AnnounceFilter is implemented by an [Accounting] that decides about
+// announces of identified users before the store sees them, from the whole
+// request: a member allowed to seed but not to download, say.
+// AllowAnnounce returns nil or an error as for [PasskeyValidator]. The
+// tracker asks it after the passkey and the torrent filter, for announces
+// whose Identity.UserID is not zero.
+type AnnounceFilter interface {
+	AllowAnnounce(ctx context.Context, req *AnnounceRequest, id Identity) error
+}
+
 // AnyPasskey returns a validator that tries vs in order and accepts a
 // passkey as soon as one accepts it; for instance a [PasskeySet] of recent
 // keys before a slower lookup in the site's database. If none accepts, it

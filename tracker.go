@@ -169,10 +169,11 @@ type Tracker struct {
 	closed atomic.Bool
 	// Successful announces and scrapes, counted here only when the store
 	// does not count them (storeCounts false).
-	storeCounts bool
-	announces   counter
-	scrapes     counter
-	failures    [numKinds]counter
+	storeCounts    bool
+	announceFilter AnnounceFilter // Config.Accounting's, if it is one
+	announces      counter
+	scrapes        counter
+	failures       [numKinds]counter
 }
 
 // New validates cfg and returns a Tracker. It starts no goroutine but the
@@ -261,6 +262,7 @@ func New(cfg Config) (*Tracker, error) {
 		t.store, t.ownsStore = s, true
 	}
 	_, t.storeCounts = t.store.(CountingStore)
+	t.announceFilter, _ = cfg.Accounting.(AnnounceFilter)
 	t.cfg = cfg
 	return t, nil
 }
@@ -379,6 +381,11 @@ func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp 
 	resp.Identity = id
 	if f := t.cfg.Torrents; f != nil {
 		if err := f.AllowTorrent(ctx, req.InfoHash, id); err != nil {
+			return err
+		}
+	}
+	if f := t.announceFilter; f != nil && id.UserID != 0 {
+		if err := f.AllowAnnounce(ctx, req, id); err != nil {
 			return err
 		}
 	}

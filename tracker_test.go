@@ -658,3 +658,44 @@ func TestAccountingHook(t *testing.T) {
 		t.Errorf("announce with a failing accounting: %v; want its error", err)
 	}
 }
+
+// seedOnly is an Accounting that lets identified users seed but not
+// download.
+type seedOnly struct{ accounted int }
+
+func (s *seedOnly) Account(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, now time.Time) error {
+	s.accounted++
+	return nil
+}
+
+func (s *seedOnly) AllowAnnounce(ctx context.Context, req *AnnounceRequest, id Identity) error {
+	if req.Left > 0 {
+		return &Error{Kind: KindPasskey, Reason: "downloading is disabled on your account"}
+	}
+	return nil
+}
+
+// TestAnnounceFilter: an Accounting that is an AnnounceFilter refuses an
+// announce before the store sees it.
+func TestAnnounceFilter(t *testing.T) {
+	acc := &seedOnly{}
+	tr := newTestTracker(t, Config{
+		Passkeys:   PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) { return Identity{UserID: 3}, nil }),
+		Accounting: acc,
+	})
+	ctx := context.Background()
+	leech := testPeer(hashN(1), 1, 10, EventStarted)
+	leech.Passkey = "k"
+	if _, err := tr.Announce(ctx, leech); err == nil || !strings.Contains(err.Error(), "downloading is disabled") {
+		t.Errorf("leecher: %v; want refused", err)
+	}
+	seed := testPeer(hashN(1), 2, 0, EventStarted)
+	seed.Passkey = "k"
+	resp, err := tr.Announce(ctx, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Incomplete != 0 || resp.Complete != 1 || acc.accounted != 1 {
+		t.Errorf("after a refused leecher and a seeder: %d leechers, %d seeders, %d accounted; want 0, 1, 1", resp.Incomplete, resp.Complete, acc.accounted)
+	}
+}
