@@ -15,11 +15,14 @@ usage() {
 	cat <<'EOF'
 Usage: scripts/bench-compare.sh -annuaire-cmd CMD [flags]
 
-Compares annuaire with opentracker in four modes: UDP announce, UDP scrape,
-HTTP announce over keep-alive connections, HTTP announce with a new
-connection per request. Each round starts every contender fresh, pinned to
-one core, prefills it, warms it up and measures it, the load generator
-pinned to another core; the table gives medians over the rounds.
+Compares annuaire with opentracker in five modes: UDP announce (known peers
+re-announcing), UDP scrape, HTTP announce over keep-alive connections, HTTP
+announce with a new connection per request, and UDP churn (every announce a
+new peer in a random swarm: almost every announce is a join, and swarms
+grow; it runs last in each round, since it changes them). Each round
+starts every contender fresh, pinned to one core, prefills it, warms it up
+and measures it, the load generator pinned to another core; the table
+gives medians over the rounds.
 
   -annuaire-cmd CMD   the command that starts the annuaire server in the
                       foreground; {udp} and {http} are replaced by the
@@ -37,7 +40,8 @@ pinned to another core; the table gives medians over the rounds.
   -settle S           seconds between the prefill and reading the server's
                       memory (default 2)
   -modes LIST         comma-separated, from udp-announce, udp-scrape,
-                      http-keepalive, http-close (default: all four)
+                      http-keepalive, http-close, udp-churn (default: the
+                      first four)
   -server-cpu N       core for the servers (default 0)
   -loadgen-cpu N      core for the load generator (default 1)
   -out DIR            keep every run's JSON result in DIR
@@ -138,10 +142,16 @@ done
 IFS=, read -r -a mode_list <<<"$modes"
 for m in "${mode_list[@]}"; do
 	case "$m" in
-	udp-announce | udp-scrape | http-keepalive | http-close) ;;
+	udp-announce | udp-scrape | http-keepalive | http-close | udp-churn) ;;
 	*) die "unknown mode $m" ;;
 	esac
 done
+# Churn grows the swarms: it runs after the modes that measure them as
+# prefilled.
+ordered=()
+for m in "${mode_list[@]}"; do [ "$m" = udp-churn ] || ordered+=("$m"); done
+for m in "${mode_list[@]}"; do [ "$m" != udp-churn ] || ordered+=("$m"); done
+mode_list=("${ordered[@]}")
 for tool in taskset setsid go; do
 	command -v "$tool" >/dev/null || die "$tool not found"
 done
@@ -232,6 +242,7 @@ mode_flags() {
 	udp-scrape) echo "-udp $addr -mode scrape" ;;
 	http-keepalive) echo "-http http://$addr/announce" ;;
 	http-close) echo "-http http://$addr/announce -http-close" ;;
+	udp-churn) echo "-udp $addr -churn" ;;
 	esac
 }
 

@@ -73,6 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		seeders      = fs.Float64("seeders", loadgen.DefaultSeederPct, "`percent` of peers that are seeders (left=0)")
 		started      = fs.Float64("started", loadgen.DefaultStartedPct, "`percent` of run announces with event=started")
 		completed    = fs.Float64("completed", loadgen.DefaultCompletedPct, "`percent` of run announces with event=completed")
+		churn        = fs.Bool("churn", false, "every run announce is a new peer (one of -peers, none of the prefill's) in a random swarm: almost every announce is a join")
 		seed         = fs.Uint64("seed", 1, "seed of the info hashes, peer ids and keys")
 
 		inflight = fs.Int("inflight", loadgen.DefaultInFlight, "UDP requests in flight, over all sockets")
@@ -151,6 +152,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			SeederPct:    pct(*seeders),
 			StartedPct:   pct(*started),
 			CompletedPct: pct(*completed),
+			Churn:        *churn,
 			ScrapeHashes: *scrapeHashes,
 			Seed:         *seed,
 		},
