@@ -87,8 +87,8 @@ func (s *MemoryStore) sweep(sh *shard) {
 		done := id >= len(sh.swarms)
 		if done {
 			// Give back the room of blocks freed since the swarms shrank.
-			sh.v4.slab.compactIfFree(sh.swarms, inet4, 16)
-			sh.v6.slab.compactIfFree(sh.swarms, inet6, 16)
+			sh.v4.slab.compactIfFree(sh.swarms, inet4, 32)
+			sh.v6.slab.compactIfFree(sh.swarms, inet6, 32)
 		}
 		sh.mu.Unlock()
 		if done {
@@ -97,34 +97,49 @@ func (s *MemoryStore) sweep(sh *shard) {
 	}
 }
 
-// stale reports whether a record last seen at the tick in meta has outlived
-// the TTL at tick now.
-func (s *MemoryStore) stale(meta uint16, now uint32) bool {
-	age := (uint16(now) - meta>>2) & seenMask
-	return uint32(age) > s.ttl && age < seenMask/2
+// stale reports whether a record last seen in the generation in meta has
+// outlived the TTL at tick now. A generation ahead of now's (an announce
+// that read the clock just after the sweep did) is fresh.
+func (s *MemoryStore) stale(meta uint8, now uint32) bool {
+	age := (now/s.genTicks - uint32(meta)) & genMask
+	return age >= staleGens && age < newerGens
 }
 
-// sweepBlock removes the stale peers of a family's block and returns the
-// number of records it looked at.
-func sweepBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrFamily, w *swarm, id uint32, now uint32) int {
+// sweepBlock removes the stale peers of a family's block, keeping the
+// others in their order, and returns the number of records it looked at.
+func sweepBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S, P], fam addrFamily, w *swarm, id uint32, now uint32) int {
 	blk := f.block(w, fam)
-	removed := false
-	for i := len(blk) - 1; i >= 0; i-- {
-		if p := blk[i]; s.stale(p.recMeta(), now) {
-			f.removeAt(w, fam, i)
-			uncountPeer(sh, f, fam, w, id, p)
-			s.npeers.Add(-1)
-			blk = blk[:len(blk)-1]
-			removed = true
+	nl, ns := int(w.n[fam][leech]), int(w.n[fam][seed])
+	removed := 0
+	// Leechers move down over the stale ones, seeders up.
+	k := 0
+	for i := range nl {
+		if m := blk[i].recMeta(); s.stale(m, now) {
+			uncountPeer(sh, f, fam, w, id, leech, 0, m)
+			removed++
+			continue
 		}
+		blk[k] = blk[i]
+		k++
 	}
-	if removed {
-		f.shrink(sh.swarms, w, fam)
+	k = len(blk)
+	for i := len(blk) - 1; i >= len(blk)-ns; i-- {
+		if m := blk[i].recMeta(); s.stale(m, now) {
+			uncountPeer(sh, f, fam, w, id, seed, 0, m)
+			removed++
+			continue
+		}
+		k--
+		blk[k] = blk[i]
 	}
-	return len(blk)
+	if removed > 0 {
+		s.npeers.Add(-int64(removed))
+		f.shrink(sh.swarms, w, fam, s.maxClass)
+	}
+	return nl + ns
 }
 
-func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrFamily, now uint32) {
+func sweepFamily[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S, P], fam addrFamily, now uint32) {
 	var zero P
 	cursor := uint64(0)
 	for {
@@ -146,14 +161,14 @@ func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrF
 		for _, p := range f.scratch {
 			id := swarmOf(p.recKey())
 			f.tree.Delete(p)
-			uncountPeer(sh, f, fam, &sh.swarms[id], id, p)
+			uncountPeer(sh, f, fam, &sh.swarms[id], id, peerClass(p.recKey()>>hidBits&1), p.recKey()&hidMask, p.recMeta())
 			s.npeers.Add(-1)
 		}
 		// Only once the whole batch is out of the tree: a swarm's records
 		// still in the batch must not move to its block.
 		for _, p := range f.scratch {
 			id := swarmOf(p.recKey())
-			f.toBlock(sh.swarms, &sh.swarms[id], fam, id)
+			f.toBlock(s, sh.swarms, &sh.swarms[id], fam, id)
 		}
 		sh.mu.Unlock()
 		if !more {
