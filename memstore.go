@@ -18,7 +18,6 @@ import (
 	"math/bits"
 	"net/netip"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -369,8 +368,8 @@ type shard struct {
 	peers, seeders     int
 	announces, scrapes uint64
 	index              swarmIndex
-	swarms             []swarm  // by id
-	free               []uint32 // ids of free slots in swarms
+	swarms             swarmTable // by id
+	free               []uint32   // ids of free slots in swarms
 	v4                 family[slot4, peer4]
 	v6                 family[slot6, peer6]
 	_                  [64]byte // keep neighbouring shards' locks apart
@@ -433,6 +432,12 @@ func newMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 		sh.v6 = newFamily[slot6](func(a, b peer6) bool { return a.key < b.key })
 	}
 	s.advance(s.start)
+	// A store dropped without Close gives its chunks back once collected.
+	runtime.AddCleanup(s, func(shards []shard) {
+		for i := range shards {
+			freeShard(&shards[i])
+		}
+	}, s.shards)
 	return s, nil
 }
 
@@ -504,7 +509,10 @@ func (s *MemoryStore) announce(now uint32, req *AnnounceRequest, resp *AnnounceR
 	sh, hv := s.shardOf(&req.InfoHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	id, ok := sh.index.find(sh.swarms, &req.InfoHash, hv)
+	if s.closed.Load() {
+		return ErrClosed // the chunks may be given back
+	}
+	id, ok := sh.index.find(&sh.swarms, &req.InfoHash, hv)
 	if !ok {
 		if req.Event == EventStopped {
 			resp.Complete, resp.Incomplete, resp.Downloaded = 0, 0, 0
@@ -516,7 +524,7 @@ func (s *MemoryStore) announce(now uint32, req *AnnounceRequest, resp *AnnounceR
 			return err
 		}
 	}
-	w := &sh.swarms[id]
+	w := sh.swarms.at(id)
 	if w.seen != now {
 		// Written once a tick at most: a swarm announced to from several
 		// cores stays in each core's cache.
@@ -577,29 +585,23 @@ func (s *MemoryStore) addSwarm(sh *shard, h InfoHash, hv uint64, now uint32) (ui
 		id = sh.free[n-1]
 		sh.free = sh.free[:n-1]
 	} else {
-		if len(sh.swarms) == reservedID {
-			sh.swarms = append(sh.swarms, swarm{}) // stays free forever
+		if sh.swarms.len() == reservedID {
+			sh.swarms.push() // stays free forever
 		}
-		if len(sh.swarms) > maxSwarmID {
+		if sh.swarms.len() > maxSwarmID {
 			return 0, ErrTooManySwarms
 		}
-		id = uint32(len(sh.swarms))
-		if len(sh.swarms) == cap(sh.swarms) {
-			// An eighth more at a time, not append's quarter or double:
-			// swarms are a good part of the memory of small ones.
-			sh.swarms = slices.Grow(sh.swarms, len(sh.swarms)/8+16)
-		}
-		sh.swarms = append(sh.swarms, swarm{})
+		id = sh.swarms.push()
 	}
-	sh.swarms[id] = swarm{hash: h, seen: now}
-	sh.index.insert(id, hv, s.seed, sh.swarms)
+	*sh.swarms.at(id) = swarm{hash: h, seen: now}
+	sh.index.insert(id, hv, s.seed, &sh.swarms)
 	s.nswarms.Add(1)
 	return id, nil
 }
 
 func (s *MemoryStore) dropSwarm(sh *shard, id uint32) {
-	sh.index.remove(id, maphash.Comparable(s.seed, sh.swarms[id].hash), s.seed, sh.swarms)
-	sh.swarms[id] = swarm{}
+	sh.index.remove(id, maphash.Comparable(s.seed, sh.swarms.at(id).hash), s.seed, &sh.swarms)
+	*sh.swarms.at(id) = swarm{}
 	sh.free = append(sh.free, id)
 	s.nswarms.Add(-1)
 }
@@ -613,8 +615,8 @@ func (s *MemoryStore) Scrape(ctx context.Context, hashes []InfoHash, dst []Scrap
 		sh, hv := s.shardOf(&hashes[i])
 		var st ScrapeStats
 		sh.mu.Lock()
-		if id, ok := sh.index.find(sh.swarms, &hashes[i], hv); ok {
-			st = sh.swarms[id].stats()
+		if id, ok := sh.index.find(&sh.swarms, &hashes[i], hv); ok {
+			st = sh.swarms.at(id).stats()
 		}
 		if i == 0 {
 			sh.scrapes++
@@ -653,8 +655,8 @@ func (s *MemoryStore) ScrapeAll(ctx context.Context, fn func(InfoHash, ScrapeSta
 		sh := &s.shards[i]
 		buf = buf[:0]
 		sh.mu.Lock()
-		for id := range sh.swarms {
-			w := &sh.swarms[id]
+		for id := range uint32(sh.swarms.len()) {
+			w := sh.swarms.at(id)
 			if w.seen != 0 && (w.peers() > 0 || w.snatches > 0) {
 				buf = append(buf, entry{w.hash, w.stats()})
 			}
@@ -696,6 +698,21 @@ func (s *MemoryStore) Close() error {
 		if s.done != nil {
 			<-s.done
 		}
+		// Announces check closed again under the shard lock, so none
+		// touches a chunk given back here.
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.Lock()
+			freeShard(sh)
+			sh.mu.Unlock()
+		}
 	})
 	return nil
+}
+
+// freeShard gives back the chunks of a shard's swarms and slabs.
+func freeShard(sh *shard) {
+	sh.v4.slab.giveBack()
+	sh.v6.slab.giveBack()
+	sh.swarms.giveBack()
 }

@@ -68,7 +68,7 @@ func announceBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[
 			removeSlot(blk, nl, ns, oldClass, at)
 			uncountPeer(sh, f, fam, w, id, oldClass, 0, old)
 			s.npeers.Add(-1)
-			f.shrink(sh.swarms, w, fam, s.maxClass)
+			f.shrink(&sh.swarms, w, fam, s.maxClass)
 		}
 		return nil
 	}
@@ -100,11 +100,11 @@ func announceBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[
 		if c == s.maxClass && nl+ns == blockCaps[c] {
 			// Full: the family moves to the tree, and so does this
 			// announce.
-			f.toTree(s, sh.swarms, w, fam, id)
+			f.toTree(s, &sh.swarms, w, fam, id)
 			return announceTree(s, sh, f, fam, w, id, ident, ap, req, resp, now)
 		}
 		if c < 0 || nl+ns == blockCaps[c] {
-			f.move(sh.swarms, w, fam, c+1)
+			f.move(&sh.swarms, w, fam, c+1)
 			blk = f.block(w, fam)
 		}
 		s.npeers.Add(1)
@@ -242,7 +242,7 @@ func (f *family[S, P]) block(w *swarm, fam addrFamily) []S {
 // move puts a family's peers into a new block of size class c, or gives
 // the block up when c is negative: the leechers at its start, the seeders
 // at its end.
-func (f *family[S, P]) move(swarms []swarm, w *swarm, fam addrFamily, c int) {
+func (f *family[S, P]) move(swarms *swarmTable, w *swarm, fam addrFamily, c int) {
 	nl, ns := int(w.n[fam][leech]), int(w.n[fam][seed])
 	at := uint32(0)
 	switch {
@@ -284,7 +284,7 @@ func (f *family[S, P]) release(at uint32, c int) {
 // peers once they fit in a block two sizes smaller (so that a peer coming
 // and going does not move it each time), and gives the block up once it is
 // empty.
-func (f *family[S, P]) shrink(swarms []swarm, w *swarm, fam addrFamily, maxClass int) {
+func (f *family[S, P]) shrink(swarms *swarmTable, w *swarm, fam addrFamily, maxClass int) {
 	n := w.n[fam][leech] + w.n[fam][seed]
 	c := int(w.blk[fam]) - 1
 	switch {
@@ -308,7 +308,7 @@ func classFor(n uint32) int {
 
 // toTree moves a family's peers from its block into the shard's tree, with
 // the bucket counts of its large classes.
-func (f *family[S, P]) toTree(s *MemoryStore, swarms []swarm, w *swarm, fam addrFamily, id uint32) {
+func (f *family[S, P]) toTree(s *MemoryStore, swarms *swarmTable, w *swarm, fam addrFamily, id uint32) {
 	var zero P
 	blk := f.block(w, fam)
 	nl, ns := int(w.n[fam][leech]), int(w.n[fam][seed])
@@ -331,7 +331,7 @@ func (f *family[S, P]) toTree(s *MemoryStore, swarms []swarm, w *swarm, fam addr
 
 // toBlock moves a family's peers from the tree into a block once few are
 // left.
-func (f *family[S, P]) toBlock(s *MemoryStore, swarms []swarm, w *swarm, fam addrFamily, id uint32) {
+func (f *family[S, P]) toBlock(s *MemoryStore, swarms *swarmTable, w *swarm, fam addrFamily, id uint32) {
 	n := w.n[fam][leech] + w.n[fam][seed]
 	if w.blk[fam] != inTree || n > s.toBlockAt {
 		return

@@ -64,31 +64,31 @@ func (s *MemoryStore) sweep(sh *shard) {
 	now := s.clock.Load()
 	sweepFamily(s, sh, &sh.v4, inet4, now)
 	sweepFamily(s, sh, &sh.v6, inet6, now)
-	for id := 0; ; {
+	for id := uint32(0); ; {
 		sh.mu.Lock()
 		// A batch visits sweepBatch swarms or records, whichever comes
 		// first.
-		for work := 0; id < len(sh.swarms) && work < sweepBatch; id++ {
-			w := &sh.swarms[id]
+		for work := 0; int(id) < sh.swarms.len() && work < sweepBatch; id++ {
+			w := sh.swarms.at(id)
 			if w.seen == 0 {
 				continue
 			}
 			work++
 			if w.blk[inet4] != inTree {
-				work += sweepBlock(s, sh, &sh.v4, inet4, w, uint32(id), now)
+				work += sweepBlock(s, sh, &sh.v4, inet4, w, id, now)
 			}
 			if w.blk[inet6] != inTree {
-				work += sweepBlock(s, sh, &sh.v6, inet6, w, uint32(id), now)
+				work += sweepBlock(s, sh, &sh.v6, inet6, w, id, now)
 			}
 			if w.peers() == 0 && (w.snatches == 0 || since(now, w.seen) > s.swarmTTL) {
-				s.dropSwarm(sh, uint32(id))
+				s.dropSwarm(sh, id)
 			}
 		}
-		done := id >= len(sh.swarms)
+		done := int(id) >= sh.swarms.len()
 		if done {
 			// Give back the room of blocks freed since the swarms shrank.
-			sh.v4.slab.compactIfFree(sh.swarms, inet4, 32)
-			sh.v6.slab.compactIfFree(sh.swarms, inet6, 32)
+			sh.v4.slab.compactIfFree(&sh.swarms, inet4, 32)
+			sh.v6.slab.compactIfFree(&sh.swarms, inet6, 32)
 		}
 		sh.mu.Unlock()
 		if done {
@@ -134,7 +134,7 @@ func sweepBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S, 
 	}
 	if removed > 0 {
 		s.npeers.Add(-int64(removed))
-		f.shrink(sh.swarms, w, fam, s.maxClass)
+		f.shrink(&sh.swarms, w, fam, s.maxClass)
 	}
 	return nl + ns
 }
@@ -161,14 +161,14 @@ func sweepFamily[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S,
 		for _, p := range f.scratch {
 			id := swarmOf(p.recKey())
 			f.tree.Delete(p)
-			uncountPeer(sh, f, fam, &sh.swarms[id], id, peerClass(p.recKey()>>hidBits&1), p.recKey()&hidMask, p.recMeta())
+			uncountPeer(sh, f, fam, sh.swarms.at(id), id, peerClass(p.recKey()>>hidBits&1), p.recKey()&hidMask, p.recMeta())
 			s.npeers.Add(-1)
 		}
 		// Only once the whole batch is out of the tree: a swarm's records
 		// still in the batch must not move to its block.
 		for _, p := range f.scratch {
 			id := swarmOf(p.recKey())
-			f.toBlock(s, sh.swarms, &sh.swarms[id], fam, id)
+			f.toBlock(s, &sh.swarms, sh.swarms.at(id), fam, id)
 		}
 		sh.mu.Unlock()
 		if !more {

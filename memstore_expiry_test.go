@@ -92,7 +92,7 @@ func TestExpiryPlaces(t *testing.T) {
 		t.Errorf("after sweep: %d peers; want %d", c.Peers, 3*len(sizes))
 	}
 	for h := range sizes {
-		w := &s.shards[0].swarms[h]
+		w := s.shards[0].swarms.at(uint32(h))
 		if c := classFor(3); int(w.blk[inet4]) != c+1 {
 			t.Errorf("swarm %d: place %d after the sweep; want a block of %d", h, w.blk[inet4], blockCaps[c])
 		}

@@ -12,8 +12,8 @@ func checkFamilySamplers[S slot[S], P record[P]](t *testing.T, sh *shard, f *fam
 	t.Helper()
 	for ck, fw := range f.samplers {
 		id, class := ck>>1, peerClass(ck&1)
-		n := int(sh.swarms[id].n[fam][class])
-		if n <= samplerMin/2 || sh.swarms[id].blk[fam] != inTree {
+		n := int(sh.swarms.at(uint32(id)).n[fam][class])
+		if n <= samplerMin/2 || sh.swarms.at(uint32(id)).blk[fam] != inTree {
 			t.Errorf("swarm %d class %d has %d peers and still bucket counts", id, class, n)
 		}
 		want := rebucket(f, id, class, fw.bits)
@@ -23,9 +23,9 @@ func checkFamilySamplers[S slot[S], P record[P]](t *testing.T, sh *shard, f *fam
 			}
 		}
 	}
-	for id := range sh.swarms {
+	for id := range sh.swarms.len() {
 		for class := range peerClass(2) {
-			if n := sh.swarms[id].n[fam][class]; sh.swarms[id].blk[fam] == inTree && n > samplerMin && f.samplers[classKey(uint32(id), class)] == nil {
+			if n := sh.swarms.at(uint32(id)).n[fam][class]; sh.swarms.at(uint32(id)).blk[fam] == inTree && n > samplerMin && f.samplers[classKey(uint32(id), class)] == nil {
 				t.Errorf("swarm %d class %d has %d peers and no bucket counts", id, class, n)
 			}
 		}

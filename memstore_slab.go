@@ -47,7 +47,7 @@ func (s *slab[P]) span(at, n uint32) []P {
 // alloc returns the offset of a block of size class c. When it needs a new
 // chunk and a thirty-second or more of the slab is free, it compacts the
 // slab first, which moves the blocks of swarms.
-func (s *slab[P]) alloc(swarms []swarm, fam addrFamily, c int) uint32 {
+func (s *slab[P]) alloc(swarms *swarmTable, fam addrFamily, c int) uint32 {
 	if at, ok := s.pop(c); ok {
 		return at
 	}
@@ -65,7 +65,7 @@ func (s *slab[P]) alloc(swarms []swarm, fam addrFamily, c int) uint32 {
 		s.top += chunkLen - i
 	}
 	if int(s.top>>chunkBits) == len(s.chunks) {
-		s.chunks = append(s.chunks, make([]P, chunkLen))
+		s.chunks = append(s.chunks, newChunk[P](chunkLen))
 	}
 	at := s.top
 	s.top += n
@@ -117,11 +117,11 @@ func (s *slab[P]) carve(at, n uint32) {
 // each is copied at most once, in place. With release, it drops the chunks
 // left empty; without, it keeps them for the blocks to come, so that a
 // slab that fills up again makes no garbage.
-func (s *slab[P]) compact(swarms []swarm, fam addrFamily, release bool) {
+func (s *slab[P]) compact(swarms *swarmTable, fam addrFamily, release bool) {
 	s.order = s.order[:0]
-	for i := range swarms {
-		if b := swarms[i].blk[fam]; b != noBlock && b <= slabClasses {
-			s.order = append(s.order, slabRef{swarms[i].at[fam], uint32(i)})
+	for i := range uint32(swarms.len()) {
+		if w := swarms.at(i); w.blk[fam] != noBlock && w.blk[fam] <= slabClasses {
+			s.order = append(s.order, slabRef{w.at[fam], i})
 		}
 	}
 	slices.SortFunc(s.order, func(a, b slabRef) int { return cmp.Compare(a.at, b.at) })
@@ -129,7 +129,7 @@ func (s *slab[P]) compact(swarms []swarm, fam addrFamily, release bool) {
 	s.nfree = 0
 	dst := uint32(0)
 	for _, r := range s.order {
-		w := &swarms[r.id]
+		w := swarms.at(r.id)
 		n := uint32(blockCaps[w.blk[fam]-1])
 		if i := dst & chunkMask; i+n > chunkLen {
 			s.carve(dst, chunkLen-i)
@@ -146,17 +146,28 @@ func (s *slab[P]) compact(swarms []swarm, fam addrFamily, release bool) {
 		// Keep one chunk even when empty, so that a shard whose last
 		// block comes and goes does not make a chunk each time.
 		keep := max(int((dst+chunkMask)>>chunkBits), min(len(s.chunks), 1))
+		for _, c := range s.chunks[keep:] {
+			freeChunk(c)
+		}
 		clear(s.chunks[keep:])
 		s.chunks = s.chunks[:keep]
 	}
 }
 
+// giveBack gives back every chunk of the slab, which is empty after.
+func (s *slab[P]) giveBack() {
+	for _, c := range s.chunks {
+		freeChunk(c)
+	}
+	*s = slab[P]{}
+}
+
 // compactIfFree compacts the slab and gives back its empty chunks when a
 // share of it (1/div) is in free blocks or in chunks above top, and those
 // records are at least a quarter as many as the swarms compaction walks.
-func (s *slab[P]) compactIfFree(swarms []swarm, fam addrFamily, div int) {
+func (s *slab[P]) compactIfFree(swarms *swarmTable, fam addrFamily, div int) {
 	spare := s.nfree + len(s.chunks)*chunkLen - int(s.top)
-	if spare >= chunkLen && spare >= len(s.chunks)*chunkLen/div && spare >= len(swarms)/4 {
+	if spare >= chunkLen && spare >= len(s.chunks)*chunkLen/div && spare >= swarms.len()/4 {
 		s.compact(swarms, fam, true)
 	}
 }

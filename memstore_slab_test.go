@@ -125,8 +125,8 @@ func checkFamilyPlaces[S slot[S], P record[P]](t *testing.T, s *MemoryStore, sh 
 		}
 	}
 	bigUsed := map[uint32]int{}
-	for id := range sh.swarms {
-		w := &sh.swarms[id]
+	for id := range sh.swarms.len() {
+		w := sh.swarms.at(uint32(id))
 		var tree [2]int
 		f.tree.AscendRange(zero.probe(swarmBase(uint32(id))), zero.probe(swarmBase(uint32(id))+1<<swarmShift), func(p P) bool {
 			tree[p.recKey()>>hidBits&1]++
@@ -188,5 +188,36 @@ func checkFamilyPlaces[S slot[S], P record[P]](t *testing.T, s *MemoryStore, sh 
 	}
 	if used != int(f.slab.top) || free != f.slab.nfree {
 		t.Fatalf("family %d: blocks and free blocks cover %d of %d slab records; %d free, counted %d", fam, used, f.slab.top, free, f.slab.nfree)
+	}
+}
+
+// TestChunkReuse: a chunk given back comes back zeroed, and giving back
+// one chunk leaves its neighbours as they were, whatever its size in
+// pages.
+func TestChunkReuse(t *testing.T) {
+	for _, n := range []int{128, 1000, 1024} { // 7,680, 60,000 and 61,440 bytes of swarms
+		a, b, c := newChunk[swarm](n), newChunk[swarm](n), newChunk[swarm](n)
+		for _, ch := range [][]swarm{a, b, c} {
+			for i := range ch {
+				ch[i].seen = 7
+			}
+		}
+		freeChunk(b)
+		for _, ch := range [][]swarm{a, c} {
+			for i := range ch {
+				if ch[i].seen != 7 {
+					t.Fatalf("%d swarms: a neighbour of a chunk given back changed at %d", n, i)
+				}
+			}
+		}
+		d := newChunk[swarm](n)
+		for i := range d {
+			if d[i] != (swarm{}) {
+				t.Fatalf("%d swarms: a chunk handed out again is not zeroed at %d", n, i)
+			}
+		}
+		freeChunk(a)
+		freeChunk(c)
+		freeChunk(d)
 	}
 }

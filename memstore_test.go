@@ -46,6 +46,7 @@ func newStoreAt(t *testing.T, cfg MemoryConfig) storeAt {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return storeAt{s, t}
 }
 

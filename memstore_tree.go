@@ -29,7 +29,7 @@ func announceTree[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S
 			countStop(w, old.recMeta(), oldClass != class, class)
 			uncountPeer(sh, f, fam, w, id, oldClass, hid, old.recMeta())
 			s.npeers.Add(-1)
-			f.toBlock(s, sh.swarms, w, fam, id)
+			f.toBlock(s, &sh.swarms, w, fam, id)
 		}
 		return nil
 	}
