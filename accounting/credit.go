@@ -94,7 +94,9 @@ type Delta struct {
 //     (the client restarted the torrent with the same peer id): everything
 //     it reports is credited. Unless it carries the session's own non-zero
 //     key within ReplayWindow of the baseline: that is a retransmitted
-//     started, and it is stale.
+//     started, and it is stale. So is a started older than the baseline,
+//     whatever its key (a replayed batch: aria2 sends a new key with every
+//     UDP announce, and some clients send none).
 //   - Any other decrease, and a record older than the baseline with the
 //     same counters, is stale: a replay or an announce that arrived late.
 //     It credits nothing and leaves the baseline as it was.
@@ -118,7 +120,7 @@ func Credit(b Baseline, known bool, r *Record, rules Rules) Delta {
 		d.Snatch = r.Event == tracker.EventCompleted
 	case r.Uploaded < b.Uploaded || r.Downloaded < b.Downloaded:
 		retransmit := r.Key != 0 && r.Key == b.Key && r.Time-b.Time < int64(window)
-		if r.Event != tracker.EventStarted || retransmit {
+		if r.Event != tracker.EventStarted || retransmit || r.Time < b.Time {
 			return Delta{Stale: true, Baseline: b}
 		}
 		d.RawUp, d.RawDown = r.Uploaded, r.Downloaded
