@@ -45,6 +45,8 @@ func TestCredit(t *testing.T) {
 			Delta{RawUp: 10, RawDown: 20, Up: 10, Down: 20}, true},
 		{"retransmitted started", base, true, rec(0, 0, 700, tracker.EventStarted, 7, 101*min),
 			Delta{Stale: true}, false},
+		{"older, higher counters (an earlier session's)", base, true, rec(5000, 900, 0, tracker.EventStopped, 7, 90*min),
+			Delta{Stale: true}, false},
 		{"replayed started, no key", base, true, rec(0, 0, 700, tracker.EventStarted, 0, 90*min),
 			Delta{Stale: true}, false},
 		{"replayed started, another key, long before", base, true, rec(0, 0, 700, tracker.EventStarted, 9, 10*min),
