@@ -230,6 +230,33 @@ func Open(ctx context.Context, backend Backend, cfg Config) (*Ledger, error) {
 	return l, nil
 }
 
+// RulesFor returns the Rules for a tracker configured with cfg: its
+// peers' time to live, and a SeedGap of one and a half announce intervals
+// (jitter included), with the tracker's defaults where cfg leaves a field
+// zero. Every Ledger sharing a backend must use the same rules.
+func RulesFor(cfg tracker.Config) Rules {
+	interval := cfg.AnnounceInterval
+	if interval == 0 {
+		interval = 30 * time.Minute
+	}
+	jitter := cfg.IntervalJitter
+	switch {
+	case jitter == 0:
+		jitter = interval / 10
+	case jitter < 0:
+		jitter = 0
+	}
+	minInterval := cfg.MinAnnounceInterval
+	if minInterval == 0 {
+		minInterval = interval / 2
+	}
+	ttl := cfg.Memory.PeerTTL
+	if ttl == 0 {
+		ttl = interval + jitter + minInterval
+	}
+	return Rules{PeerTTL: ttl, SeedGap: (interval + jitter) * 3 / 2}
+}
+
 // SetGlobalFactors sets the site-wide factors, in percent, at most
 // MaxFactor: 100 and 0 make a site-wide freeleech, 200 and 100 a double
 // upload event. They apply to the next announce, and are not kept across
