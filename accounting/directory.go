@@ -240,11 +240,22 @@ func (l *Ledger) PutUser(ctx context.Context, u User) error {
 	if u.Deleted {
 		return l.DeleteUser(ctx, u.ID)
 	}
+	return l.saveUser(ctx, u.ID, func(*userEntry) (User, error) { return u, nil })
+}
+
+// saveUser saves the user that change makes of user id's entry (nil for
+// a user the Ledger does not know), under the directory's lock.
+func (l *Ledger) saveUser(ctx context.Context, id uint64, change func(old *userEntry) (User, error)) error {
+	l.dirMu.Lock()
+	defer l.dirMu.Unlock()
+	old, _ := l.dir.user(id)
+	u, err := change(old)
+	if err != nil {
+		return err
+	}
 	if err := validUser(u); err != nil {
 		return err
 	}
-	l.dirMu.Lock()
-	defer l.dirMu.Unlock()
 	if e, ok := l.dir.byPasskey(u.Passkey); ok && e.ID != u.ID {
 		return ErrPasskeyInUse
 	}
@@ -274,25 +285,14 @@ func (l *Ledger) DeleteUser(ctx context.Context, id uint64) error {
 // RotatePasskey gives a user a new passkey; the old one stops working at
 // once. Errors are as for PutUser, and ErrNotFound for an unknown user.
 func (l *Ledger) RotatePasskey(ctx context.Context, id uint64, passkey string) error {
-	if err := validPasskey(passkey); err != nil {
-		return err
-	}
-	l.dirMu.Lock()
-	defer l.dirMu.Unlock()
-	e, ok := l.dir.user(id)
-	if !ok {
-		return fmt.Errorf("accounting: user %d: %w", id, ErrNotFound)
-	}
-	if o, ok := l.dir.byPasskey(passkey); ok && o.ID != id {
-		return ErrPasskeyInUse
-	}
-	u := e.User
-	u.Passkey = passkey
-	if err := l.b.PutUser(ctx, u); err != nil {
-		return fmt.Errorf("accounting: saving user %d: %w", id, err)
-	}
-	l.dir.putUser(u)
-	return nil
+	return l.saveUser(ctx, id, func(old *userEntry) (User, error) {
+		if old == nil {
+			return User{}, fmt.Errorf("accounting: user %d: %w", id, ErrNotFound)
+		}
+		u := old.User
+		u.Passkey = passkey
+		return u, nil
+	})
 }
 
 // PutTorrent registers a torrent or changes its factors (at most

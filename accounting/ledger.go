@@ -378,15 +378,9 @@ func (l *Ledger) append(ctx context.Context, r *Record) (uint64, error) {
 			l.mu.Unlock()
 			return 0, ErrBacklogFull
 		}
-		ch := l.waitCh()
-		l.mu.Unlock()
-		l.flushNow()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return 0, fmt.Errorf("accounting: waiting for room in the buffer: %w", ctx.Err())
+		if err := l.wait(ctx, "waiting for room in the buffer"); err != nil {
+			return 0, err
 		}
-		l.mu.Lock()
 	}
 	if l.closed {
 		l.mu.Unlock()
@@ -433,8 +427,8 @@ func (l *Ledger) flushNow() {
 
 // waitSafe waits until record seq is applied or spooled.
 func (l *Ledger) waitSafe(ctx context.Context, seq uint64) error {
+	l.mu.Lock()
 	for {
-		l.mu.Lock()
 		switch {
 		case l.safe >= seq:
 			l.mu.Unlock()
@@ -444,13 +438,8 @@ func (l *Ledger) waitSafe(ctx context.Context, seq uint64) error {
 			return ErrNotDurable
 		}
 		l.waitFor = max(l.waitFor, seq)
-		ch := l.waitCh()
-		l.mu.Unlock()
-		l.flushNow()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("accounting: waiting for the announce to be durable: %w", ctx.Err())
+		if err := l.wait(ctx, "waiting for the announce to be durable"); err != nil {
+			return err
 		}
 	}
 }
@@ -463,25 +452,33 @@ func (l *Ledger) Flush(ctx context.Context) error {
 	l.mu.Lock()
 	target := l.seq
 	l.flushTo = max(l.flushTo, target)
-	l.mu.Unlock()
-	for {
-		l.mu.Lock()
-		if l.applied >= target {
-			l.mu.Unlock()
-			return nil
-		}
+	for l.applied < target {
 		if l.closed {
 			l.mu.Unlock()
 			return ErrClosed
 		}
-		ch := l.waitCh()
-		l.mu.Unlock()
-		l.flushNow()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("accounting: flushing: %w", ctx.Err())
+		if err := l.wait(ctx, "flushing"); err != nil {
+			return err
 		}
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+// wait, called with l.mu held, asks for a flush and waits for the next
+// change waiters look for (records made safe or applied, room made, a
+// failure). It returns with l.mu held again, or, when ctx ends first,
+// without it and with an error that names what was awaited.
+func (l *Ledger) wait(ctx context.Context, what string) error {
+	ch := l.waitCh()
+	l.mu.Unlock()
+	l.flushNow()
+	select {
+	case <-ch:
+		l.mu.Lock()
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("accounting: %s: %w", what, ctx.Err())
 	}
 }
 
