@@ -453,3 +453,18 @@ func TestLedgerAccountAllocs(t *testing.T) {
 		t.Errorf("an announce through the Ledger: %v allocations; want 0", allocs)
 	}
 }
+
+func TestRulesFor(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  tracker.Config
+		want accounting.Rules
+	}{
+		{tracker.Config{}, accounting.Rules{PeerTTL: 48 * time.Minute, SeedGap: 49*time.Minute + 30*time.Second}},
+		{tracker.Config{AnnounceInterval: 10 * time.Minute, IntervalJitter: tracker.Disabled, MinAnnounceInterval: time.Minute}, accounting.Rules{PeerTTL: 11 * time.Minute, SeedGap: 15 * time.Minute}},
+		{tracker.Config{Memory: tracker.MemoryConfig{PeerTTL: time.Hour}}, accounting.Rules{PeerTTL: time.Hour, SeedGap: 49*time.Minute + 30*time.Second}},
+	} {
+		if got := accounting.RulesFor(tc.cfg); got != tc.want {
+			t.Errorf("RulesFor(%+v) = %+v; want %+v", tc.cfg, got, tc.want)
+		}
+	}
+}

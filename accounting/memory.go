@@ -219,10 +219,18 @@ func (m *memBackend) Changes(ctx context.Context, since uint64) ([]User, []Torre
 	return users, torrents, m.version, nil
 }
 
-// active reports whether baseline b is a peer's that has not stopped and
-// announced within the peer TTL.
-func (m *memBackend) active(b Baseline, now time.Time) bool {
-	return !b.Stopped && (m.rules.PeerTTL <= 0 || now.Sub(time.Unix(0, b.Time)) <= m.rules.PeerTTL)
+// count adds row's active peers, those that have not stopped and
+// announced within the peer TTL, to seeding and leeching.
+func (m *memBackend) count(row *memRow, now time.Time, seeding, leeching *int64) {
+	for _, p := range row.peers {
+		switch {
+		case p.b.Stopped || m.rules.PeerTTL > 0 && now.Sub(time.Unix(0, p.b.Time)) > m.rules.PeerTTL:
+		case p.b.Left == 0:
+			*seeding++
+		default:
+			*leeching++
+		}
+	}
 }
 
 func (m *memBackend) User(ctx context.Context, id uint64) (UserTotals, error) {
@@ -237,15 +245,7 @@ func (m *memBackend) User(ctx context.Context, id uint64) (UserTotals, error) {
 	tot := u.totals
 	now := time.Now()
 	for _, row := range u.rows {
-		for _, p := range row.peers {
-			switch {
-			case !m.active(p.b, now):
-			case p.b.Left == 0:
-				tot.Seeding++
-			default:
-				tot.Leeching++
-			}
-		}
+		m.count(row, now, &tot.Seeding, &tot.Leeching)
 	}
 	return tot, nil
 }
@@ -263,9 +263,9 @@ func (m *memBackend) UserTorrents(ctx context.Context, id uint64) ([]History, er
 	rows := make([]History, 0, len(u.rows))
 	for _, row := range u.rows {
 		h := row.History
-		for _, p := range row.peers {
-			h.Active = h.Active || m.active(p.b, now)
-		}
+		var seeding, leeching int64
+		m.count(row, now, &seeding, &leeching)
+		h.Active = seeding+leeching > 0
 		rows = append(rows, h)
 	}
 	slices.SortFunc(rows, func(a, b History) int { return a.FirstSeen.Compare(b.FirstSeen) })
@@ -284,18 +284,8 @@ func (m *memBackend) Torrent(ctx context.Context, h tracker.InfoHash) (TorrentTo
 	tot := t.totals
 	now := time.Now()
 	for _, u := range m.users {
-		row := u.rows[h]
-		if row == nil {
-			continue
-		}
-		for _, p := range row.peers {
-			switch {
-			case !m.active(p.b, now):
-			case p.b.Left == 0:
-				tot.Seeders++
-			default:
-				tot.Leechers++
-			}
+		if row := u.rows[h]; row != nil {
+			m.count(row, now, &tot.Seeders, &tot.Leechers)
 		}
 	}
 	return tot, nil
