@@ -4,5 +4,5 @@ package tracker
 // tracker_test), which may import packages that import this one.
 var (
 	BenchPeer = benchPeer
-	CPUTime   = httpCPUTime
+	CPUTime   = processCPU
 )
