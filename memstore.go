@@ -38,6 +38,19 @@ type MemoryConfig struct {
 	// it fail with ErrTooManyPeers. If zero, 50,000,000 (about 2 GB);
 	// [Disabled] (any negative value) sets no bound.
 	MaxPeers int
+	// MaxPeersPerSwarmAddr bounds the peers of one address (one /64 for
+	// IPv6) in one swarm: past it, an announce that would add a peer is
+	// answered, with peers, but its peer is not added, so that an address
+	// cannot fill a swarm's replies with peers made up for the purpose. If
+	// zero, 32; [Disabled] (any negative value) sets no bound.
+	MaxPeersPerSwarmAddr int
+	// MaxPeersPerAddr bounds likewise the peers of one address over all
+	// swarms: a seedbox may hold tens of thousands, a flood of made-up
+	// peers from one address is stopped there. Addresses are counted in a
+	// table of 65,536 counters by a keyed hash of the address, so two
+	// large holders that share a counter share the bound. If zero,
+	// 50,000; [Disabled] (any negative value) sets no bound.
+	MaxPeersPerAddr int
 	// MaxSwarms bounds the swarms held; announces that would add a swarm past
 	// it fail with ErrTooManySwarms. If zero, 10,000,000; [Disabled] (any
 	// negative value) sets no bound.
@@ -93,6 +106,13 @@ type MemoryStore struct {
 	swarmTTL  uint32 // swarm TTL in ticks
 	maxPeers  int64
 	maxSwarms int64
+	// maxSwarmAddr and maxAddr bound the peers of one address in a swarm
+	// and in the store (-1: no bound); perAddr counts the latter, nil
+	// without a bound.
+	maxSwarmAddr int
+	maxAddr      int
+	perAddr      *addrCounter
+	bounded      bool // either bound is set
 	// maxClass is the largest size class of a block: past it, a family
 	// moves to the tree, and back to a block at toBlockAt peers.
 	maxClass  int
@@ -372,6 +392,7 @@ type shard struct {
 	free               []uint32   // ids of free slots in swarms
 	v4                 family[slot4, peer4]
 	v6                 family[slot6, peer6]
+	treeAddrs          treeAddrs
 	_                  [64]byte // keep neighbouring shards' locks apart
 }
 
@@ -410,14 +431,16 @@ func newMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 		// One tick more than the TTL, rounded up: the clock announces read
 		// lags by up to a second and a tick, and a peer must be kept at
 		// least PeerTTL.
-		ttl:       uint32((cfg.PeerTTL+tick-1)/tick) + 1,
-		genTicks:  uint32((cfg.PeerTTL+tick-1)/tick+8) / 8,
-		swarmTTL:  uint32(min(cfg.SwarmTTL/tick, 1<<31)),
-		maxPeers:  bound(cfg.MaxPeers, 50_000_000),
-		maxSwarms: bound(cfg.MaxSwarms, 10_000_000),
-		maxClass:  len(blockCaps) - 1,
-		toBlockAt: uint32(blockCaps[len(blockCaps)-1] / 4),
-		stop:      make(chan struct{}),
+		ttl:          uint32((cfg.PeerTTL+tick-1)/tick) + 1,
+		genTicks:     uint32((cfg.PeerTTL+tick-1)/tick+8) / 8,
+		swarmTTL:     uint32(min(cfg.SwarmTTL/tick, 1<<31)),
+		maxPeers:     bound(cfg.MaxPeers, 50_000_000),
+		maxSwarmAddr: int(bound(cfg.MaxPeersPerSwarmAddr, 32)),
+		maxAddr:      int(bound(cfg.MaxPeersPerAddr, 50_000)),
+		maxSwarms:    bound(cfg.MaxSwarms, 10_000_000),
+		maxClass:     len(blockCaps) - 1,
+		toBlockAt:    uint32(blockCaps[len(blockCaps)-1] / 4),
+		stop:         make(chan struct{}),
 	}
 	n := cfg.Shards
 	if n == 0 {
@@ -431,6 +454,10 @@ func newMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 		sh.v4 = newFamily[slot4](func(a, b peer4) bool { return a.key < b.key })
 		sh.v6 = newFamily[slot6](func(a, b peer6) bool { return a.key < b.key })
 	}
+	if s.maxAddr >= 0 {
+		s.perAddr = newAddrCounter()
+	}
+	s.bounded = s.maxAddr >= 0 || s.maxSwarmAddr >= 0
 	s.advance(s.start)
 	// A store dropped without Close gives its chunks back once collected.
 	runtime.AddCleanup(s, func(shards []shard) {

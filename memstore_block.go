@@ -67,7 +67,7 @@ func announceBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[
 			countStop(w, old, oldClass != class, class)
 			removeSlot(blk, nl, ns, oldClass, at)
 			uncountPeer(sh, f, fam, w, id, oldClass, 0, old)
-			s.npeers.Add(-1)
+			s.peerLeft(ap.Addr())
 			f.shrink(&sh.swarms, w, fam, s.maxClass)
 		}
 		return nil
@@ -95,19 +95,22 @@ func announceBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[
 		countPeer(sh, f, fam, w, id, class, 0, meta)
 	case s.maxPeers >= 0 && s.npeers.Load() >= s.maxPeers:
 		return ErrTooManyPeers
+	case s.bounded && s.full(ap.Addr(), blockAddrPeers(blk, nl, ns, ap.Addr())):
+		// The address holds its share: the announce is answered, its
+		// peer not added.
 	default:
 		c := int(w.blk[fam]) - 1
 		if c == s.maxClass && nl+ns == blockCaps[c] {
 			// Full: the family moves to the tree, and so does this
 			// announce.
-			f.toTree(s, &sh.swarms, w, fam, id)
+			f.toTree(s, sh, w, fam, id)
 			return announceTree(s, sh, f, fam, w, id, ident, ap, req, resp, now)
 		}
 		if c < 0 || nl+ns == blockCaps[c] {
 			f.move(&sh.swarms, w, fam, c+1)
 			blk = f.block(w, fam)
 		}
-		s.npeers.Add(1)
+		s.peerJoined(ap.Addr())
 		meta = joined(w, meta, class, completed)
 		self = insertSlot(blk, nl, ns, class, zero.made(ap, ident, meta))
 		countPeer(sh, f, fam, w, id, class, 0, meta)
@@ -308,7 +311,8 @@ func classFor(n uint32) int {
 
 // toTree moves a family's peers from its block into the shard's tree, with
 // the bucket counts of its large classes.
-func (f *family[S, P]) toTree(s *MemoryStore, swarms *swarmTable, w *swarm, fam addrFamily, id uint32) {
+func (f *family[S, P]) toTree(s *MemoryStore, sh *shard, w *swarm, fam addrFamily, id uint32) {
+	swarms := &sh.swarms
 	var zero P
 	blk := f.block(w, fam)
 	nl, ns := int(w.n[fam][leech]), int(w.n[fam][seed])
@@ -317,6 +321,7 @@ func (f *family[S, P]) toTree(s *MemoryStore, swarms *swarmTable, w *swarm, fam 
 			ap := r.addrPort()
 			key := classBase(id, class) | s.treeHid(ap, r.recID())
 			f.tree.ReplaceOrInsert(zero.with(key, ap, r.recMeta()))
+			sh.treeAddrs.add(s, sh, id, fam, ap.Addr(), 1)
 		}
 	}
 	f.move(swarms, w, fam, -1)
@@ -331,7 +336,8 @@ func (f *family[S, P]) toTree(s *MemoryStore, swarms *swarmTable, w *swarm, fam 
 
 // toBlock moves a family's peers from the tree into a block once few are
 // left.
-func (f *family[S, P]) toBlock(s *MemoryStore, swarms *swarmTable, w *swarm, fam addrFamily, id uint32) {
+func (f *family[S, P]) toBlock(s *MemoryStore, sh *shard, w *swarm, fam addrFamily, id uint32) {
+	swarms := &sh.swarms
 	n := w.n[fam][leech] + w.n[fam][seed]
 	if w.blk[fam] != inTree || n > s.toBlockAt {
 		return
@@ -355,6 +361,7 @@ func (f *family[S, P]) toBlock(s *MemoryStore, swarms *swarmTable, w *swarm, fam
 	l, r := 0, len(blk)-ns
 	for _, p := range f.moving {
 		f.tree.Delete(p)
+		sh.treeAddrs.add(s, sh, id, fam, p.addrPort().Addr(), -1)
 		rec := slot.made(p.addrPort(), uint8(p.recKey()), p.recMeta())
 		if p.recKey()&seedBit == 0 {
 			blk[l] = rec

@@ -89,6 +89,7 @@ func (s *MemoryStore) sweep(sh *shard) {
 			// Give back the room of blocks freed since the swarms shrank.
 			sh.v4.slab.compactIfFree(&sh.swarms, inet4, 32)
 			sh.v6.slab.compactIfFree(&sh.swarms, inet6, 32)
+			sh.treeAddrs.shrink(s, sh)
 		}
 		sh.mu.Unlock()
 		if done {
@@ -116,6 +117,7 @@ func sweepBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S, 
 	for i := range nl {
 		if m := blk[i].recMeta(); s.stale(m, now) {
 			uncountPeer(sh, f, fam, w, id, leech, 0, m)
+			s.peerLeft(blk[i].addrPort().Addr())
 			removed++
 			continue
 		}
@@ -126,6 +128,7 @@ func sweepBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S, 
 	for i := len(blk) - 1; i >= len(blk)-ns; i-- {
 		if m := blk[i].recMeta(); s.stale(m, now) {
 			uncountPeer(sh, f, fam, w, id, seed, 0, m)
+			s.peerLeft(blk[i].addrPort().Addr())
 			removed++
 			continue
 		}
@@ -133,7 +136,6 @@ func sweepBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S, 
 		blk[k] = blk[i]
 	}
 	if removed > 0 {
-		s.npeers.Add(-int64(removed))
 		f.shrink(&sh.swarms, w, fam, s.maxClass)
 	}
 	return nl + ns
@@ -162,13 +164,14 @@ func sweepFamily[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S,
 			id := swarmOf(p.recKey())
 			f.tree.Delete(p)
 			uncountPeer(sh, f, fam, sh.swarms.at(id), id, peerClass(p.recKey()>>hidBits&1), p.recKey()&hidMask, p.recMeta())
-			s.npeers.Add(-1)
+			s.peerLeft(p.addrPort().Addr())
+			sh.treeAddrs.add(s, sh, id, fam, p.addrPort().Addr(), -1)
 		}
 		// Only once the whole batch is out of the tree: a swarm's records
 		// still in the batch must not move to its block.
 		for _, p := range f.scratch {
 			id := swarmOf(p.recKey())
-			f.toBlock(s, &sh.swarms, sh.swarms.at(id), fam, id)
+			f.toBlock(s, sh, sh.swarms.at(id), fam, id)
 		}
 		sh.mu.Unlock()
 		if !more {

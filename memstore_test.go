@@ -217,7 +217,8 @@ func (s *byteSource) IntN(n int) int {
 // past which a family moves to the tree. Now and then it sweeps (nothing is stale:
 // time stands still), which compacts slabs.
 func runModel(t *testing.T, swarms, ids, blockLimit, steps int, r interface{ IntN(int) int }) {
-	s := newStoreAt(t, MemoryConfig{Shards: 2})
+	// The IPv6 peers share a /64: no bound per address.
+	s := newStoreAt(t, MemoryConfig{Shards: 2, MaxPeersPerSwarmAddr: Disabled, MaxPeersPerAddr: 1 << 20})
 	if blockLimit > 0 {
 		s = s.blockLimit(blockLimit)
 	}
@@ -323,8 +324,27 @@ func runModel(t *testing.T, swarms, ids, blockLimit, steps int, r interface{ Int
 // class with bucket counts recounts to them.
 func checkStore(t *testing.T, s *MemoryStore) {
 	t.Helper()
+	if s.perAddr != nil {
+		sum := 0
+		for i := range s.perAddr.n {
+			sum += int(s.perAddr.n[i].Load())
+		}
+		if sum != int(s.npeers.Load()) {
+			t.Fatalf("the counters by address add up to %d peers; the store holds %d", sum, s.npeers.Load())
+		}
+	}
 	for i := range s.shards {
 		sh := &s.shards[i]
+		if ta := &sh.treeAddrs; ta.n != nil {
+			want := treeAddrs{n: make([]uint8, len(ta.n)), peers: ta.peers}
+			countTree(s, &want, &sh.v4, inet4)
+			countTree(s, &want, &sh.v6, inet6)
+			for j := range want.n {
+				if ta.n[j] != want.n[j] && ta.n[j] != 255 {
+					t.Fatalf("shard %d: tree counter %d of an address is %d; the trees hold %d", i, j, ta.n[j], want.n[j])
+				}
+			}
+		}
 		checkFamilyPlaces(t, s, sh, &sh.v4, inet4)
 		checkFamilyPlaces(t, s, sh, &sh.v6, inet6)
 		checkFamilySamplers(t, sh, &sh.v4, inet4)

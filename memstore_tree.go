@@ -28,8 +28,9 @@ func announceTree[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S
 		if ok {
 			countStop(w, old.recMeta(), oldClass != class, class)
 			uncountPeer(sh, f, fam, w, id, oldClass, hid, old.recMeta())
-			s.npeers.Add(-1)
-			f.toBlock(s, &sh.swarms, w, fam, id)
+			s.peerLeft(ap.Addr())
+			sh.treeAddrs.add(s, sh, id, fam, ap.Addr(), -1)
+			f.toBlock(s, sh, w, fam, id)
 		}
 		return nil
 	}
@@ -51,8 +52,14 @@ func announceTree[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S
 		case s.maxPeers >= 0 && s.npeers.Load() >= s.maxPeers:
 			f.tree.Delete(rec)
 			return ErrTooManyPeers
+		case s.bounded && s.full(ap.Addr(), sh.treeAddrs.count(s, id, fam, ap.Addr())):
+			// The address holds its share: the announce is answered,
+			// its peer not added.
+			f.tree.Delete(rec)
+			return sampleTree(f, fam, w, id, class, key, req.NumWant, resp)
 		default:
-			s.npeers.Add(1)
+			s.peerJoined(ap.Addr())
+			sh.treeAddrs.add(s, sh, id, fam, ap.Addr(), 1)
 			meta = joined(w, meta, class, completed)
 		}
 		if st := rec.withMeta(meta); st != rec {
