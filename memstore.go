@@ -390,6 +390,7 @@ type shard struct {
 	index              swarmIndex
 	swarms             swarmTable // by id
 	free               []uint32   // ids of free slots in swarms
+	idle               []uint32   // ids of swarms found with no peers but snatches: the first to go
 	v4                 family[slot4, peer4]
 	v6                 family[slot6, peer6]
 	treeAddrs          treeAddrs
@@ -604,7 +605,7 @@ func announceIn[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S, 
 }
 
 func (s *MemoryStore) addSwarm(sh *shard, h InfoHash, hv uint64, now uint32) (uint32, error) {
-	if s.maxSwarms >= 0 && s.nswarms.Load() >= s.maxSwarms {
+	if s.maxSwarms >= 0 && s.nswarms.Load() >= s.maxSwarms && !s.evictIdle(sh) {
 		return 0, ErrTooManySwarms
 	}
 	var id uint32

@@ -138,3 +138,24 @@ func (t *swarmTable) giveBack() {
 	}
 	*t = swarmTable{}
 }
+
+// rename moves the entry of id, stored under hv, to to.
+func (x *swarmIndex) rename(id, to uint32, hv uint64) {
+	mask := len(x.slots) - 1
+	i := slotOf(hv, mask)
+	for x.slots[i]&idMask != id+1 {
+		i = (i + 1) & mask
+	}
+	x.slots[i] = tagOf(hv)<<idBits | (to + 1)
+}
+
+// truncate drops the swarms from n on, and the pages they leave empty.
+func (t *swarmTable) truncate(n int) {
+	pages := (n + swarmPageLen - 1) / swarmPageLen
+	for _, p := range t.pages[pages:] {
+		freeChunk(p)
+	}
+	clear(t.pages[pages:])
+	t.pages = t.pages[:pages]
+	t.n = n
+}

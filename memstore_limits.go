@@ -180,3 +180,42 @@ func firstOf(a netip.Addr) netip.Addr {
 	}
 	return netip.PrefixFrom(a, 64).Masked().Addr()
 }
+
+// evictIdle makes room for a swarm when the store holds as many as it may:
+// it drops a swarm that holds nothing but a snatch count, from sh (whose
+// lock the caller holds) or, failing that, from another shard whose lock is
+// free. It reports whether it dropped one. A new torrent is never refused
+// for swarms that only remember their downloads.
+func (s *MemoryStore) evictIdle(sh *shard) bool {
+	if s.dropIdle(sh) {
+		return true
+	}
+	for i := range s.shards {
+		o := &s.shards[i]
+		if o == sh || len(o.idle) == 0 || !o.mu.TryLock() {
+			continue
+		}
+		ok := s.dropIdle(o)
+		o.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// dropIdle drops the most recently listed swarm of sh that still holds
+// no peer, if any, under sh's lock.
+func (s *MemoryStore) dropIdle(sh *shard) bool {
+	for n := len(sh.idle); n > 0; n = len(sh.idle) {
+		id := sh.idle[n-1]
+		sh.idle = sh.idle[:n-1]
+		if int(id) < sh.swarms.len() {
+			if w := sh.swarms.at(id); w.seen != 0 && w.peers() == 0 {
+				s.dropSwarm(sh, id)
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -93,3 +93,75 @@ func TestAddressBoundOverall(t *testing.T) {
 		t.Errorf("after its peers expired, the address could not add one")
 	}
 }
+
+// TestIdleSwarmsGoFirst: with the store full of swarms that hold only a
+// snatch count (one completed announce per made-up torrent, its peer long
+// gone), a new torrent is served, at the cost of one of them.
+func TestIdleSwarmsGoFirst(t *testing.T) {
+	s := newStoreAt(t, MemoryConfig{MaxSwarms: 100, PeerTTL: time.Minute, Shards: 4})
+	for n := range 100 {
+		s.announceAt(0, testPeer(hashN(n), n, 0, EventCompleted))
+	}
+	if err := s.announce(1, testPeer(hashN(500), 500, 1, EventStarted), &AnnounceResponse{}); err != ErrTooManySwarms {
+		t.Fatalf("a new torrent while every swarm has a peer: %v; want ErrTooManySwarms", err)
+	}
+	s.sweepAt(3 * time.Minute) // the peers expire; the snatch counts stay
+	if c := s.counts(); c.Swarms != 100 || c.Peers != 0 {
+		t.Fatalf("after the sweep: %d swarms, %d peers; want 100, 0", c.Swarms, c.Peers)
+	}
+	for n := range 50 {
+		resp := s.announceAt(3*time.Minute, testPeer(hashN(1000+n), 1000+n, 1, EventStarted))
+		if resp.Outcome&OutcomeJoined == 0 {
+			t.Fatalf("new torrent %d not served", n)
+		}
+	}
+	if c := s.counts(); c.Swarms != 100 || c.Peers != 50 {
+		t.Errorf("after 50 new torrents: %d swarms, %d peers; want 100, 50", c.Swarms, c.Peers)
+	}
+	checkStore(t, s.MemoryStore)
+}
+
+// TestSwarmTableShrinks: after a flood of torrents that come and go, the
+// swarm table gives its room back over a few sweeps, and the swarms left,
+// moved to new places, in blocks and in the tree, keep their peers.
+func TestSwarmTableShrinks(t *testing.T) {
+	s := newStoreAt(t, MemoryConfig{Shards: 1, PeerTTL: time.Minute, MaxPeersPerSwarmAddr: Disabled}).blockLimit(16)
+	sh := &s.shards[0]
+	const flood = 20_000
+	keep := map[int]int{} // swarm -> peers
+	for n := range flood {
+		peers := 1
+		if n%997 == 0 {
+			peers = 40 // in the tree
+			keep[n] = peers
+		} else if n%101 == 0 {
+			peers = 3
+			keep[n] = peers
+		}
+		for i := range peers {
+			s.announceAt(0, testPeer(hashN(n), i, 1, EventStarted))
+		}
+	}
+	before := sh.swarms.len()
+	// The others' peers go quiet and expire; the kept ones announce.
+	for n, peers := range keep {
+		for i := range peers {
+			s.announceAt(2*time.Minute, testPeer(hashN(n), i, 1, EventNone))
+		}
+	}
+	for sweep := range 50 {
+		s.sweepAt(2*time.Minute + time.Duration(sweep)*time.Second)
+	}
+	if after := sh.swarms.len(); after > 2*len(keep)+2*swarmPageLen || after >= before {
+		t.Errorf("swarm table of %d (%d before) for %d swarms", after, before, len(keep))
+	}
+	checkStore(t, s.MemoryStore)
+	for n, peers := range keep {
+		req := testPeer(hashN(n), 10_000, 1, EventStarted)
+		req.NumWant = 100
+		if resp := s.announceAt(2*time.Minute+50*time.Second, req); len(resp.Peers) != peers || resp.Incomplete != peers+1 {
+			t.Fatalf("swarm %d: %d peers, %d leechers after the table shrank; want %d and %d", n, len(resp.Peers), resp.Incomplete, peers, peers+1)
+		}
+	}
+	checkStore(t, s.MemoryStore)
+}
