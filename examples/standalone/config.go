@@ -31,6 +31,8 @@ type config struct {
 	rateLimit      float64 // requests per second per address; 0: none
 	fullScrape     bool
 	trustedProxies []netip.Prefix
+	clientIPHeader string // the header trusted proxies set
+	allowPrivate   bool   // private and loopback peer addresses from proxies
 	connIDKey      []byte // nil: random
 	connIDKeyFrom  string // where connIDKey came from, for the log
 	trackerID      string
@@ -145,8 +147,15 @@ func newFlags(c *config) *flags {
 		"refused; 0 for no limit")
 	fs.BoolVar(&c.fullScrape, "full-scrape", false, "answer an HTTP scrape that names no info_hash with every swarm (built at\n"+
 		"most once a minute)")
-	fs.Var(&f.proxies, "trusted-proxy", "believe X-Forwarded-For and X-Real-IP from reverse proxies in `CIDR` (or at\n"+
-		"a single address); repeatable")
+	fs.Var(&f.proxies, "trusted-proxy", "believe the -client-ip-header of reverse proxies in `CIDR` (or at a single\n"+
+		"address); repeatable")
+	fs.StringVar(&c.clientIPHeader, "client-ip-header", "X-Forwarded-For", "the one `HEADER` the trusted proxies set to the client's address:\n"+
+		"X-Forwarded-For (the right-most address no trusted proxy holds), or a\n"+
+		"header holding one address such as X-Real-IP; name the header the proxy\n"+
+		"writes, not one it passes on from clients")
+	fs.BoolVar(&c.allowPrivate, "allow-private-addrs", false, "accept private and loopback peer addresses from trusted proxies (a\n"+
+		"tracker on a LAN); others are refused, as are multicast, broadcast and\n"+
+		"link-local ones always")
 
 	fs.StringVar(&c.logFormat, "log-format", "text", "log as `FORMAT`: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log at `LEVEL` and above: debug, info, warn or error")
@@ -156,7 +165,7 @@ func newFlags(c *config) *flags {
 	f.groups = []flagGroup{
 		{"Listeners", []string{"http", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
-		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "full-scrape", "trusted-proxy"}},
+		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "full-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
 		{"Operations", []string{"log-format", "log-level", "shutdown-timeout"}},
 	}
 	return f
@@ -256,6 +265,9 @@ func (f *flags) check(c *config) error {
 			return usagef("%s %q: want an address or a CIDR prefix such as 10.0.0.0/8", f.src("trusted-proxy"), s)
 		}
 		c.trustedProxies = append(c.trustedProxies, p)
+	}
+	if c.clientIPHeader == "" || strings.ContainsAny(c.clientIPHeader, " :\t\r\n") {
+		return usagef("%s %q: want a header name such as X-Forwarded-For or X-Real-IP", f.src("client-ip-header"), c.clientIPHeader)
 	}
 
 	switch c.logFormat {

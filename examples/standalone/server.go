@@ -148,10 +148,12 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 
 	if len(cfg.httpAddrs) > 0 {
 		h, err := s.t.NewHTTPHandler(tracker.HTTPConfig{
-			TrustedProxies: cfg.trustedProxies,
-			TrackerID:      cfg.trackerID,
-			FullScrape:     cfg.fullScrape,
-			Logger:         log,
+			TrustedProxies:    cfg.trustedProxies,
+			ClientIPHeader:    cfg.clientIPHeader,
+			AllowPrivateAddrs: cfg.allowPrivate,
+			TrackerID:         cfg.trackerID,
+			FullScrape:        cfg.fullScrape,
+			Logger:            log,
 		})
 		if err != nil {
 			return nil, err
@@ -298,6 +300,8 @@ func (s *server) logStart() {
 		"rate_limit", cfg.rateLimit,
 		"full_scrape", cfg.fullScrape,
 		"trusted_proxies", proxies,
+		"client_ip_header", cfg.clientIPHeader,
+		"allow_private_addrs", cfg.allowPrivate,
 		"conn_id_key", cfg.connIDKeyFrom,
 		"tracker_id", cfg.trackerID,
 		"shutdown_timeout", cfg.shutdownTimeout.String(),
