@@ -26,7 +26,9 @@ pinned to another core; the table gives medians over the rounds.
                       host:port to listen on for UDP and HTTP (the same
                       port: TCP and UDP are separate). It must be a single
                       command (the server's pid is measured), e.g. a built
-                      binary or a wrapper that ends with exec.
+                      binary or a wrapper that ends with exec. The load
+                      comes from one address: give the standalone server
+                      -rate-limit 0, or it refuses nearly all of it.
   -opentracker BIN    opentracker binary (default /usr/bin/opentracker)
   -rounds N           rounds (default 6)
   -duration S         measured seconds per mode (default 10)

@@ -29,6 +29,7 @@ type config struct {
 	interval       time.Duration
 	maxPeers       int     // 0: no bound
 	rateLimit      float64 // requests per second per address; 0: none
+	rateBurst      int     // requests at once per address
 	fullScrape     bool
 	trustedProxies []netip.Prefix
 	clientIPHeader string // the header trusted proxies set
@@ -41,6 +42,13 @@ type config struct {
 	logFormat       string // "text" or "json"
 	logLevel        slog.Level
 }
+
+// The default per-address rate limit: no legitimate client comes near it,
+// a flood from one address meets it within a fraction of a second.
+const (
+	defaultRateLimit = 50
+	defaultRateBurst = 500
+)
 
 // envPrefix starts the name of every environment variable the server reads.
 const envPrefix = "ANNUAIRE_"
@@ -142,9 +150,15 @@ func newFlags(c *config) *flags {
 		"up to a tenth more is added at random, so that clients spread out")
 	fs.IntVar(&f.maxPeers, "max-peers", 50_000_000, "most peers held in memory (the default needs about 2 GB); past `N`, new\n"+
 		"peers are refused with \"tracker is full\"; 0 for no bound")
-	fs.Float64Var(&c.rateLimit, "rate-limit", 0, "most announces and scrapes per second (`N` may be a fraction) from one\n"+
-		"address, or one /64 for IPv6, after a burst of 10; requests over it are\n"+
-		"refused; 0 for no limit")
+	fs.Float64Var(&c.rateLimit, "rate-limit", defaultRateLimit, "most announces and scrapes per second (`N` may be a fraction) from one\n"+
+		"address, or one /64 for IPv6, once -rate-burst is spent; requests over\n"+
+		"it are refused at once with \"retry in\" 1 minute; 0 for no limit. A client\n"+
+		"announces each torrent every -interval: a seedbox with 10,000 torrents\n"+
+		"makes about 6 announces and 6 scrapes a second, and a CGNAT address\n"+
+		"shared by 300 users with 100 torrents each about 35")
+	fs.IntVar(&c.rateBurst, "rate-burst", defaultRateBurst, "requests from one address allowed at once, on top of -rate-limit: `N`\n"+
+		"announces of a client starting its torrents pass at once, a flood is\n"+
+		"refused after them (500 at 10,000 requests a second: within 50 ms)")
 	fs.BoolVar(&c.fullScrape, "full-scrape", false, "answer an HTTP scrape that names no info_hash with every swarm (built at\n"+
 		"most once a minute)")
 	fs.Var(&f.proxies, "trusted-proxy", "believe the -client-ip-header of reverse proxies in `CIDR` (or at a single\n"+
@@ -165,7 +179,7 @@ func newFlags(c *config) *flags {
 	f.groups = []flagGroup{
 		{"Listeners", []string{"http", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
-		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "full-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
+		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "rate-burst", "full-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
 		{"Operations", []string{"log-format", "log-level", "shutdown-timeout"}},
 	}
 	return f
@@ -254,6 +268,8 @@ func (f *flags) check(c *config) error {
 		return usagef("%s %d is negative (0 means no bound)", f.src("max-peers"), f.maxPeers)
 	case c.rateLimit < 0 || math.IsNaN(c.rateLimit) || math.IsInf(c.rateLimit, 0):
 		return usagef("%s %v: want a number of requests per second, 0 for no limit", f.src("rate-limit"), c.rateLimit)
+	case c.rateBurst < 1:
+		return usagef("%s %d: want at least 1", f.src("rate-burst"), c.rateBurst)
 	case c.shutdownTimeout <= 0:
 		return usagef("%s %v: want a positive duration", f.src("shutdown-timeout"), c.shutdownTimeout)
 	}

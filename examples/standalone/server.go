@@ -109,7 +109,7 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 	tc := tracker.Config{
 		AnnounceInterval: cfg.interval,
 		Memory:           tracker.MemoryConfig{MaxPeers: cfg.maxPeers},
-		RateLimit:        tracker.RateLimitConfig{PerIP: cfg.rateLimit},
+		RateLimit:        tracker.RateLimitConfig{PerIP: cfg.rateLimit, IPBurst: cfg.rateBurst},
 		Logger:           log,
 	}
 	if cfg.maxPeers == 0 {
@@ -298,6 +298,7 @@ func (s *server) logStart() {
 		"interval", cfg.interval.String(),
 		"max_peers", cfg.maxPeers,
 		"rate_limit", cfg.rateLimit,
+		"rate_burst", cfg.rateBurst,
 		"full_scrape", cfg.fullScrape,
 		"trusted_proxies", proxies,
 		"client_ip_header", cfg.clientIPHeader,
