@@ -150,8 +150,9 @@ func (p *proc) addr(protocol string) string {
 }
 
 // loopback is how every test starts the program, on port 0 of each
-// protocol, logging JSON.
-var loopback = []string{"-http", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-log-format", "json"}
+// protocol, logging JSON, and shutting down without a grace period (the
+// tests that need one give it).
+var loopback = []string{"-http", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-log-format", "json", "-shutdown-grace", "0"}
 
 func TestBinaryIsStatic(t *testing.T) {
 	if runtime.GOOS != "linux" {

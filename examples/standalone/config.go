@@ -38,6 +38,7 @@ type config struct {
 	connIDKeyFrom  string // where connIDKey came from, for the log
 	trackerID      string
 
+	shutdownGrace   time.Duration // serving on, not ready, before shutting down
 	shutdownTimeout time.Duration
 	logFormat       string // "text" or "json"
 	logLevel        slog.Level
@@ -173,14 +174,17 @@ func newFlags(c *config) *flags {
 
 	fs.StringVar(&c.logFormat, "log-format", "text", "log as `FORMAT`: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log at `LEVEL` and above: debug, info, warn or error")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, the `DURATION` requests in flight have to finish\n"+
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 5*time.Second, "on SIGINT or SIGTERM, serve on for `DURATION` with /readyz answering 503,\n"+
+		"so that load balancers stop sending clients before the listeners close;\n"+
+		"longer than the balancer's readiness probe period; 0 to skip")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "after -shutdown-grace, the `DURATION` requests in flight have to finish\n"+
 		"before the server stops anyway")
 
 	f.groups = []flagGroup{
 		{"Listeners", []string{"http", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
 		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "rate-burst", "full-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
-		{"Operations", []string{"log-format", "log-level", "shutdown-timeout"}},
+		{"Operations", []string{"log-format", "log-level", "shutdown-grace", "shutdown-timeout"}},
 	}
 	return f
 }
@@ -270,6 +274,8 @@ func (f *flags) check(c *config) error {
 		return usagef("%s %v: want a number of requests per second, 0 for no limit", f.src("rate-limit"), c.rateLimit)
 	case c.rateBurst < 1:
 		return usagef("%s %d: want at least 1", f.src("rate-burst"), c.rateBurst)
+	case c.shutdownGrace < 0:
+		return usagef("%s %v is negative (0 skips the grace period)", f.src("shutdown-grace"), c.shutdownGrace)
 	case c.shutdownTimeout <= 0:
 		return usagef("%s %v: want a positive duration", f.src("shutdown-timeout"), c.shutdownTimeout)
 	}
@@ -402,10 +408,12 @@ Signals:
   SIGHUP           re-read -passkeys and -torrents, swapping each list whole
                    while requests go on; a file that cannot be read or parsed
                    is logged and its previous content stays in force
-  SIGINT, SIGTERM  shut down gracefully: /readyz turns 503, listeners close,
-                   requests in flight finish, then exit 0; past
-                   -shutdown-timeout, or on a second signal, stop at once
-                   and exit 1
+  SIGINT, SIGTERM  shut down gracefully: /readyz turns 503 and everything is
+                   served as before for -shutdown-grace; then the listeners
+                   close, every request received is answered, kept-alive
+                   connections close after their next reply (Connection:
+                   close), and the server exits 0; past -shutdown-timeout,
+                   or on a second signal, it stops at once and exits 1
 
 Exit status: 0 after a graceful shutdown or -h, 2 for a mistake in the flags
 or variables, 1 for any other failure (a file or an address that cannot be

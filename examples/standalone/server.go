@@ -74,6 +74,14 @@ type server struct {
 	metLn    net.Listener
 
 	ready atomic.Bool // what /readyz answers
+
+	// Draining the HTTP connections at shutdown: once draining is set,
+	// every reply says Connection: close. httpConns counts the open
+	// connections, lastRequest is when the last request came while
+	// draining (Unix nanoseconds).
+	draining    atomic.Bool
+	httpConns   atomic.Int64
+	lastRequest atomic.Int64
 }
 
 // list is a file of passkeys or info hashes, read at start and on SIGHUP.
@@ -159,6 +167,8 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 		s.http = tracker.NewHTTPServer(h)
+		s.http.Handler = s.drainable(h)
+		s.http.ConnState = s.countConns
 		for _, addr := range cfg.httpAddrs {
 			l, err := tracker.ListenTCP("tcp", addr)
 			if err != nil {
@@ -305,6 +315,7 @@ func (s *server) logStart() {
 		"allow_private_addrs", cfg.allowPrivate,
 		"conn_id_key", cfg.connIDKeyFrom,
 		"tracker_id", cfg.trackerID,
+		"shutdown_grace", cfg.shutdownGrace.String(),
 		"shutdown_timeout", cfg.shutdownTimeout.String(),
 		"log_level", cfg.logLevel.String(),
 		"gomaxprocs", runtime.GOMAXPROCS(0),
@@ -394,6 +405,68 @@ func (s *server) reload() {
 	}
 }
 
+// connectionClose is the header value that closes a connection after its
+// reply.
+var connectionClose = []string{"close"}
+
+// drainable returns h, made to close every connection after its reply
+// once the server drains.
+func (s *server) drainable(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			w.Header()["Connection"] = connectionClose
+			s.lastRequest.Store(time.Now().UnixNano())
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// countConns is the HTTP server's ConnState hook: it counts the open
+// connections.
+func (s *server) countConns(_ net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		s.httpConns.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.httpConns.Add(-1)
+	}
+}
+
+// drainQuiet is how long no request may come on the open connections
+// before those left are taken to be idle.
+const drainQuiet = 500 * time.Millisecond
+
+// drainHTTP shuts the HTTP server down without closing a connection under
+// a request its client may be sending. It closes the listeners first, so
+// that clients opening a connection are refused rather than reset in the
+// listen queue. Then every reply says Connection: close, so that clients
+// busy on a kept-alive connection get the answer to their next request
+// and open no other on it. Once no connection is left, or none has
+// carried a request for drainQuiet (or half the time allowed has passed),
+// net/http's Shutdown closes the idle connections left and waits for the
+// requests in progress.
+func (s *server) drainHTTP(ctx context.Context, timeout time.Duration) {
+	for _, l := range s.httpLns {
+		l.Close()
+	}
+	began := time.Now()
+	s.lastRequest.Store(began.UnixNano())
+	s.draining.Store(true)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.httpConns.Load() > 0 && time.Since(began) < timeout/2 &&
+		time.Since(time.Unix(0, s.lastRequest.Load())) < drainQuiet {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	s.http.Shutdown(ctx)
+}
+
 // errForced and errTimeout end a shutdown that did not finish the
 // requests in flight.
 var (
@@ -401,14 +474,17 @@ var (
 	errTimeout = errors.New("requests in flight did not finish within -shutdown-timeout: stopped anyway")
 )
 
-// shutdown stops the server: /readyz turns 503, the front-ends stop
-// accepting and finish the requests in flight, then the tracker closes and
-// the metrics listener last, so that /readyz tells the truth throughout.
-// Past -shutdown-timeout, or when another SIGINT or SIGTERM arrives, it
-// closes everything at once.
+// shutdown stops the server: /readyz turns 503 and, for the grace period,
+// everything is served as before, so that load balancers that poll
+// /readyz stop sending clients. Then the front-ends stop accepting and
+// finish the requests in flight (drainHTTP), the tracker closes and the
+// metrics listener last, so that /readyz tells the truth throughout. Past
+// -shutdown-timeout after the grace period, or when another SIGINT or
+// SIGTERM arrives, it closes everything at once.
 func (s *server) shutdown(signals <-chan os.Signal) error {
 	s.ready.Store(false)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
+	// Cancelled by a second signal.
+	signalled, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	var forced atomic.Bool
@@ -434,9 +510,20 @@ func (s *server) shutdown(signals <-chan os.Signal) error {
 	defer watcher.Wait()
 	defer close(stopWatching)
 
+	if g := s.cfg.shutdownGrace; g > 0 {
+		s.log.Info("not ready: serving on for the grace period", "grace", g.String())
+		t := time.NewTimer(g)
+		select {
+		case <-t.C:
+		case <-signalled.Done():
+		}
+		t.Stop()
+	}
+	ctx, cancelTimeout := context.WithTimeout(signalled, s.cfg.shutdownTimeout)
+	defer cancelTimeout()
 	var drain sync.WaitGroup
 	if s.http != nil {
-		drain.Go(func() { s.http.Shutdown(ctx) })
+		drain.Go(func() { s.drainHTTP(ctx, s.cfg.shutdownTimeout) })
 	}
 	if s.udp != nil {
 		drain.Go(func() { s.udp.Shutdown(ctx) })
