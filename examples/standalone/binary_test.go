@@ -86,9 +86,16 @@ func start(t *testing.T, env []string, args ...string) *proc {
 
 func startNoWait(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, log: newLogWatcher(), exited: make(chan struct{})}
-	p.cmd = exec.Command(programPath(t), args...)
-	p.cmd.Env = append([]string{}, env...) // nothing inherited
+	cmd := exec.Command(programPath(t), args...)
+	cmd.Env = append([]string{}, env...) // nothing inherited
+	return startCmd(t, cmd)
+}
+
+// startCmd starts cmd, the program or a command that runs it in its place
+// (exec), logging to the returned proc's watcher.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{t: t, log: newLogWatcher(), exited: make(chan struct{}), cmd: cmd}
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -31,6 +31,8 @@ type config struct {
 	rateLimit      float64 // requests per second per address; 0: none
 	rateBurst      int     // requests at once per address
 	fullScrape     bool
+	connsPerAddr   int // HTTP connections per client address; 0: no cap
+	maxConns       int // HTTP connections in all; 0: from the descriptor limit
 	trustedProxies []netip.Prefix
 	clientIPHeader string // the header trusted proxies set
 	allowPrivate   bool   // private and loopback peer addresses from proxies
@@ -160,6 +162,14 @@ func newFlags(c *config) *flags {
 	fs.IntVar(&c.rateBurst, "rate-burst", defaultRateBurst, "requests from one address allowed at once, on top of -rate-limit: `N`\n"+
 		"announces of a client starting its torrents pass at once, a flood is\n"+
 		"refused after them (500 at 10,000 requests a second: within 50 ms)")
+	fs.IntVar(&c.connsPerAddr, "max-conns-per-addr", 128, "most HTTP connections open at once from one address (one /64 for IPv6);\n"+
+		"past `N`, a new one is closed as soon as accepted; 0 for no cap. A client\n"+
+		"needs one at a time, a NAT of many users a few dozen")
+	fs.IntVar(&c.maxConns, "max-conns", 0, "most HTTP connections open at once; past `N`, a new one is closed as\n"+
+		"soon as accepted, and from half of it on idle and new connections get\n"+
+		"2 s instead of 60 s; 0 for the descriptor limit (ulimit -n) less a\n"+
+		"reserve of an eighth of it (64 to 1024), which keeps the metrics\n"+
+		"listener and the UDP sockets working when HTTP is saturated")
 	fs.BoolVar(&c.fullScrape, "full-scrape", false, "answer an HTTP scrape that names no info_hash with every swarm (built at\n"+
 		"most once a minute)")
 	fs.Var(&f.proxies, "trusted-proxy", "believe the -client-ip-header of reverse proxies in `CIDR` (or at a single\n"+
@@ -183,7 +193,7 @@ func newFlags(c *config) *flags {
 	f.groups = []flagGroup{
 		{"Listeners", []string{"http", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
-		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "rate-burst", "full-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
+		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "rate-burst", "max-conns-per-addr", "max-conns", "full-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
 		{"Operations", []string{"log-format", "log-level", "shutdown-grace", "shutdown-timeout"}},
 	}
 	return f
@@ -272,6 +282,10 @@ func (f *flags) check(c *config) error {
 		return usagef("%s %d is negative (0 means no bound)", f.src("max-peers"), f.maxPeers)
 	case c.rateLimit < 0 || math.IsNaN(c.rateLimit) || math.IsInf(c.rateLimit, 0):
 		return usagef("%s %v: want a number of requests per second, 0 for no limit", f.src("rate-limit"), c.rateLimit)
+	case c.connsPerAddr < 0:
+		return usagef("%s %d is negative (0 means no cap)", f.src("max-conns-per-addr"), c.connsPerAddr)
+	case c.maxConns < 0:
+		return usagef("%s %d is negative (0 means from the descriptor limit)", f.src("max-conns"), c.maxConns)
 	case c.rateBurst < 1:
 		return usagef("%s %d: want at least 1", f.src("rate-burst"), c.rateBurst)
 	case c.shutdownGrace < 0:

@@ -66,8 +66,9 @@ type server struct {
 	t     *tracker.Tracker
 	lists []*list // the files SIGHUP re-reads
 
-	http     *http.Server // nil without -http
-	httpLns  []net.Listener
+	http     *http.Server   // nil without -http
+	httpLns  []net.Listener // bounded by conns
+	conns    *tracker.ConnLimiter
 	udp      *tracker.UDPServer // nil without -udp
 	udpConns [][]net.PacketConn // the sockets of each -udp address
 	metrics  *http.Server       // nil without -metrics
@@ -76,11 +77,9 @@ type server struct {
 	ready atomic.Bool // what /readyz answers
 
 	// Draining the HTTP connections at shutdown: once draining is set,
-	// every reply says Connection: close. httpConns counts the open
-	// connections, lastRequest is when the last request came while
-	// draining (Unix nanoseconds).
+	// every reply says Connection: close. lastRequest is when the last
+	// request came while draining (Unix nanoseconds).
 	draining    atomic.Bool
-	httpConns   atomic.Int64
 	lastRequest atomic.Int64
 }
 
@@ -168,13 +167,20 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 		}
 		s.http = tracker.NewHTTPServer(h)
 		s.http.Handler = s.drainable(h)
-		s.http.ConnState = s.countConns
+		limits := tracker.ConnLimits{PerAddr: cfg.connsPerAddr, MaxConns: cfg.maxConns}
+		if cfg.connsPerAddr == 0 {
+			limits.PerAddr = tracker.Disabled
+		}
+		if s.conns, err = tracker.NewConnLimiter(limits); err != nil {
+			return nil, err
+		}
+		s.http.ConnState = s.conns.ConnState
 		for _, addr := range cfg.httpAddrs {
 			l, err := tracker.ListenTCP("tcp", addr)
 			if err != nil {
 				return nil, fmt.Errorf("-http: %w", err)
 			}
-			s.httpLns = append(s.httpLns, l)
+			s.httpLns = append(s.httpLns, s.conns.Listener(l))
 		}
 	}
 	if len(cfg.udpAddrs) > 0 {
@@ -216,7 +222,7 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 // metricsHandler serves /metrics, /healthz, /readyz and, with -pprof,
 // /debug/pprof/.
 func (s *server) metricsHandler(reqs *prom.Requests) (http.Handler, error) {
-	reg, err := newRegistry(reqs, s.t)
+	reg, err := newRegistry(reqs, s.t, s.conns)
 	if err != nil {
 		return nil, err
 	}
@@ -245,10 +251,16 @@ func (s *server) metricsHandler(reqs *prom.Requests) (http.Handler, error) {
 }
 
 // newRegistry returns a registry of the server's metrics: the requests
-// reqs observes, t's Stats, the Go runtime and the process. It is private
-// to the server: nothing is registered globally.
-func newRegistry(reqs *prom.Requests, t *tracker.Tracker) (*prometheus.Registry, error) {
+// reqs observes, t's Stats, the HTTP connections of conns (if not nil),
+// the Go runtime and the process. It is private to the server: nothing is
+// registered globally.
+func newRegistry(reqs *prom.Requests, t *tracker.Tracker, conns *tracker.ConnLimiter) (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
+	if conns != nil {
+		if err := reg.Register(connCollector{conns}); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
 	for _, c := range []prometheus.Collector{
 		reqs,
 		prom.NewStatsCollector(metricsNamespace, t),
@@ -260,6 +272,36 @@ func newRegistry(reqs *prom.Requests, t *tracker.Tracker) (*prometheus.Registry,
 		}
 	}
 	return reg, nil
+}
+
+// connCollector exports a ConnLimiter's counters.
+type connCollector struct{ cl *tracker.ConnLimiter }
+
+var (
+	connOpenDesc = prometheus.NewDesc(metricsNamespace+"_http_connections",
+		"HTTP connections open.", nil, nil)
+	connMaxDesc = prometheus.NewDesc(metricsNamespace+"_http_connections_max",
+		"Most HTTP connections open at once (0: no bound); from half of it, idle and new connections time out sooner.", nil, nil)
+	connRefusedDesc = prometheus.NewDesc(metricsNamespace+"_http_connections_refused_total",
+		"HTTP connections closed as soon as accepted: past the cap of their address (per_address) or past the bound (max).", []string{"reason"}, nil)
+	connEvictedDesc = prometheus.NewDesc(metricsNamespace+"_http_connections_evicted_total",
+		"Idle HTTP connections closed to make room for a new one at the bound.", nil, nil)
+)
+
+func (c connCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- connOpenDesc
+	ch <- connMaxDesc
+	ch <- connRefusedDesc
+	ch <- connEvictedDesc
+}
+
+func (c connCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.cl.Stats()
+	ch <- prometheus.MustNewConstMetric(connOpenDesc, prometheus.GaugeValue, float64(st.Open))
+	ch <- prometheus.MustNewConstMetric(connMaxDesc, prometheus.GaugeValue, float64(st.MaxConns))
+	ch <- prometheus.MustNewConstMetric(connRefusedDesc, prometheus.CounterValue, float64(st.RefusedPerAddr), "per_address")
+	ch <- prometheus.MustNewConstMetric(connRefusedDesc, prometheus.CounterValue, float64(st.RefusedMax), "max")
+	ch <- prometheus.MustNewConstMetric(connEvictedDesc, prometheus.CounterValue, float64(st.Evicted))
 }
 
 // closeListeners closes every listener and socket, for a start that
@@ -280,6 +322,14 @@ func closeAll(conns []net.PacketConn) {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// connsMax returns the bound on HTTP connections in force, 0 for none.
+func (s *server) connsMax() int {
+	if s.conns == nil {
+		return 0
+	}
+	return s.conns.Stats().MaxConns
 }
 
 // logStart logs the configuration and the address of every listener.
@@ -310,6 +360,8 @@ func (s *server) logStart() {
 		"rate_limit", cfg.rateLimit,
 		"rate_burst", cfg.rateBurst,
 		"full_scrape", cfg.fullScrape,
+		"max_conns_per_addr", cfg.connsPerAddr,
+		"max_conns", s.connsMax(),
 		"trusted_proxies", proxies,
 		"client_ip_header", cfg.clientIPHeader,
 		"allow_private_addrs", cfg.allowPrivate,
@@ -421,17 +473,6 @@ func (s *server) drainable(h http.Handler) http.Handler {
 	})
 }
 
-// countConns is the HTTP server's ConnState hook: it counts the open
-// connections.
-func (s *server) countConns(_ net.Conn, state http.ConnState) {
-	switch state {
-	case http.StateNew:
-		s.httpConns.Add(1)
-	case http.StateClosed, http.StateHijacked:
-		s.httpConns.Add(-1)
-	}
-}
-
 // drainQuiet is how long no request may come on the open connections
 // before those left are taken to be idle.
 const drainQuiet = 500 * time.Millisecond
@@ -454,7 +495,7 @@ func (s *server) drainHTTP(ctx context.Context, timeout time.Duration) {
 	s.draining.Store(true)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for s.httpConns.Load() > 0 && time.Since(began) < timeout/2 &&
+	for s.conns.Stats().Open > 0 && time.Since(began) < timeout/2 &&
 		time.Since(time.Unix(0, s.lastRequest.Load())) < drainQuiet {
 		select {
 		case <-tick.C:
