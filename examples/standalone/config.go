@@ -19,6 +19,9 @@ import (
 // environment and checked whole before anything starts.
 type config struct {
 	httpAddrs   []string // empty: no HTTP
+	httpsAddrs  []string // empty: no HTTPS
+	tlsCert     string   // with httpsAddrs: the certificate's file
+	tlsKey      string   // and its key's
 	udpAddrs    []string // empty: no UDP
 	metricsAddr string   // empty: no metrics listener
 	pprof       bool
@@ -110,12 +113,12 @@ type flags struct {
 	fs     *flag.FlagSet
 	groups []flagGroup
 	// Values that need checking or converting once parsed.
-	http, udp, proxies listFlag
-	logLevel           string
-	connIDKey, keyFile string
-	maxPeers           int
-	secrets            map[string]bool // flags whose values are never shown
-	fromEnv            map[string]bool // flags set by their variable
+	http, https, udp, proxies listFlag
+	logLevel                  string
+	connIDKey, keyFile        string
+	maxPeers                  int
+	secrets                   map[string]bool // flags whose values are never shown
+	fromEnv                   map[string]bool // flags set by their variable
 }
 
 // newFlags defines the flags, writing their values into c.
@@ -133,6 +136,11 @@ func newFlags(c *config) *flags {
 
 	fs.Var(&f.http, "http", "serve HTTP announces and scrapes on `ADDR` (host:port; with no host, every\n"+
 		"address, IPv4 and IPv6); repeatable; empty disables HTTP")
+	fs.Var(&f.https, "https", "serve HTTPS announces and scrapes on `ADDR`, with -tls-cert and -tls-key;\n"+
+		"repeatable; private trackers want it, since passkeys travel in the URL")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "the certificate of -https, PEM, chain included, in `FILE`; re-read on\n"+
+		"SIGHUP with -tls-key")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key of -tls-cert, PEM, in `FILE`")
 	fs.Var(&f.udp, "udp", "serve UDP announces and scrapes (BEP 15) on `ADDR`; repeatable; empty\n"+
 		"disables UDP")
 	fs.StringVar(&c.metricsAddr, "metrics", "", "serve /metrics (Prometheus), /healthz and /readyz on `ADDR`; empty disables")
@@ -191,7 +199,7 @@ func newFlags(c *config) *flags {
 		"before the server stops anyway")
 
 	f.groups = []flagGroup{
-		{"Listeners", []string{"http", "udp", "metrics", "pprof"}},
+		{"Listeners", []string{"http", "https", "tls-cert", "tls-key", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
 		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "rate-burst", "max-conns-per-addr", "max-conns", "full-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
 		{"Operations", []string{"log-format", "log-level", "shutdown-grace", "shutdown-timeout"}},
@@ -257,14 +265,20 @@ func (f *flags) src(name string) string {
 
 // check validates the parsed values and fills in the rest of c.
 func (f *flags) check(c *config) error {
-	c.httpAddrs, c.udpAddrs = f.http.values, f.udp.values
-	if len(c.httpAddrs) == 0 && len(c.udpAddrs) == 0 {
-		return usagef("-http and -udp are both empty: nothing to serve")
+	c.httpAddrs, c.httpsAddrs, c.udpAddrs = f.http.values, f.https.values, f.udp.values
+	if len(c.httpAddrs) == 0 && len(c.httpsAddrs) == 0 && len(c.udpAddrs) == 0 {
+		return usagef("-http, -https and -udp are all empty: nothing to serve")
+	}
+	switch {
+	case len(c.httpsAddrs) > 0 && (c.tlsCert == "" || c.tlsKey == ""):
+		return usagef("-https needs -tls-cert and -tls-key")
+	case len(c.httpsAddrs) == 0 && (c.tlsCert != "" || c.tlsKey != ""):
+		return usagef("-tls-cert and -tls-key need -https")
 	}
 	for _, l := range []struct {
 		name  string
 		addrs []string
-	}{{"http", c.httpAddrs}, {"udp", c.udpAddrs}} {
+	}{{"http", c.httpAddrs}, {"https", c.httpsAddrs}, {"udp", c.udpAddrs}} {
 		for i, a := range l.addrs {
 			if slices.Contains(l.addrs[:i], a) {
 				return usagef("%s %s is given twice", f.src(l.name), a)
@@ -419,9 +433,10 @@ flags take a comma-separated list from their variable.
 	}
 	fmt.Fprint(w, `
 Signals:
-  SIGHUP           re-read -passkeys and -torrents, swapping each list whole
-                   while requests go on; a file that cannot be read or parsed
-                   is logged and its previous content stays in force
+  SIGHUP           re-read -passkeys, -torrents and -tls-cert with -tls-key,
+                   swapping each whole while requests go on; a file that
+                   cannot be read or parsed is logged and its previous
+                   content stays in force
   SIGINT, SIGTERM  shut down gracefully: /readyz turns 503 and everything is
                    served as before for -shutdown-grace; then the listeners
                    close, every request received is answered, kept-alive

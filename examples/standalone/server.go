@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -66,9 +68,11 @@ type server struct {
 	t     *tracker.Tracker
 	lists []*list // the files SIGHUP re-reads
 
-	http     *http.Server   // nil without -http
+	http     *http.Server   // nil without -http and -https
 	httpLns  []net.Listener // bounded by conns
+	httpsLns []net.Listener // bounded by conns too
 	conns    *tracker.ConnLimiter
+	cert     *certificate       // nil without -https
 	udp      *tracker.UDPServer // nil without -udp
 	udpConns [][]net.PacketConn // the sockets of each -udp address
 	metrics  *http.Server       // nil without -metrics
@@ -153,7 +157,7 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 		}
 	}()
 
-	if len(cfg.httpAddrs) > 0 {
+	if len(cfg.httpAddrs) > 0 || len(cfg.httpsAddrs) > 0 {
 		h, err := s.t.NewHTTPHandler(tracker.HTTPConfig{
 			TrustedProxies:    cfg.trustedProxies,
 			ClientIPHeader:    cfg.clientIPHeader,
@@ -181,6 +185,9 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 				return nil, fmt.Errorf("-http: %w", err)
 			}
 			s.httpLns = append(s.httpLns, s.conns.Listener(l))
+		}
+		if err := s.listenHTTPS(); err != nil {
+			return nil, err
 		}
 	}
 	if len(cfg.udpAddrs) > 0 {
@@ -304,10 +311,33 @@ func (c connCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(connEvictedDesc, prometheus.CounterValue, float64(st.Evicted))
 }
 
+// listenHTTPS reads the certificate and opens the -https listeners. The
+// server speaks HTTP/1.1 alone, over TLS as in the clear.
+func (s *server) listenHTTPS() error {
+	if len(s.cfg.httpsAddrs) == 0 {
+		return nil
+	}
+	s.cert = &certificate{certFile: s.cfg.tlsCert, keyFile: s.cfg.tlsKey}
+	if _, err := s.cert.load(); err != nil {
+		return err
+	}
+	s.http.Protocols = new(http.Protocols)
+	s.http.Protocols.SetHTTP1(true)
+	tc := tlsConfig(s.cert)
+	for _, addr := range s.cfg.httpsAddrs {
+		l, err := tracker.ListenTCP("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("-https: %w", err)
+		}
+		s.httpsLns = append(s.httpsLns, tls.NewListener(s.conns.Listener(l), tc))
+	}
+	return nil
+}
+
 // closeListeners closes every listener and socket, for a start that
 // failed half way.
 func (s *server) closeListeners() {
-	for _, l := range s.httpLns {
+	for _, l := range slices.Concat(s.httpLns, s.httpsLns) {
 		l.Close()
 	}
 	for _, conns := range s.udpConns {
@@ -347,6 +377,7 @@ func (s *server) logStart() {
 	attrs := []any{
 		"mode", mode,
 		"http", cfg.httpAddrs,
+		"https", cfg.httpsAddrs,
 		"udp", cfg.udpAddrs,
 		"metrics", cfg.metricsAddr,
 		"pprof", cfg.pprof,
@@ -373,8 +404,14 @@ func (s *server) logStart() {
 		"gomaxprocs", runtime.GOMAXPROCS(0),
 	)
 	s.log.Info("configuration", attrs...)
+	if s.cert != nil {
+		s.log.Info("certificate", append([]any{"file", s.cert.certFile}, certAttrs(s.cert.cur.Load())...)...)
+	}
 	for _, l := range s.httpLns {
 		s.log.Info("listening", "protocol", "http", "addr", l.Addr().String())
+	}
+	for _, l := range s.httpsLns {
+		s.log.Info("listening", "protocol", "https", "addr", l.Addr().String())
 	}
 	for _, conns := range s.udpConns {
 		s.log.Info("listening", "protocol", "udp", "addr", conns[0].LocalAddr().String(), "sockets", len(conns))
@@ -389,13 +426,16 @@ func (s *server) logStart() {
 func (s *server) serve(ctx context.Context, signals <-chan os.Signal) error {
 	s.logStart()
 	var wg sync.WaitGroup
-	n := len(s.httpLns) + 1
+	n := len(s.httpLns) + len(s.httpsLns) + 1
 	for _, conns := range s.udpConns {
 		n += len(conns)
 	}
 	errs := make(chan error, n) // every Serve can return without a reader
 	for _, l := range s.httpLns {
 		wg.Go(func() { errs <- fmt.Errorf("http %v: %w", l.Addr(), s.http.Serve(l)) })
+	}
+	for _, l := range s.httpsLns {
+		wg.Go(func() { errs <- fmt.Errorf("https %v: %w", l.Addr(), s.http.Serve(l)) })
 	}
 	for _, conns := range s.udpConns {
 		for _, c := range conns {
@@ -440,12 +480,20 @@ func (s *server) wait(ctx context.Context, signals <-chan os.Signal, errs <-chan
 	}
 }
 
-// reload re-reads the lists. A list whose file cannot be read or parsed
-// keeps its previous content.
+// reload re-reads the lists and the certificate. A list whose file
+// cannot be read or parsed keeps its previous content, and so does the
+// certificate.
 func (s *server) reload() {
-	if len(s.lists) == 0 {
-		s.log.Info("SIGHUP: no -passkeys or -torrents file to reload")
+	if len(s.lists) == 0 && s.cert == nil {
+		s.log.Info("SIGHUP: no -passkeys, -torrents or -tls-cert file to reload")
 		return
+	}
+	if s.cert != nil {
+		if cert, err := s.cert.load(); err != nil {
+			s.log.Error("certificate reload failed; the previous certificate stays in force", "err", err)
+		} else {
+			s.log.Info("reloaded certificate", append([]any{"file", s.cert.certFile}, certAttrs(cert)...)...)
+		}
 	}
 	for _, l := range s.lists {
 		n, err := l.read()
@@ -487,7 +535,7 @@ const drainQuiet = 500 * time.Millisecond
 // net/http's Shutdown closes the idle connections left and waits for the
 // requests in progress.
 func (s *server) drainHTTP(ctx context.Context, timeout time.Duration) {
-	for _, l := range s.httpLns {
+	for _, l := range slices.Concat(s.httpLns, s.httpsLns) {
 		l.Close()
 	}
 	began := time.Now()
