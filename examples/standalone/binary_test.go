@@ -9,7 +9,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -485,6 +487,48 @@ func TestHelp(t *testing.T) {
 	for i, line := range strings.Split(help, "\n") {
 		if len(line) > 80 {
 			t.Errorf("help line %d is %d characters long: %q", i+1, len(line), line)
+		}
+	}
+}
+
+// TestProxyHeader checks -client-ip-header and -allow-private-addrs behind
+// a trusted proxy on loopback.
+func TestProxyHeader(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		args := append(loopback, "-trusted-proxy", "127.0.0.1", "-client-ip-header", "X-Real-IP")
+		if allow {
+			args = append(args, "-allow-private-addrs")
+		}
+		p := start(t, nil, args...)
+		hash := hash20("proxied")
+		announce := func(realIP string) string {
+			t.Helper()
+			peer := hash20("proxied-" + realIP)
+			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/announce?info_hash=%s&peer_id=%s&port=6881&left=1",
+				p.addr("http"), escapeAll(hash[:]), escapeAll(peer[:])), nil)
+			req.Header.Set("X-Forwarded-For", "203.0.113.66") // passed on from the client: not believed
+			req.Header.Set("X-Real-IP", realIP)
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return string(body)
+		}
+		if body := announce("198.51.100.7"); !strings.Contains(body, "11:external ip4:\xc6\x33\x64\x07") {
+			t.Errorf("announce with X-Real-IP 198.51.100.7: %q; want it as the external ip", body)
+		}
+		body := announce("10.1.2.3")
+		if allow && !strings.Contains(body, "11:external ip4:\x0a\x01\x02\x03") {
+			t.Errorf("-allow-private-addrs: announce with X-Real-IP 10.1.2.3: %q; want it accepted", body)
+		}
+		if !allow && !strings.Contains(body, "peer address not allowed") {
+			t.Errorf("announce with X-Real-IP 10.1.2.3: %q; want it refused", body)
+		}
+		p.signal(syscall.SIGTERM)
+		if code := p.wait(15 * time.Second); code != 0 {
+			t.Errorf("exit status %d; want 0", code)
 		}
 	}
 }
