@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/annuaire/tracker/internal/setting"
 )
 
 // ConnLimits configures a [ConnLimiter]. The zero value caps each client
@@ -109,27 +111,12 @@ type ConnStats struct {
 // NewConnLimiter validates cfg and returns a limiter. It reads the
 // process's descriptor limit once, here.
 func NewConnLimiter(cfg ConnLimits) (*ConnLimiter, error) {
-	switch {
-	case cfg.PerAddr == 0:
-		cfg.PerAddr = 128
-	case cfg.PerAddr < 0:
-		cfg.PerAddr = 0
-	}
+	cfg.PerAddr = setting.Value(cfg.PerAddr, 128)
 	if cfg.IPv6Prefix == 0 {
 		cfg.IPv6Prefix = 64
 	}
-	switch {
-	case cfg.MaxConns == 0:
-		cfg.MaxConns = connBudget(fdLimit())
-	case cfg.MaxConns < 0:
-		cfg.MaxConns = 0
-	}
-	switch {
-	case cfg.PressureConns == 0:
-		cfg.PressureConns = cfg.MaxConns / 2
-	case cfg.PressureConns < 0:
-		cfg.PressureConns = 0
-	}
+	cfg.MaxConns = setting.Value(cfg.MaxConns, connBudget(fdLimit()))
+	cfg.PressureConns = setting.Value(cfg.PressureConns, cfg.MaxConns/2)
 	if cfg.PressureTimeout == 0 {
 		cfg.PressureTimeout = 2 * time.Second
 	}
