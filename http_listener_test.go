@@ -26,15 +26,7 @@ func limitedServerState(t *testing.T, limits ConnLimits, tracked bool) (*ConnLim
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := newTestTracker(t, Config{})
-	h, err := tr.NewHTTPHandler(HTTPConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ListenTCP("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, l := httpListenTest(t)
 	srv := NewHTTPServer(h)
 	if tracked {
 		srv.ConnState = cl.ConnState

@@ -37,6 +37,20 @@ func halfRequest(t *testing.T, addr string) net.Conn {
 	return conn
 }
 
+// waitNotReady waits until /readyz, on the metrics listener at base,
+// answers 503.
+func waitNotReady(t *testing.T, base string) {
+	t.Helper()
+	waitUntil(t, "/readyz answers 503", func() bool {
+		resp, err := httpClient.Get(base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+}
+
 func TestShutdownDrains(t *testing.T) {
 	p := start(t, nil, append(loopback, "-shutdown-timeout", "20s")...)
 	httpAddr, metrics := p.addr("http"), "http://"+p.addr("metrics")
@@ -44,14 +58,7 @@ func TestShutdownDrains(t *testing.T) {
 
 	p.signal(syscall.SIGTERM)
 	p.log.waitFor(t, p.exited, 1, "shutting down", nil)
-	waitUntil(t, "/readyz answers 503", func() bool {
-		resp, err := httpClient.Get(metrics + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusServiceUnavailable
-	})
+	waitNotReady(t, metrics)
 	httpGet(t, metrics+"/healthz", http.StatusOK) // alive, though not ready
 	waitUntil(t, "the HTTP listener is closed", func() bool {
 		c, err := net.DialTimeout("tcp", httpAddr, time.Second)
@@ -263,14 +270,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 
 	sent := time.Now()
 	p.signal(syscall.SIGTERM)
-	waitUntil(t, "/readyz answers 503", func() bool {
-		resp, err := httpClient.Get(metrics + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusServiceUnavailable
-	})
+	waitNotReady(t, metrics)
 	load.mark()
 	// A client the load balancer has not yet moved is served too.
 	if body := announceHTTP(t, p.addr("http"), "/announce", hash20("late"), hash20("late-peer"), 6881, 1); interval(body) <= 0 {
