@@ -24,8 +24,9 @@ type ConnLimits struct {
 	// prefix, see IPv6Prefix) may hold open at once; a connection past it
 	// is closed as soon as it is accepted. A client announces once per
 	// torrent per interval and needs one connection at a time; the cap
-	// leaves room for many users behind one NAT. If zero, 128; [Disabled]
-	// (any negative value) sets no cap.
+	// leaves room for many users behind one NAT. Connections without an
+	// IP address (over a Unix socket) count as one address. If zero, 128;
+	// [Disabled] (any negative value) sets no cap.
 	PerAddr int
 	// IPv6Prefix is the prefix length IPv6 addresses are grouped by, since
 	// one subscriber usually holds a whole /64. If zero, 64.
