@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 
+	"github.com/annuaire/tracker/internal/setting"
 	"github.com/annuaire/tracker/internal/udpwire"
 )
 
@@ -79,16 +80,6 @@ const (
 	DefaultPeerIDPrefix = "-LG0100-"
 )
 
-func pctDefault(v, def float64) float64 {
-	switch {
-	case v == 0:
-		return def
-	case v < 0:
-		return 0
-	}
-	return v
-}
-
 // withDefaults returns w with every zero field replaced by its default,
 // or an error if a field is out of range.
 func (w Workload) withDefaults() (Workload, error) {
@@ -110,9 +101,9 @@ func (w Workload) withDefaults() (Workload, error) {
 	if w.PeerIDPrefix == "" {
 		w.PeerIDPrefix = DefaultPeerIDPrefix
 	}
-	w.SeederPct = pctDefault(w.SeederPct, DefaultSeederPct)
-	w.StartedPct = pctDefault(w.StartedPct, DefaultStartedPct)
-	w.CompletedPct = pctDefault(w.CompletedPct, DefaultCompletedPct)
+	w.SeederPct = setting.Value(w.SeederPct, DefaultSeederPct)
+	w.StartedPct = setting.Value(w.StartedPct, DefaultStartedPct)
+	w.CompletedPct = setting.Value(w.CompletedPct, DefaultCompletedPct)
 
 	switch {
 	case w.Swarms < 0:

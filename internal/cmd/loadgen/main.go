@@ -34,6 +34,7 @@ const usageText = `loadgen benchmarks a BitTorrent tracker over UDP (BEP 15) or 
 Usage:
   loadgen -udp HOST:PORT [flags]
   loadgen -http http://HOST:PORT/announce [flags]
+  loadgen -http https://HOST:PORT/announce [flags]
   loadgen -write-hashes FILE [workload flags]
 
 It announces every peer once (the prefill, reporting peers accepted per
@@ -65,6 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		mode         = fs.String("mode", "announce", "what the run sends: `announce` or scrape")
 		scrapeHashes = fs.Int("scrape-hashes", 1, "info hashes per scrape request, at most 74")
 		httpClose    = fs.Bool("http-close", false, "open a new HTTP connection per request (Connection: close), as qBittorrent and µTorrent do")
+		tlsResume    = fs.Bool("tls-resume", false, "with an https:// URL, resume TLS sessions (session tickets) on new connections, as a browser does")
 
 		swarms       = fs.Int("swarms", loadgen.DefaultSwarms, "number of torrents")
 		peers        = fs.Int("peers", loadgen.DefaultPeers, "number of distinct peers the run announces as")
@@ -161,6 +163,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ScrapeURL: *scrapeURL,
 		Mode:      m,
 		HTTPClose: *httpClose,
+		TLSResume: *tlsResume,
 		Sockets:   *sockets,
 		InFlight:  *inflight,
 		Conns:     *conns,
