@@ -26,7 +26,7 @@ import (
 // MemoryConfig configures a [MemoryStore].
 type MemoryConfig struct {
 	// PeerTTL is how long a peer is kept after its last announce. If zero,
-	// 45 minutes. At most 8 hours.
+	// 45 minutes. At most 16 hours.
 	PeerTTL time.Duration
 	// SwarmTTL is how long a swarm without peers keeps its snatch count
 	// before it is forgotten. A swarm without peers or snatches is dropped
@@ -78,6 +78,7 @@ type MemoryStore struct {
 	seed   maphash.Seed
 
 	start     time.Time
+	peerTTL   time.Duration
 	ttl       uint32 // peer TTL in ticks
 	swarmTTL  uint32 // swarm TTL in ticks
 	maxPeers  int64
@@ -96,6 +97,7 @@ var (
 	_ Store         = (*MemoryStore)(nil)
 	_ CountingStore = (*MemoryStore)(nil)
 	_ FullScraper   = (*MemoryStore)(nil)
+	_ ExpiringStore = (*MemoryStore)(nil)
 )
 
 // Record keys: | swarm prefix (24 bits) | seeder (1 bit) | peer hash (39 bits) |.
@@ -156,15 +158,27 @@ func swarmOf(key uint64) uint32 {
 // A record's meta holds the tick it was last seen at and two flags.
 const (
 	// tick is the resolution of peer and swarm timestamps. A record holds
-	// 14 bits of it, 18 hours: ages up to 9 hours are told apart from
-	// timestamps slightly in the future, which count as fresh.
-	tick      = 4 * time.Second
-	seenBits  = 14
-	seenMask  = 1<<seenBits - 1
-	maxTTL    = 8 * time.Hour
-	flagSnat  = 1 // the peer's completion was counted
-	flagPause = 2 // the peer is a partial seed (BEP 21)
+	// 14 bits of it, which wrap around after 16,384 ticks (18 h 12 min):
+	// a timestamp up to futureTicks ahead of the clock (68 min) counts as
+	// fresh, and older ones are told apart by age up to 17 h 4 min.
+	tick        = 4 * time.Second
+	seenBits    = 14
+	seenMask    = 1<<seenBits - 1
+	futureTicks = 1 << 10
+	// maxTTL is the longest peer TTL. The store keeps a peer two ticks
+	// more than its TTL (14,402 ticks at most), so the sweeper has an hour
+	// (sweepSlack) to visit a stale record before its age would wrap
+	// around and read as fresh; it visits every record at least once a
+	// minute.
+	maxTTL     = 16 * time.Hour
+	sweepSlack = 900 // ticks
+	flagSnat   = 1   // the peer's completion was counted
+	flagPause  = 2   // the peer is a partial seed (BEP 21)
 )
+
+// The longest TTL, its margin and the sweeper's slack fit in the ages a
+// record tells apart: this fails to compile if they do not.
+const _ = uint(seenMask + 1 - futureTicks - (int(maxTTL/tick) + 2) - sweepSlack)
 
 // peer4 and peer6 are the stored records: no pointers, 16 and 32 bytes.
 type peer4 struct {
@@ -304,8 +318,9 @@ func newMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 		return nil, errorf("MemoryConfig.Shards %d: want between 0 and 65536", cfg.Shards)
 	}
 	s := &MemoryStore{
-		seed:  maphash.MakeSeed(),
-		start: time.Now(),
+		seed:    maphash.MakeSeed(),
+		start:   time.Now(),
+		peerTTL: cfg.PeerTTL,
 		// One tick more than the TTL, rounded up: the clock announces read
 		// lags by up to a second and a tick, and a peer must be kept at
 		// least PeerTTL.
@@ -542,6 +557,10 @@ func (s *MemoryStore) Counts(ctx context.Context) (StoreCounts, error) {
 	}
 	return c, nil
 }
+
+// PeerTTL returns how long the store keeps a peer after its last announce
+// (see [ExpiringStore]).
+func (s *MemoryStore) PeerTTL() time.Duration { return s.peerTTL }
 
 // Close stops the sweeper. Later calls fail with ErrClosed.
 func (s *MemoryStore) Close() error {

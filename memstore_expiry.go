@@ -101,7 +101,7 @@ func (s *MemoryStore) sweep(sh *shard) {
 // the TTL at tick now.
 func (s *MemoryStore) stale(meta uint16, now uint32) bool {
 	age := (uint16(now) - meta>>2) & seenMask
-	return uint32(age) > s.ttl && age < seenMask/2
+	return uint32(age) > s.ttl && age <= seenMask-futureTicks
 }
 
 // sweepBlock removes the stale peers of a family's block and returns the

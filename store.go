@@ -1,6 +1,9 @@
 package tracker
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store keeps the swarms: who is in them and their counters. A Store knows
 // no policy (passkeys, allow-lists and rate limits are settled before it is
@@ -76,4 +79,13 @@ type CountingStore interface {
 type FullScraper interface {
 	Store
 	ScrapeAll(ctx context.Context, fn func(InfoHash, ScrapeStats) bool) error
+}
+
+// ExpiringStore is implemented by stores that drop peers not heard from
+// for a fixed time, the peer TTL. [New] refuses a configuration whose
+// AnnounceInterval plus IntervalJitter is longer than PeerTTL, since the
+// swarms would empty between two announces of their peers.
+type ExpiringStore interface {
+	Store
+	PeerTTL() time.Duration
 }

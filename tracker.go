@@ -93,10 +93,16 @@ type Config struct {
 	MaxScrapeHashes int
 
 	// Store keeps the swarms. If nil, the tracker makes a MemoryStore from
-	// Memory and closes it on Close; a Store passed in is not closed.
+	// Memory and closes it on Close; a Store passed in is not closed. If it
+	// is an [ExpiringStore], its PeerTTL must be at least AnnounceInterval
+	// plus IntervalJitter.
 	Store Store
 	// Memory configures the default store when Store is nil. If its PeerTTL
-	// is zero, it is AnnounceInterval + IntervalJitter + MinAnnounceInterval.
+	// is zero, it is AnnounceInterval + IntervalJitter + MinAnnounceInterval,
+	// at most 16 hours; it must be at least AnnounceInterval plus
+	// IntervalJitter, so that peers outlive the wait between two of their
+	// announces. The default store thus serves intervals up to about 14.5
+	// hours (16 with IntervalJitter [Disabled]).
 	Memory MemoryConfig
 
 	// Passkeys validates passkeys. If nil, none is needed (and any given is
@@ -242,17 +248,26 @@ func New(cfg Config) (*Tracker, error) {
 	if rl.PerPasskey > 0 {
 		t.pkLimit = ratelimit.New[string](rl.PerPasskey, rl.PasskeyBurst, rl.MaxKeys)
 	}
+	// A peer must outlive the longest wait between two of its announces.
+	wait := cfg.AnnounceInterval + cfg.IntervalJitter
 	t.store = cfg.Store
 	if t.store == nil {
 		mc := cfg.Memory
-		if mc.PeerTTL == 0 {
-			mc.PeerTTL = min(cfg.AnnounceInterval+cfg.IntervalJitter+cfg.MinAnnounceInterval, maxTTL)
+		switch {
+		case mc.PeerTTL == 0 && wait > maxTTL:
+			return nil, errorf("Config.AnnounceInterval %v plus IntervalJitter %v is longer than the memory store can keep peers (%v): lower them, or give a Store that keeps peers longer", cfg.AnnounceInterval, cfg.IntervalJitter, maxTTL)
+		case mc.PeerTTL == 0:
+			mc.PeerTTL = min(wait+cfg.MinAnnounceInterval, maxTTL)
+		case mc.PeerTTL > 0 && mc.PeerTTL < wait:
+			return nil, errorf("Config.Memory.PeerTTL %v is shorter than AnnounceInterval %v plus IntervalJitter %v: peers would expire before they announce again", mc.PeerTTL, cfg.AnnounceInterval, cfg.IntervalJitter)
 		}
 		s, err := NewMemoryStore(mc)
 		if err != nil {
 			return nil, err
 		}
 		t.store, t.ownsStore = s, true
+	} else if es, ok := t.store.(ExpiringStore); ok && es.PeerTTL() < wait {
+		return nil, errorf("Config.AnnounceInterval %v plus IntervalJitter %v is longer than the store keeps peers (PeerTTL %v): peers would expire before they announce again", cfg.AnnounceInterval, cfg.IntervalJitter, es.PeerTTL())
 	}
 	_, t.storeCounts = t.store.(CountingStore)
 	t.cfg = cfg

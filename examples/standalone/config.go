@@ -136,8 +136,9 @@ func newFlags(c *config) *flags {
 	fs.StringVar(&f.keyFile, "conn-id-key-file", "", "read -conn-id-key from `FILE`")
 	fs.StringVar(&c.trackerID, "tracker-id", "", "send `ID` as \"tracker id\" in HTTP announce replies")
 
-	fs.DurationVar(&c.interval, "interval", 30*time.Minute, "the `DURATION` clients are told to wait between announces, 1s to 24h;\n"+
-		"up to a tenth more is added at random, so that clients spread out")
+	fs.DurationVar(&c.interval, "interval", 30*time.Minute, "the `DURATION` clients are told to wait between announces, 1s to 14h;\n"+
+		"up to a tenth more is added at random, so that clients spread out (peers\n"+
+		"are kept at most 16h)")
 	fs.IntVar(&f.maxPeers, "max-peers", 50_000_000, "most peers held in memory (the default needs about 2 GB); past `N`, new\n"+
 		"peers are refused with \"tracker is full\"; 0 for no bound")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 0, "most announces and scrapes per second (`N` may be a fraction) from one\n"+
@@ -239,8 +240,8 @@ func (f *flags) check(c *config) error {
 	}
 
 	switch {
-	case c.interval < time.Second || c.interval > 24*time.Hour:
-		return usagef("%s %v: want between 1s and 24h", f.src("interval"), c.interval)
+	case c.interval < time.Second || c.interval > 14*time.Hour:
+		return usagef("%s %v: want between 1s and 14h", f.src("interval"), c.interval)
 	case f.maxPeers < 0:
 		return usagef("%s %d is negative (0 means no bound)", f.src("max-peers"), f.maxPeers)
 	case c.rateLimit < 0 || math.IsNaN(c.rateLimit) || math.IsInf(c.rateLimit, 0):

@@ -117,6 +117,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"-rate-limit", "-2"}, nil, "-rate-limit -2: want", true},
 		{[]string{"-rate-limit", "NaN"}, nil, "-rate-limit NaN: want", true},
 		{[]string{"-shutdown-timeout", "0s"}, nil, "-shutdown-timeout 0s: want a positive duration", true},
+		{[]string{"-interval", "15h"}, nil, "-interval 15h0m0s: want between 1s and 14h", true},
 		{[]string{"-log-level", "loud"}, nil, `-log-level "loud"`, true},
 		{[]string{"-log-format", "xml"}, nil, `-log-format "xml"`, true},
 		{nil, []string{"ANNUAIRE_FULL_SCRAPE=maybe"}, `ANNUAIRE_FULL_SCRAPE="maybe": invalid value for -full-scrape`, true},
