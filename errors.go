@@ -28,6 +28,7 @@ const (
 	// KindCapacity is a store that has reached its configured bound.
 	KindCapacity
 	// KindInternal is an internal error: the client sees a generic text.
+	// A policy's *Error whose Kind is none of these counts as one.
 	KindInternal
 	numKinds
 )
@@ -74,7 +75,12 @@ type Error struct {
 }
 
 // Error returns the reason with the package prefix.
-func (e *Error) Error() string { return "tracker: " + e.Reason }
+func (e *Error) Error() string {
+	if e == nil {
+		return "tracker: <nil *Error>"
+	}
+	return "tracker: " + e.Reason
+}
 
 // The client-visible failures the tracker itself produces.
 var (
@@ -106,10 +112,12 @@ var ErrServerClosed = http.ErrServerClosed
 
 // clientError returns the *Error that reaches the client for err, and
 // whether err was one (false means an internal error, which the caller logs).
+// A nil *Error, or one whose Kind is out of range, is a broken policy or
+// store: an internal error too, never indexed by its Kind nor shown.
 func clientError(err error) (*Error, bool) {
 	// errors.AsType, unlike errors.As, does not allocate: failures are
 	// answered on the UDP hot path too.
-	if e, ok := errors.AsType[*Error](err); ok {
+	if e, ok := errors.AsType[*Error](err); ok && e != nil && e.Kind < numKinds {
 		return e, true
 	}
 	return errInternal, false

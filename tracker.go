@@ -51,6 +51,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -167,6 +168,8 @@ type Tracker struct {
 	v6Bits  int
 
 	closed atomic.Bool
+	// breaches limits the reports of plug-ins that break their contract.
+	breaches rareLog
 	// Successful announces and scrapes, counted here only when the store
 	// does not count them (storeCounts false).
 	storeCounts bool
@@ -323,6 +326,10 @@ func (t *Tracker) announce(ctx context.Context, req *AnnounceRequest, resp *Anno
 		resp.Peers = resp.Peers[:0]
 		return t.fail(err, "announce: store")
 	}
+	if err := verifyAnnounce(req, resp); err != nil {
+		resp.Peers = resp.Peers[:0]
+		return t.breach("announce: store", err)
+	}
 	if !t.storeCounts {
 		t.announces.add()
 	}
@@ -427,12 +434,31 @@ func (t *Tracker) fail(err error, what string) error {
 		return err
 	}
 	e, ok := clientError(err)
-	t.failures[e.Kind].add()
 	if !ok {
+		if _, broken := errors.AsType[*Error](err); broken {
+			return t.breach(what, fmt.Errorf("%w: %v", errBadError, err))
+		}
+		t.failures[KindInternal].add()
 		t.log.Error("tracker: "+what+" failed", "err", err)
 		return fmt.Errorf("tracker: %s: %w", what, err)
 	}
+	t.failures[e.Kind].add()
 	return err
+}
+
+// errBadError is a policy's or store's *Error that the tracker cannot
+// show: nil, or of a Kind out of range.
+var errBadError = errors.New("tracker: a plug-in returned a nil *Error or one of an unknown Kind")
+
+// breach counts a request failed by a plug-in that broke its contract, as
+// an internal error, reports it (at most once a minute, with the number of
+// reports held back since the last) and returns the error for the caller.
+func (t *Tracker) breach(what string, err error) error {
+	t.failures[KindInternal].add()
+	if ok, held := t.breaches.allow(time.Now()); ok {
+		t.log.Error("tracker: "+what+": a plug-in broke its contract", "err", err, "suppressed", held)
+	}
+	return fmt.Errorf("tracker: %s: %w", what, err)
 }
 
 // Scrape returns the counters of the requested swarms.
@@ -462,6 +488,10 @@ func (t *Tracker) scrape(ctx context.Context, req *ScrapeRequest, resp *ScrapeRe
 	if err != nil {
 		resp.Files = resp.Files[:0]
 		return t.fail(err, "scrape: store")
+	}
+	if err := verifyScrape(req.InfoHashes, files); err != nil {
+		resp.Files = files[:0]
+		return t.breach("scrape: store", err)
 	}
 	if f := t.cfg.Torrents; f != nil {
 		for i, h := range req.InfoHashes {
@@ -557,4 +587,30 @@ func (c *counter) load() uint64 {
 		n += c.stripes[i].n.Load()
 	}
 	return n
+}
+
+// rareLogEvery is the least time between two lines of a rareLog.
+const rareLogEvery = time.Minute
+
+// rareLog lets through at most one log line per rareLogEvery for a kind of
+// event that may repeat on every request, and counts the lines it holds
+// back. It is for failure paths only: it takes a lock.
+type rareLog struct {
+	mu   sync.Mutex
+	next time.Time
+	held int
+}
+
+// allow reports whether a line may be logged at now and, if so, how many
+// were held back since the last one.
+func (l *rareLog) allow(now time.Time) (ok bool, held int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		l.held++
+		return false, 0
+	}
+	l.next = now.Add(rareLogEvery)
+	held, l.held = l.held, 0
+	return true, held
 }

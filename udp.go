@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,11 @@ var (
 // reading, lets them finish the packets in hand and waits for them;
 // [UDPServer.Close] stops them without waiting.
 //
+// A panic while answering a datagram (in a policy or store, say) is
+// recovered: the request fails as an internal error, the client gets an
+// error packet, and the panic is logged with its stack, at most once a
+// minute with the number of others since.
+//
 // A UDPServer is safe for concurrent use.
 type UDPServer struct {
 	t        *Tracker
@@ -87,6 +93,7 @@ type UDPServer struct {
 	ids      *connid.Codec // readers use clones
 	maxPeers int           // most peers in one reply
 	now      func() time.Time
+	panics   rareLog // reports of recovered panics
 
 	closed atomic.Bool
 	mu     sync.Mutex
@@ -431,13 +438,20 @@ func (h *udpHandler) replyCap() int {
 // connection id, then the client's rate limit; only then is the request
 // parsed and handed to the tracker. A reply to a datagram without a valid
 // connection id is never larger than that datagram.
-func (h *udpHandler) handle(ctx context.Context, now time.Time, p []byte, from netip.AddrPort, out []byte) []byte {
+func (h *udpHandler) handle(ctx context.Context, now time.Time, p []byte, from netip.AddrPort, out []byte) (reply []byte) {
 	hdr, ok := udpwire.ParseHeader(p)
 	if !ok {
 		return out
 	}
+	n0 := len(out)
+	op, start := "", time.Time{} // op is set once the connection id is checked
+	defer func() {
+		if v := recover(); v != nil {
+			reply = h.recovered(v, hdr.TxID, op, start, out[:n0])
+		}
+	}()
 	addr := from.Addr().Unmap()
-	start := h.t.observeStart()
+	start = h.t.observeStart()
 	if hdr.Action == udpwire.ActionConnect {
 		if hdr.ConnID != udpwire.ProtocolID {
 			return out
@@ -446,14 +460,6 @@ func (h *udpHandler) handle(ctx context.Context, now time.Time, p []byte, from n
 		h.t.observe(ProtocolUDP, OpConnect, start, nil)
 		return out
 	}
-	op := OpAnnounce
-	switch hdr.Action {
-	case udpwire.ActionAnnounce:
-	case udpwire.ActionScrape:
-		op = OpScrape
-	default:
-		op = OpUnknown
-	}
 	if !h.ids.Check(now, addr, hdr.ConnID) {
 		// Tell well-formed requests to reconnect, in fewer bytes than they
 		// took; ignore the rest.
@@ -461,11 +467,12 @@ func (h *udpHandler) handle(ctx context.Context, now time.Time, p []byte, from n
 		case hdr.Action == udpwire.ActionAnnounce && len(p) >= udpwire.AnnounceLen,
 			hdr.Action == udpwire.ActionScrape && len(p) >= udpwire.HeaderLen+udpwire.HashLen:
 			h.t.fail(errUDPConnID, "")
-			h.t.observe(ProtocolUDP, op, start, errUDPConnID)
+			h.t.observe(ProtocolUDP, udpOp(hdr.Action), start, errUDPConnID)
 			return appendError(out, hdr.TxID, errUDPConnID.Reason, len(p)-1)
 		}
 		return out
 	}
+	op = udpOp(hdr.Action)
 	if !h.t.allowIP(addr) {
 		h.t.fail(ErrRateLimited, "")
 		h.t.observe(ProtocolUDP, op, start, ErrRateLimited)
@@ -484,6 +491,32 @@ func (h *udpHandler) handle(ctx context.Context, now time.Time, p []byte, from n
 	}
 	h.t.observe(ProtocolUDP, op, start, err)
 	return out
+}
+
+// udpOp returns the observer's name of an action other than connect.
+func udpOp(action uint32) string {
+	switch action {
+	case udpwire.ActionAnnounce:
+		return OpAnnounce
+	case udpwire.ActionScrape:
+		return OpScrape
+	}
+	return OpUnknown
+}
+
+// recovered answers a request whose handling panicked with v: it counts
+// an internal failure, reports the panic and, if the request had a valid
+// connection id (op is set), appends an error reply to out.
+func (h *udpHandler) recovered(v any, txID uint32, op string, start time.Time, out []byte) []byte {
+	h.t.failures[KindInternal].add()
+	if ok, held := h.s.panics.allow(time.Now()); ok {
+		h.t.log.Error("tracker: udp: recovered from a panic answering a request", "panic", v, "stack", string(debug.Stack()), "suppressed", held)
+	}
+	if op == "" {
+		return out
+	}
+	h.t.observe(ProtocolUDP, op, start, errInternal)
+	return appendError(out, txID, errInternal.Reason, maxReply)
 }
 
 // udpEvents maps the UDP event numbers to events; larger numbers mean none.
@@ -531,11 +564,10 @@ func (h *udpHandler) announce(ctx context.Context, p []byte, from netip.AddrPort
 		return udpFailure(out, txID, err), err
 	}
 	out = udpwire.AppendAnnounce(out, txID, udpSeconds(resp.Interval), clamp32(resp.Incomplete), clamp32(resp.Complete))
-	v4 := req.Addr.Addr().Is4() // unmapped by the tracker
+	// The tracker checked the peers: at most NumWant, of the client's
+	// family, with valid addresses.
 	for _, peer := range resp.Peers[:min(len(resp.Peers), h.s.maxPeers)] {
-		if peer.Addr.Addr().Unmap().Is4() == v4 {
-			out = udpwire.AppendPeer(out, peer.Addr)
-		}
+		out = udpwire.AppendPeer(out, peer.Addr)
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"runtime"
@@ -487,6 +488,51 @@ func TestUDPHandlerAllocs(t *testing.T) {
 				t.Errorf("private %v, %s: %v allocations per packet; want 0", private, name, n)
 			}
 		}
+	}
+}
+
+// A panic while answering a datagram is recovered: the client reads an
+// internal error with its transaction id, the failure is counted, the
+// panic logged once a minute at most, and the reader goes on.
+func TestUDPPanic(t *testing.T) {
+	var logs lockedBuffer
+	tr := newTestTracker(t, Config{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Store: funcStore{scrape: func(context.Context, []InfoHash, []ScrapeStats) ([]ScrapeStats, error) {
+			var m map[string]int
+			m["a bug in the store"]++ // a nil map
+			return nil, nil
+		}},
+	})
+	conn := listenLoopback(t, "udp4")
+	serve(t, newTestServer(t, tr, UDPConfig{Readers: 1}), conn)
+	c := dialServer(t, "udp4", conn.LocalAddr())
+	id := c.connect()
+	for tx := range uint32(3) {
+		r := c.roundTrip(udpwire.AppendScrapeRequest(nil, id, tx, [20]byte{1}))
+		if msg := errorText(t, r, tx); msg != errInternal.Reason {
+			t.Errorf("scrape %d: %q; want %q", tx, msg, errInternal.Reason)
+		}
+	}
+	parseAnnounceReply(t, c.roundTrip(announceBytes(announcePacket(id, 9, 1, 1, false))), 6)
+	if n := tr.Stats().Failures["internal"]; n != 3 {
+		t.Errorf("%d internal failures; want 3", n)
+	}
+	if out := logs.String(); strings.Count(out, "recovered from a panic") != 1 || !strings.Contains(out, "nil map") {
+		t.Errorf("log:\n%s\nwant one line about the panic", out)
+	}
+}
+
+// A store that breaks its contract over UDP: a scrape with too few
+// entries is an internal error, not a short reply.
+func TestUDPBrokenStore(t *testing.T) {
+	th := newTestHandler(t, Config{Store: funcStore{scrape: func(_ context.Context, hashes []InfoHash, dst []ScrapeStats) ([]ScrapeStats, error) {
+		return append(dst, make([]ScrapeStats, len(hashes)-1)...), nil
+	}}})
+	id := th.connect(clientA)
+	r := th.send(clientA, udpwire.AppendScrapeRequest(nil, id, 7, [20]byte{1}, [20]byte{2}))
+	if msg := errorText(t, r, 7); msg != errInternal.Reason {
+		t.Errorf("scrape: %q; want %q", msg, errInternal.Reason)
 	}
 }
 

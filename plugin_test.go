@@ -1,0 +1,205 @@
+package tracker
+
+// Tests of what the tracker does with the answers of plug-ins (policies
+// and stores) that break their contract, through Go calls and through the
+// HTTP handler; the UDP front-end has its own in udp_test.go.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use, for logs
+// written by a server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// httpEscape percent-encodes every byte of b.
+func httpEscape(b []byte) string {
+	var sb strings.Builder
+	for _, c := range b {
+		fmt.Fprintf(&sb, "%%%02X", c)
+	}
+	return sb.String()
+}
+
+// httpBody sends a GET for target to h from 10.0.0.1 and returns the body.
+func httpBody(t *testing.T, h *HTTPHandler, target string) string {
+	t.Helper()
+	r := httptest.NewRequest("GET", target, nil)
+	r.RemoteAddr = "10.0.0.1:40000"
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Body.String()
+}
+
+// httpAnnounceTarget is an HTTP announce of peer n to the swarm of h.
+func httpAnnounceTarget(h InfoHash, n int, passkey string) string {
+	id := testPeer(h, n, 10, EventStarted).PeerID
+	q := "info_hash=" + httpEscape(h[:]) + "&peer_id=" + httpEscape(id[:]) + "&port=6881&uploaded=0&downloaded=0&left=10"
+	if passkey != "" {
+		q += "&passkey=" + passkey
+	}
+	return "/announce?" + q
+}
+
+// httpScrapeTarget is an HTTP scrape of hashes.
+func httpScrapeTarget(passkey string, hashes ...InfoHash) string {
+	q := "passkey=" + passkey
+	for _, h := range hashes {
+		q += "&info_hash=" + httpEscape(h[:])
+	}
+	return "/scrape?" + q
+}
+
+// An announce reply's peers, for stores that return a fixed list.
+func peersOf(addrs ...string) []Peer {
+	var ps []Peer
+	for _, a := range addrs {
+		ps = append(ps, Peer{Addr: netip.MustParseAddrPort(a)})
+	}
+	return ps
+}
+
+// TestBrokenPlugins: a policy or store that breaks its contract fails the
+// request as an internal error, counted and logged (once a minute), and
+// the client reads the generic text: no panic, no wrong reply, no index
+// out of range.
+func TestBrokenPlugins(t *testing.T) {
+	badKind := &Error{Kind: numKinds + 3, Reason: "an unknown kind"}
+	var nilError *Error
+	storeAnnounce := func(f func(resp *AnnounceResponse)) Store {
+		return funcStore{announce: func(_ context.Context, _ *AnnounceRequest, resp *AnnounceResponse) error {
+			f(resp)
+			return nil
+		}}
+	}
+	storeScrape := func(f func(hashes []InfoHash, dst []ScrapeStats) []ScrapeStats) Store {
+		return funcStore{scrape: func(_ context.Context, hashes []InfoHash, dst []ScrapeStats) ([]ScrapeStats, error) {
+			return f(hashes, dst), nil
+		}}
+	}
+	allow := TorrentFunc(func(context.Context, InfoHash, Identity) error { return nil })
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		scrape bool
+	}{
+		{name: "client filter: Kind out of range", cfg: Config{Clients: ClientFunc(func(context.Context, PeerID, string) error { return badKind })}},
+		{name: "passkey validator: nil *Error", cfg: Config{Passkeys: PasskeyFunc(func(context.Context, string) (Identity, error) { return Identity{}, nilError })}},
+		{name: "torrent filter: Kind out of range, wrapped", cfg: Config{Torrents: TorrentFunc(func(context.Context, InfoHash, Identity) error {
+			return fmt.Errorf("checking: %w", badKind)
+		})}},
+		{name: "store: Kind out of range", cfg: Config{Store: funcStore{announce: func(context.Context, *AnnounceRequest, *AnnounceResponse) error { return badKind }}}},
+		{name: "store: negative counter", cfg: Config{Store: storeAnnounce(func(resp *AnnounceResponse) { resp.Incomplete = -1 })}},
+		{name: "store: more peers than numwant", cfg: Config{DefaultNumWant: 2, Store: storeAnnounce(func(resp *AnnounceResponse) {
+			resp.Peers = append(resp.Peers, peersOf("10.1.0.1:1", "10.1.0.2:1", "10.1.0.3:1")...)
+		})}},
+		{name: "store: peer of the other family", cfg: Config{Store: storeAnnounce(func(resp *AnnounceResponse) {
+			resp.Peers = append(resp.Peers, peersOf("10.1.0.1:1", "[2001:db8::1]:1")...)
+		})}},
+		{name: "store: invalid address", cfg: Config{Store: storeAnnounce(func(resp *AnnounceResponse) { resp.Peers = append(resp.Peers, Peer{}) })}},
+		{name: "store: unspecified address", cfg: Config{Store: storeAnnounce(func(resp *AnnounceResponse) { resp.Peers = append(resp.Peers, peersOf("0.0.0.0:6881")...) })}},
+		{name: "store: port 0", cfg: Config{Store: storeAnnounce(func(resp *AnnounceResponse) { resp.Peers = append(resp.Peers, peersOf("10.1.0.1:0")...) })}},
+		{name: "store: fewer scrape entries", scrape: true, cfg: Config{Store: storeScrape(func(hashes []InfoHash, dst []ScrapeStats) []ScrapeStats {
+			return append(dst, make([]ScrapeStats, len(hashes)-1)...)
+		})}},
+		{name: "store: fewer scrape entries, with a torrent filter", scrape: true, cfg: Config{Torrents: allow, Store: storeScrape(func(hashes []InfoHash, dst []ScrapeStats) []ScrapeStats {
+			return dst
+		})}},
+		{name: "store: more scrape entries", scrape: true, cfg: Config{Store: storeScrape(func(hashes []InfoHash, dst []ScrapeStats) []ScrapeStats {
+			return append(dst, make([]ScrapeStats, len(hashes)+1)...)
+		})}},
+		{name: "store: negative scrape counter", scrape: true, cfg: Config{Store: storeScrape(func(hashes []InfoHash, dst []ScrapeStats) []ScrapeStats {
+			for range hashes {
+				dst = append(dst, ScrapeStats{Downloaded: -5})
+			}
+			return dst
+		})}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			cfg := tc.cfg
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			tr := newTestTracker(t, cfg)
+			h, err := tr.NewHTTPHandler(HTTPConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			hashes := []InfoHash{hashN(1), hashN(2)}
+			const rounds = 3
+			for i := range rounds {
+				var err error
+				var target string
+				if tc.scrape {
+					_, err = tr.Scrape(ctx, &ScrapeRequest{InfoHashes: hashes, Passkey: "pk"})
+					target = httpScrapeTarget("pk", hashes...)
+				} else {
+					req := testPeer(hashN(1), i, 10, EventStarted)
+					req.Passkey = "pk"
+					_, err = tr.Announce(ctx, req)
+					target = httpAnnounceTarget(hashN(1), i, "pk")
+				}
+				if e, ok := clientError(err); err == nil || ok || e != errInternal {
+					t.Errorf("Go call %d: %v; want an internal error", i, err)
+				}
+				body := httpBody(t, h, target)
+				if !strings.Contains(body, "14:failure reason22:internal tracker error") {
+					t.Errorf("HTTP request %d: reply %q; want the generic failure", i, body)
+				}
+			}
+			if n := tr.Stats().Failures["internal"]; n != 2*rounds {
+				t.Errorf("%d internal failures counted; want %d", n, 2*rounds)
+			}
+			if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
+				t.Errorf("%d lines logged for %d failures; want 1 (once a minute):\n%s", n, 2*rounds, logs.String())
+			}
+		})
+	}
+}
+
+// TestRareLog: one line per minute, and the next tells how many were held
+// back.
+func TestRareLog(t *testing.T) {
+	var l rareLog
+	t0 := time.Unix(1_700_000_000, 0)
+	for _, step := range []struct {
+		at   time.Duration
+		ok   bool
+		held int
+	}{
+		{0, true, 0},
+		{time.Second, false, 0},
+		{59 * time.Second, false, 0},
+		{time.Minute, true, 2},
+		{time.Minute + time.Second, false, 0},
+		{3 * time.Minute, true, 1},
+	} {
+		if ok, held := l.allow(t0.Add(step.at)); ok != step.ok || held != step.held {
+			t.Errorf("allow at %v = %v, %d; want %v, %d", step.at, ok, held, step.ok, step.held)
+		}
+	}
+}
