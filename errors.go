@@ -30,6 +30,11 @@ const (
 	// KindInternal is an internal error: the client sees a generic text.
 	// A policy's *Error whose Kind is none of these counts as one.
 	KindInternal
+	// KindUnavailable is a request the tracker could not answer in time:
+	// too many requests were waiting for a policy or the store, or the
+	// request's deadline ([Config.RequestTimeout]) passed. The client
+	// should retry.
+	KindUnavailable
 	numKinds
 )
 
@@ -42,6 +47,7 @@ var kindNames = [numKinds]string{
 	KindRateLimited: "rate_limited",
 	KindCapacity:    "capacity",
 	KindInternal:    "internal",
+	KindUnavailable: "unavailable",
 }
 
 // String returns the kind's name as [Stats.Failures] uses it, such as
@@ -99,6 +105,7 @@ var (
 	ErrRateLimited         = &Error{Kind: KindRateLimited, Reason: "too many requests, slow down", RetryIn: time.Minute}
 	ErrTooManyPeers        = &Error{Kind: KindCapacity, Reason: "tracker is full: too many peers", RetryIn: 5 * time.Minute}
 	ErrTooManySwarms       = &Error{Kind: KindCapacity, Reason: "tracker is full: too many torrents", RetryIn: 5 * time.Minute}
+	ErrBusy                = &Error{Kind: KindUnavailable, Reason: "tracker busy, retry", RetryIn: time.Minute}
 	errInternal            = &Error{Kind: KindInternal, Reason: "internal tracker error"}
 )
 

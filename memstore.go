@@ -98,6 +98,7 @@ var (
 	_ CountingStore = (*MemoryStore)(nil)
 	_ FullScraper   = (*MemoryStore)(nil)
 	_ ExpiringStore = (*MemoryStore)(nil)
+	_ NonBlocker    = (*MemoryStore)(nil)
 )
 
 // Record keys: | swarm prefix (24 bits) | seeder (1 bit) | peer hash (39 bits) |.
@@ -561,6 +562,10 @@ func (s *MemoryStore) Counts(ctx context.Context) (StoreCounts, error) {
 // PeerTTL returns how long the store keeps a peer after its last announce
 // (see [ExpiringStore]).
 func (s *MemoryStore) PeerTTL() time.Duration { return s.peerTTL }
+
+// NonBlocking reports true: a MemoryStore answers from memory (see
+// [NonBlocker]).
+func (s *MemoryStore) NonBlocking() bool { return true }
 
 // Close stops the sweeper. Later calls fail with ErrClosed.
 func (s *MemoryStore) Close() error {

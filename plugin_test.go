@@ -7,12 +7,14 @@ package tracker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -200,6 +202,156 @@ func TestRareLog(t *testing.T) {
 	} {
 		if ok, held := l.allow(t0.Add(step.at)); ok != step.ok || held != step.held {
 			t.Errorf("allow at %v = %v, %d; want %v, %d", step.at, ok, held, step.ok, step.held)
+		}
+	}
+}
+
+// deadlineClients is a client filter that never blocks and records
+// whether its context has a deadline.
+type deadlineClients struct{ had atomic.Bool }
+
+func (f *deadlineClients) AllowClient(ctx context.Context, _ PeerID, _ string) error {
+	_, ok := ctx.Deadline()
+	f.had.Store(ok)
+	return nil
+}
+
+func (*deadlineClients) NonBlocking() bool { return true }
+
+// TestRequestTimeout: a request that needs a plug-in that may block gets
+// the tracker's deadline, over any front-end (here Go calls and HTTP); a
+// plug-in cut short by it reads as "tracker busy, retry", counted as
+// unavailable and not logged. A caller's earlier deadline stands, and
+// requests that need only plug-ins that never block get none.
+func TestRequestTimeout(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	ctx := context.Background()
+	var logs bytes.Buffer
+	slow := newHeldValidator()
+	defer slow.free()
+	clients := new(deadlineClients)
+	tr := newTestTracker(t, Config{
+		Passkeys:       slow,
+		Clients:        clients,
+		RequestTimeout: timeout,
+		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	req := testPeer(hashN(1), 1, 10, EventStarted)
+	req.Passkey = "pk"
+	start := time.Now()
+	if _, err := tr.Announce(ctx, req); !errors.Is(err, ErrBusy) {
+		t.Errorf("announce with a slow validator: %v; want ErrBusy", err)
+	}
+	if d := time.Since(start); d < timeout {
+		t.Errorf("failed after %v; want the %v deadline", d, timeout)
+	}
+	if d := <-slow.deadlines; d <= 0 || d > timeout {
+		t.Errorf("the validator's deadline is %v away; want at most %v", d, timeout)
+	}
+	if !clients.had.Load() {
+		t.Error("the client filter's context has no deadline; want the request's")
+	}
+	h, err := tr.NewHTTPHandler(HTTPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := httpBody(t, h, httpAnnounceTarget(hashN(1), 2, "pk")); !strings.Contains(body, "14:failure reason19:tracker busy, retry") {
+		t.Errorf("HTTP announce with a slow validator: %q; want tracker busy", body)
+	}
+	<-slow.deadlines
+	short, cancel := context.WithTimeout(ctx, timeout/4)
+	defer cancel()
+	tr.Announce(short, req)
+	if d := <-slow.deadlines; d > timeout/4 {
+		t.Errorf("with the caller's deadline %v away, the validator's is %v away", timeout/4, d)
+	}
+	if n := tr.Stats().Failures["unavailable"]; n != 3 {
+		t.Errorf("%d unavailable failures; want 3", n)
+	}
+	if logs.Len() > 0 {
+		t.Errorf("logged %q; want nothing", logs.String())
+	}
+
+	// Only plug-ins that never block: no deadline, and no allocation for
+	// one.
+	fast := newTestTracker(t, Config{Clients: clients, Passkeys: NewPasskeySet()})
+	fast.Announce(ctx, req)
+	if clients.had.Load() {
+		t.Error("with plug-ins that never block, the context has a deadline; want none")
+	}
+	// RequestTimeout Disabled: no deadline.
+	slow.free()
+	none := newTestTracker(t, Config{Passkeys: slow, RequestTimeout: Disabled})
+	for len(slow.deadlines) > 0 {
+		<-slow.deadlines
+	}
+	none.Announce(ctx, req)
+	if d := <-slow.deadlines; d != -1 {
+		t.Errorf("RequestTimeout disabled: the validator's deadline is %v away; want none", d)
+	}
+}
+
+// TestScrapeTimeout: a scrape whose torrent filter runs out of time fails
+// as a whole with ErrBusy, rather than reading as zeros.
+func TestScrapeTimeout(t *testing.T) {
+	tr := newTestTracker(t, Config{
+		RequestTimeout: 50 * time.Millisecond,
+		Torrents: TorrentFunc(func(ctx context.Context, _ InfoHash, _ Identity) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}),
+	})
+	if _, err := tr.Scrape(context.Background(), &ScrapeRequest{InfoHashes: []InfoHash{hashN(1), hashN(2)}}); !errors.Is(err, ErrBusy) {
+		t.Errorf("scrape with a slow filter: %v; want ErrBusy", err)
+	}
+}
+
+// TestNonBlocking: the built-in plug-ins say they never block; functions
+// and unknown types may; combinations never block when none of their
+// parts does, and AnyPasskey's validators before the first that may are
+// tried on their own.
+func TestNonBlocking(t *testing.T) {
+	set, list, clients := NewPasskeySet(), NewTorrentAllowList(), NewClientDenyList()
+	mem, err := NewMemoryStore(MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	pkFunc := PasskeyFunc(func(context.Context, string) (Identity, error) { return Identity{}, nil })
+	torrentFunc := TorrentFunc(func(context.Context, InfoHash, Identity) error { return nil })
+	clientFunc := ClientFunc(func(context.Context, PeerID, string) error { return nil })
+	for _, tc := range []struct {
+		name string
+		v    any
+		want bool
+	}{
+		{"PasskeySet", set, false},
+		{"TorrentList", list, false},
+		{"ClientList", clients, false},
+		{"MemoryStore", mem, false},
+		{"PasskeyFunc", pkFunc, true},
+		{"TorrentFunc", torrentFunc, true},
+		{"ClientFunc", clientFunc, true},
+		{"a store of another type", &remoteStore{Store: mem}, true},
+		{"AnyPasskey of sets", AnyPasskey(set, NewPasskeySet()), false},
+		{"AnyPasskey with a function", AnyPasskey(set, pkFunc), true},
+		{"AllTorrents of lists", AllTorrents(list, NewTorrentDenyList()), false},
+		{"AllTorrents with a function", AllTorrents(list, torrentFunc), true},
+		{"AllClients of lists", AllClients(clients), false},
+		{"AllClients with a function", AllClients(clientFunc, clients), true},
+	} {
+		if got := mayBlock(tc.v); got != tc.want {
+			t.Errorf("%s: may block = %v; want %v", tc.name, got, tc.want)
+		}
+	}
+	set.Set("fast", 1)
+	tr := newTestTracker(t, Config{Passkeys: AnyPasskey(set, pkFunc, NewPasskeySet())})
+	if !tr.blocks.passkeys || len(tr.blocks.fastPasskeys) != 1 {
+		t.Fatalf("AnyPasskey(set, func, set): blocks %+v; want one validator tried on its own", tr.blocks)
+	}
+	for pk, want := range map[string]error{"fast": nil, "slow": errWouldBlock} {
+		if _, err := tr.identifyFlags(context.Background(), pk, noWait); err != want {
+			t.Errorf("passkey %q on a reader: %v; want %v", pk, err, want)
 		}
 	}
 }

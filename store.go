@@ -52,6 +52,11 @@ import (
 // number of hashes, fail the request as an internal error (logged, at most
 // once a minute with a count of the others), as does a policy's *Error
 // whose Kind is not one of the package's.
+//
+// A store that answers from memory declares it through [NonBlocker], and
+// the UDP server then calls it on its readers; any other store is called
+// from the UDP server's workers, with a deadline ([Config.RequestTimeout])
+// in ctx that it should honour.
 type Store interface {
 	Announce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse) error
 	// Scrape appends one ScrapeStats per hash to dst, in order, zero for

@@ -39,9 +39,10 @@
 //
 // Goroutines: a Tracker runs one goroutine of its own, the default store's
 // sweeper of stale peers, which Close stops. Front-ends run on the caller's
-// goroutines (net/http's) or on a fixed set of readers per UDP socket that
-// their Shutdown and Close stop. Every method of a Tracker is safe for
-// concurrent use.
+// goroutines (net/http's) or on a fixed set of readers per UDP socket, plus
+// a fixed pool of workers per UDP server when a policy or store may block
+// (see [NonBlocker]), which their Shutdown and Close stop. Every method of
+// a Tracker is safe for concurrent use.
 package tracker
 
 import (
@@ -118,6 +119,19 @@ type Config struct {
 	// passkey. The zero value sets no limit.
 	RateLimit RateLimitConfig
 
+	// RequestTimeout is the deadline of a request that needs a policy or
+	// store that may block (one that does not declare otherwise through
+	// [NonBlocker]): the context they get ends this long after the request
+	// arrived. A request cut short (by this deadline, by the caller's
+	// context, by a UDP server closing) fails with [ErrBusy], unless a
+	// policy chose another *Error. Over UDP the time spent waiting for a
+	// worker counts: a request that waited past its deadline is answered
+	// with ErrBusy without calling the plug-ins. If zero, 5 seconds (UDP
+	// clients send again after 15); [Disabled] sets no deadline. Requests
+	// that need only plug-ins that never block get no deadline: they
+	// cannot wait.
+	RequestTimeout time.Duration
+
 	// Logger receives internal errors (never per-request noise). If nil,
 	// [slog.Default]; to log nothing, give
 	// slog.New(slog.DiscardHandler).
@@ -167,6 +181,8 @@ type Tracker struct {
 	pkLimit *ratelimit.Limiter[string]
 	v6Bits  int
 
+	blocks blocking // which plug-ins may block
+
 	closed atomic.Bool
 	// breaches limits the reports of plug-ins that break their contract.
 	breaches rareLog
@@ -204,6 +220,12 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	if cfg.MaxScrapeHashes == 0 {
 		cfg.MaxScrapeHashes = 256
+	}
+	switch {
+	case cfg.RequestTimeout == 0:
+		cfg.RequestTimeout = 5 * time.Second
+	case cfg.RequestTimeout < 0:
+		cfg.RequestTimeout = 0
 	}
 	switch {
 	case cfg.AnnounceInterval < time.Second || cfg.AnnounceInterval > 24*time.Hour:
@@ -273,6 +295,7 @@ func New(cfg Config) (*Tracker, error) {
 		return nil, errorf("Config.AnnounceInterval %v plus IntervalJitter %v is longer than the store keeps peers (PeerTTL %v): peers would expire before they announce again", cfg.AnnounceInterval, cfg.IntervalJitter, es.PeerTTL())
 	}
 	_, t.storeCounts = t.store.(CountingStore)
+	t.blocks = blockingOf(&cfg, t.store)
 	t.cfg = cfg
 	return t, nil
 }
@@ -309,9 +332,29 @@ func (t *Tracker) AnnounceInto(ctx context.Context, req *AnnounceRequest, resp *
 // announce is AnnounceInto for front-ends that have already charged the
 // client address's rate limit (ipChecked).
 func (t *Tracker) announce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, ipChecked bool) error {
+	var f reqFlags
+	if ipChecked {
+		f = ipCheckedFlag
+	}
+	return t.announceFlags(ctx, req, resp, f)
+}
+
+// announceFlags is announce with the front-end's flags. With noWait, it
+// returns errWouldBlock, having changed nothing, for a request that needs
+// a plug-in that may block.
+func (t *Tracker) announceFlags(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, f reqFlags) error {
 	*resp = AnnounceResponse{Peers: resp.Peers[:0]}
-	if err := t.admitAnnounce(ctx, req, resp, ipChecked); err != nil {
-		return t.fail(err, "announce")
+	if f&noWait == 0 && t.blocks.announce(req.Passkey != "") {
+		var cancel context.CancelFunc
+		if ctx, cancel = t.withDeadline(ctx); cancel != nil {
+			defer cancel()
+		}
+	}
+	if err := t.admitAnnounce(ctx, req, resp, f); err != nil {
+		if err == errWouldBlock {
+			return err
+		}
+		return t.fail(timedOut(ctx, err), "announce")
 	}
 	req.Addr = netip.AddrPortFrom(req.Addr.Addr().Unmap().WithZone(""), req.Addr.Port())
 	switch {
@@ -324,7 +367,7 @@ func (t *Tracker) announce(ctx context.Context, req *AnnounceRequest, resp *Anno
 	}
 	if err := t.store.Announce(ctx, req, resp); err != nil {
 		resp.Peers = resp.Peers[:0]
-		return t.fail(err, "announce: store")
+		return t.fail(timedOut(ctx, err), "announce: store")
 	}
 	if err := verifyAnnounce(req, resp); err != nil {
 		resp.Peers = resp.Peers[:0]
@@ -358,7 +401,7 @@ func wireNumWant(n int) int {
 
 // admitAnnounce checks the request and the policies, cheapest first, and
 // sets resp.Identity.
-func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, ipChecked bool) error {
+func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, f reqFlags) error {
 	if t.closed.Load() {
 		return ErrClosed
 	}
@@ -373,8 +416,11 @@ func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp 
 	case req.Event > EventPaused:
 		return ErrInvalidEvent
 	}
-	if !ipChecked && !t.allowIP(addr) {
+	if f&ipCheckedFlag == 0 && !t.allowIP(addr) {
 		return ErrRateLimited
+	}
+	if f&noWait != 0 && (t.blocks.clients || t.blocks.torrents || t.blocks.store) {
+		return errWouldBlock
 	}
 	// The client filter is in memory; a passkey may cost a database query.
 	if c := t.cfg.Clients; c != nil {
@@ -382,7 +428,7 @@ func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp 
 			return err
 		}
 	}
-	id, err := t.identify(ctx, req.Passkey)
+	id, err := t.identifyFlags(ctx, req.Passkey, f)
 	if err != nil {
 		return err
 	}
@@ -410,6 +456,13 @@ func (t *Tracker) allowIP(addr netip.Addr) bool {
 // identify validates the passkey, when passkeys are required, and charges
 // its rate limit.
 func (t *Tracker) identify(ctx context.Context, passkey string) (Identity, error) {
+	return t.identifyFlags(ctx, passkey, 0)
+}
+
+// identifyFlags is identify with the front-end's flags: with noWait and a
+// validator that may block, only the validators that never block are
+// tried, and errWouldBlock is returned if none accepts the passkey.
+func (t *Tracker) identifyFlags(ctx context.Context, passkey string, f reqFlags) (Identity, error) {
 	v := t.cfg.Passkeys
 	if v == nil {
 		return Identity{}, nil
@@ -417,7 +470,13 @@ func (t *Tracker) identify(ctx context.Context, passkey string) (Identity, error
 	if passkey == "" {
 		return Identity{}, ErrPasskeyRequired
 	}
-	id, err := v.ValidatePasskey(ctx, passkey)
+	var id Identity
+	var err error
+	if f&noWait != 0 && t.blocks.passkeys {
+		id, err = t.tryPasskey(ctx, passkey)
+	} else {
+		id, err = v.ValidatePasskey(ctx, passkey)
+	}
 	if err != nil {
 		return Identity{}, err
 	}
@@ -425,6 +484,17 @@ func (t *Tracker) identify(ctx context.Context, passkey string) (Identity, error
 		return Identity{}, ErrRateLimited
 	}
 	return id, nil
+}
+
+// tryPasskey accepts a passkey that one of the validators that never
+// block accepts, and returns errWouldBlock otherwise.
+func (t *Tracker) tryPasskey(ctx context.Context, passkey string) (Identity, error) {
+	for _, v := range t.blocks.fastPasskeys {
+		if id, err := v.ValidatePasskey(ctx, passkey); err == nil {
+			return id, nil
+		}
+	}
+	return Identity{}, errWouldBlock
 }
 
 // fail counts a failure and logs it if it is internal.
@@ -477,17 +547,38 @@ func (t *Tracker) ScrapeInto(ctx context.Context, req *ScrapeRequest, resp *Scra
 	return t.scrape(ctx, req, resp, false)
 }
 
+// scrape is ScrapeInto for front-ends that have already charged the
+// client address's rate limit (ipChecked).
 func (t *Tracker) scrape(ctx context.Context, req *ScrapeRequest, resp *ScrapeResponse, ipChecked bool) error {
+	var f reqFlags
+	if ipChecked {
+		f = ipCheckedFlag
+	}
+	return t.scrapeFlags(ctx, req, resp, f)
+}
+
+// scrapeFlags is scrape with the front-end's flags, as announceFlags is
+// announce.
+func (t *Tracker) scrapeFlags(ctx context.Context, req *ScrapeRequest, resp *ScrapeResponse, fl reqFlags) error {
 	resp.Files = resp.Files[:0]
 	resp.MinInterval = t.cfg.MinScrapeInterval
-	id, err := t.admitScrape(ctx, req, ipChecked)
+	if fl&noWait == 0 && t.blocks.scrape(req.Passkey != "") {
+		var cancel context.CancelFunc
+		if ctx, cancel = t.withDeadline(ctx); cancel != nil {
+			defer cancel()
+		}
+	}
+	id, err := t.admitScrape(ctx, req, fl)
 	if err != nil {
-		return t.fail(err, "scrape")
+		if err == errWouldBlock {
+			return err
+		}
+		return t.fail(timedOut(ctx, err), "scrape")
 	}
 	files, err := t.store.Scrape(ctx, req.InfoHashes, resp.Files)
 	if err != nil {
 		resp.Files = resp.Files[:0]
-		return t.fail(err, "scrape: store")
+		return t.fail(timedOut(ctx, err), "scrape: store")
 	}
 	if err := verifyScrape(req.InfoHashes, files); err != nil {
 		resp.Files = files[:0]
@@ -497,9 +588,14 @@ func (t *Tracker) scrape(ctx context.Context, req *ScrapeRequest, resp *ScrapeRe
 		for i, h := range req.InfoHashes {
 			if err := f.AllowTorrent(ctx, h, id); err != nil {
 				files[i] = ScrapeStats{}
-				if _, ok := clientError(err); !ok {
-					t.log.Error("tracker: scrape: torrent filter failed", "err", err)
+				if _, ok := clientError(err); ok {
+					continue
 				}
+				if err := timedOut(ctx, err); err == ErrBusy {
+					resp.Files = files[:0]
+					return t.fail(err, "scrape")
+				}
+				t.log.Error("tracker: scrape: torrent filter failed", "err", err)
 			}
 		}
 	}
@@ -510,7 +606,7 @@ func (t *Tracker) scrape(ctx context.Context, req *ScrapeRequest, resp *ScrapeRe
 	return nil
 }
 
-func (t *Tracker) admitScrape(ctx context.Context, req *ScrapeRequest, ipChecked bool) (Identity, error) {
+func (t *Tracker) admitScrape(ctx context.Context, req *ScrapeRequest, f reqFlags) (Identity, error) {
 	if t.closed.Load() {
 		return Identity{}, ErrClosed
 	}
@@ -520,10 +616,13 @@ func (t *Tracker) admitScrape(ctx context.Context, req *ScrapeRequest, ipChecked
 	case n > t.cfg.MaxScrapeHashes:
 		return Identity{}, ErrTooManyInfoHashes
 	}
-	if !ipChecked && req.Addr.IsValid() && !t.allowIP(req.Addr) {
+	if f&ipCheckedFlag == 0 && req.Addr.IsValid() && !t.allowIP(req.Addr) {
 		return Identity{}, ErrRateLimited
 	}
-	return t.identify(ctx, req.Passkey)
+	if f&noWait != 0 && (t.blocks.torrents || t.blocks.store) {
+		return Identity{}, errWouldBlock
+	}
+	return t.identifyFlags(ctx, req.Passkey, f)
 }
 
 // Stats is a snapshot of a tracker's counters.
