@@ -37,7 +37,9 @@ type UDPConfig struct {
 	// Batch is the most datagrams a reader receives, or sends, in one
 	// system call (recvmmsg and sendmmsg on Linux, for a *net.UDPConn). If
 	// zero, 32; 1 reads and writes one datagram per call. Elsewhere it is
-	// ignored.
+	// ignored. The replies of a batch go out together, unless answering it
+	// takes longer than a millisecond: then the replies ready so far are
+	// sent before the reader goes on.
 	Batch int
 	// Workers is the number of goroutines, shared by every socket of the
 	// server, that answer the requests needing a policy or store that may
