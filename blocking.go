@@ -69,7 +69,7 @@ func (b *blocking) announce(passkey bool) bool {
 }
 
 // scrape reports whether a scrape may block. A scrape without a passkey
-// fails without calling the validator.
+// either needs none (PublicScrape) or fails without calling the validator.
 func (b *blocking) scrape(passkey bool) bool {
 	return b.store || b.torrents || (b.passkeys && passkey)
 }

@@ -247,3 +247,40 @@ func ExampleNonBlocker() {
 	// "bob-key": ok, user 7
 	// "eve-key": tracker: invalid passkey
 }
+
+// A semi-private tracker shows seeders and leechers to everyone: scrapes
+// without a passkey (every UDP scrape) read the counts of the torrents it
+// serves, and zeros for the others, so the list of torrents stays private.
+func ExampleConfig_publicScrape() {
+	passkeys := tracker.NewPasskeySet()
+	passkeys.Set("alice-key", 1042)
+	torrents := tracker.NewTorrentAllowList()
+	torrents.Add(debian)
+	t, err := tracker.New(tracker.Config{
+		Passkeys:     passkeys,
+		Torrents:     torrents,
+		PublicScrape: true,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer t.Close()
+	fmt.Println(announce(t, "alice-key", "-qB4650-", debian))
+
+	resp, err := t.Scrape(context.Background(), &tracker.ScrapeRequest{InfoHashes: []tracker.InfoHash{debian, leaked}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, f := range resp.Files {
+		fmt.Printf("%d seeders, %d leechers\n", f.Complete, f.Incomplete)
+	}
+	_, err = t.Scrape(context.Background(), &tracker.ScrapeRequest{InfoHashes: []tracker.InfoHash{debian}, Passkey: "mallory-key"})
+	fmt.Println(err)
+	// Output:
+	// ok, user 1042
+	// 0 seeders, 1 leechers
+	// 0 seeders, 0 leechers
+	// tracker: invalid passkey
+}

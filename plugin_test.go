@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/annuaire/tracker/internal/udpwire"
 )
 
 // lockedBuffer is a bytes.Buffer safe for concurrent use, for logs
@@ -352,6 +354,84 @@ func TestNonBlocking(t *testing.T) {
 	for pk, want := range map[string]error{"fast": nil, "slow": errWouldBlock} {
 		if _, err := tr.identifyFlags(context.Background(), pk, noWait); err != want {
 			t.Errorf("passkey %q on a reader: %v; want %v", pk, err, want)
+		}
+	}
+}
+
+// TestPublicScrape: with PublicScrape, a private tracker answers scrapes
+// without a passkey, over Go calls, HTTP and UDP alike: the counters of
+// the torrents the filter allows for the zero Identity, zeros for the
+// others and for unknown hashes. A scrape with a passkey still needs a
+// valid one, and the HTTP full scrape still needs one. Without it, such
+// scrapes are refused.
+func TestPublicScrape(t *testing.T) {
+	ctx := context.Background()
+	open, members := hashN(1), hashN(2) // members: listed for logged-in users only
+	users := NewPasskeySet()
+	users.Set("alice", 7)
+	var anonymous atomic.Int32
+	filter := TorrentFunc(func(_ context.Context, h InfoHash, id Identity) error {
+		if id == (Identity{}) {
+			anonymous.Add(1)
+		}
+		if h == members && id.UserID == 0 {
+			return ErrUnregisteredTorrent
+		}
+		return nil
+	})
+	for _, public := range []bool{true, false} {
+		tr := newTestTracker(t, Config{Passkeys: users, Torrents: filter, PublicScrape: public})
+		for _, h := range []InfoHash{open, members} {
+			req := testPeer(h, 1, 10, EventStarted)
+			req.Passkey = "alice"
+			if _, err := tr.Announce(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hashes := []InfoHash{open, members, hashN(3)}
+		leecher := ScrapeStats{Incomplete: 1, Downloaders: 1}
+		anonymous.Store(0)
+		resp, err := tr.Scrape(ctx, &ScrapeRequest{InfoHashes: hashes})
+		switch {
+		case !public && !errors.Is(err, ErrPasskeyRequired):
+			t.Errorf("PublicScrape off: scrape without passkey: %v; want ErrPasskeyRequired", err)
+		case public && (err != nil || resp.Files[0] != leecher || resp.Files[1] != (ScrapeStats{}) || resp.Files[2] != (ScrapeStats{})):
+			t.Errorf("PublicScrape: scrape without passkey: %+v, %v; want a leecher, then zeros, zeros", resp, err)
+		case public && anonymous.Load() != 3:
+			t.Errorf("PublicScrape: the filter saw the zero identity %d times; want 3", anonymous.Load())
+		}
+		if _, err := tr.Scrape(ctx, &ScrapeRequest{InfoHashes: hashes, Passkey: "mallory"}); !errors.Is(err, ErrInvalidPasskey) {
+			t.Errorf("public %v: scrape with a bad passkey: %v; want ErrInvalidPasskey", public, err)
+		}
+		resp, err = tr.Scrape(ctx, &ScrapeRequest{InfoHashes: hashes, Passkey: "alice"})
+		if err != nil || resp.Files[1] != leecher {
+			t.Errorf("public %v: scrape as a member: %+v, %v; want the members' torrent counted", public, resp, err)
+		}
+
+		// HTTP.
+		h, err := tr.NewHTTPHandler(HTTPConfig{FullScrape: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := httpBody(t, h, "/scrape?info_hash="+httpEscape(open[:]))
+		counted := strings.Contains(body, "d8:completei0e10:downloadedi0e11:downloadersi1e10:incompletei1ee")
+		if counted != public {
+			t.Errorf("public %v: HTTP scrape without passkey: %q", public, body)
+		}
+		if body := httpBody(t, h, "/scrape"); !strings.Contains(body, "failure reason") {
+			t.Errorf("public %v: HTTP full scrape without passkey: %q; want a failure", public, body)
+		}
+
+		// UDP: scrapes carry no passkey.
+		th := &testHandler{t: t, h: newTestServer(t, tr, UDPConfig{}).newHandler(), now: udpT0}
+		id := th.connect(clientA)
+		r := th.send(clientA, udpwire.AppendScrapeRequest(nil, id, 5, open, members))
+		if public {
+			if got := udpScrapeReply(t, r, 5); len(got) != 2 || got[0] != [3]uint32{0, 0, 1} || got[1] != [3]uint32{} {
+				t.Errorf("PublicScrape: UDP scrape: %v; want [0 0 1] [0 0 0]", got)
+			}
+		} else if msg := errorText(t, r, 5); msg != errUDPScrapeKey.Reason {
+			t.Errorf("PublicScrape off: UDP scrape: %q; want %q", msg, errUDPScrapeKey.Reason)
 		}
 	}
 }

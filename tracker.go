@@ -108,8 +108,24 @@ type Config struct {
 	Memory MemoryConfig
 
 	// Passkeys validates passkeys. If nil, none is needed (and any given is
-	// ignored). If set, every announce and scrape needs a valid one.
+	// ignored). If set, every announce and scrape needs a valid one, but
+	// see PublicScrape.
 	Passkeys PasskeyValidator
+	// PublicScrape, with Passkeys set, answers scrapes that carry no
+	// passkey instead of refusing them: each hash gets the counters of its
+	// swarm if Torrents allows it for the zero [Identity], and zeros if
+	// not. A scrape with a passkey still needs a valid one. UDP scrapes
+	// never carry a passkey (BEP 41 URL data comes with announces only), so
+	// without PublicScrape a private tracker refuses them all; HTTP scrapes
+	// without a passkey follow the same rule. The full scrape of the HTTP
+	// handler still needs a passkey.
+	//
+	// The trade-off: anyone can read the seeders, leechers and snatches of
+	// any torrent whose info hash they know and Torrents allows, as
+	// semi-private sites that show these counts publicly want. The list of
+	// torrents is not revealed: an unknown or refused hash reads as an
+	// empty swarm.
+	PublicScrape bool
 	// Torrents decides which torrents are served. If nil, all are.
 	Torrents TorrentFilter
 	// Clients decides which client programs may announce. If nil, all may.
@@ -621,6 +637,9 @@ func (t *Tracker) admitScrape(ctx context.Context, req *ScrapeRequest, f reqFlag
 	}
 	if f&noWait != 0 && (t.blocks.torrents || t.blocks.store) {
 		return Identity{}, errWouldBlock
+	}
+	if req.Passkey == "" && t.cfg.PublicScrape {
+		return Identity{}, nil
 	}
 	return t.identifyFlags(ctx, req.Passkey, f)
 }

@@ -30,6 +30,7 @@ type config struct {
 	maxPeers       int     // 0: no bound
 	rateLimit      float64 // requests per second per address; 0: none
 	fullScrape     bool
+	publicScrape   bool
 	trustedProxies []netip.Prefix
 	connIDKey      []byte // nil: random
 	connIDKeyFrom  string // where connIDKey came from, for the log
@@ -146,6 +147,9 @@ func newFlags(c *config) *flags {
 		"refused; 0 for no limit")
 	fs.BoolVar(&c.fullScrape, "full-scrape", false, "answer an HTTP scrape that names no info_hash with every swarm (built at\n"+
 		"most once a minute)")
+	fs.BoolVar(&c.publicScrape, "public-scrape", false, "with -passkeys, answer scrapes without a passkey (all UDP scrapes) with\n"+
+		"the counts of the torrents served: anyone who knows an info hash can read\n"+
+		"its seeders, leechers and snatches, but not which torrents are served")
 	fs.Var(&f.proxies, "trusted-proxy", "believe X-Forwarded-For and X-Real-IP from reverse proxies in `CIDR` (or at\n"+
 		"a single address); repeatable")
 
@@ -157,7 +161,7 @@ func newFlags(c *config) *flags {
 	f.groups = []flagGroup{
 		{"Listeners", []string{"http", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
-		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "full-scrape", "trusted-proxy"}},
+		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "full-scrape", "public-scrape", "trusted-proxy"}},
 		{"Operations", []string{"log-format", "log-level", "shutdown-timeout"}},
 	}
 	return f

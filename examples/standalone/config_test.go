@@ -74,6 +74,7 @@ func TestParseConfig(t *testing.T) {
 			}},
 		{"booleans from the environment", nil, []string{"ANNUAIRE_FULL_SCRAPE=true", "ANNUAIRE_METRICS=:9100", "ANNUAIRE_PPROF=1"},
 			func(c *config) bool { return c.fullScrape && c.pprof && c.metricsAddr == ":9100" }},
+		{"public scrape", []string{"-public-scrape"}, nil, func(c *config) bool { return c.publicScrape }},
 		{"trusted proxies", []string{"-trusted-proxy", "10.1.2.3/8", "-trusted-proxy", "2001:db8::1,192.0.2.7"}, nil,
 			func(c *config) bool {
 				return reflect.DeepEqual(c.trustedProxies, []netip.Prefix{

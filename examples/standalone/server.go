@@ -108,6 +108,7 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 	s := &server{cfg: cfg, log: log}
 	tc := tracker.Config{
 		AnnounceInterval: cfg.interval,
+		PublicScrape:     cfg.publicScrape,
 		Memory:           tracker.MemoryConfig{MaxPeers: cfg.maxPeers},
 		RateLimit:        tracker.RateLimitConfig{PerIP: cfg.rateLimit},
 		Logger:           log,
@@ -297,6 +298,7 @@ func (s *server) logStart() {
 		"max_peers", cfg.maxPeers,
 		"rate_limit", cfg.rateLimit,
 		"full_scrape", cfg.fullScrape,
+		"public_scrape", cfg.publicScrape,
 		"trusted_proxies", proxies,
 		"conn_id_key", cfg.connIDKeyFrom,
 		"tracker_id", cfg.trackerID,
