@@ -28,7 +28,7 @@ import (
 // MemoryConfig configures a [MemoryStore].
 type MemoryConfig struct {
 	// PeerTTL is how long a peer is kept after its last announce. If zero,
-	// 45 minutes. At most 8 hours.
+	// 45 minutes. At most 16 hours.
 	PeerTTL time.Duration
 	// SwarmTTL is how long a swarm without peers keeps its snatch count
 	// before it is forgotten. A swarm without peers or snatches is dropped
@@ -101,6 +101,7 @@ type MemoryStore struct {
 	seed   maphash.Seed
 
 	start     time.Time
+	peerTTL   time.Duration
 	ttl       uint32 // peer TTL in ticks
 	genTicks  uint32 // ticks in a generation: an eighth of ttl
 	swarmTTL  uint32 // swarm TTL in ticks
@@ -131,6 +132,8 @@ var (
 	_ Store         = (*MemoryStore)(nil)
 	_ CountingStore = (*MemoryStore)(nil)
 	_ FullScraper   = (*MemoryStore)(nil)
+	_ ExpiringStore = (*MemoryStore)(nil)
+	_ NonBlocker    = (*MemoryStore)(nil)
 )
 
 // Record keys: | swarm prefix (24 bits) | seeder (1 bit) | peer hash (39 bits) |.
@@ -203,7 +206,7 @@ const (
 	newerGens = 56     // from this age on, a record's generation is ahead of the sweep's
 	flagSnat  = 1 << 6 // the peer's completion was counted
 	flagPause = 1 << 7 // the peer is a partial seed (BEP 21)
-	maxTTL    = 8 * time.Hour
+	maxTTL    = 16 * time.Hour
 )
 
 // peer4 and peer6 are the records of the tree: no pointers, 16 and 32
@@ -427,8 +430,9 @@ func newMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 		return nil, errorf("MemoryConfig.Shards %d: want between 0 and 65536", cfg.Shards)
 	}
 	s := &MemoryStore{
-		seed:  maphash.MakeSeed(),
-		start: time.Now(),
+		seed:    maphash.MakeSeed(),
+		start:   time.Now(),
+		peerTTL: cfg.PeerTTL,
 		// One tick more than the TTL, rounded up: the clock announces read
 		// lags by up to a second and a tick, and a peer must be kept at
 		// least PeerTTL.
@@ -717,6 +721,14 @@ func (s *MemoryStore) Counts(ctx context.Context) (StoreCounts, error) {
 	}
 	return c, nil
 }
+
+// PeerTTL returns how long the store keeps a peer after its last announce
+// (see [ExpiringStore]).
+func (s *MemoryStore) PeerTTL() time.Duration { return s.peerTTL }
+
+// NonBlocking reports true: a MemoryStore answers from memory (see
+// [NonBlocker]).
+func (s *MemoryStore) NonBlocking() bool { return true }
 
 // Close stops the sweeper. Later calls fail with ErrClosed.
 func (s *MemoryStore) Close() error {

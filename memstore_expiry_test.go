@@ -52,6 +52,31 @@ func TestExpiry(t *testing.T) {
 	}
 }
 
+// TestExpiryLongTTL: the longest TTL holds; its timestamps, 14 bits of
+// 4-second ticks, tell 16 hours and a minute apart from fresh.
+func TestExpiryLongTTL(t *testing.T) {
+	const ttl = 16 * time.Hour
+	s := newStoreAt(t, MemoryConfig{PeerTTL: ttl})
+	h := hashN(1)
+	s.announceAt(0, testPeer(h, 1, 10, EventStarted))
+	s.announceAt(0, testPeer(h, 2, 10, EventStarted))
+	s.announceAt(15*time.Hour, testPeer(h, 2, 10, EventNone)) // refreshed
+	for _, step := range []struct {
+		at    time.Duration
+		peers int
+	}{
+		{ttl, 2},
+		{ttl + time.Minute, 1},
+		{15*time.Hour + ttl, 1},
+		{15*time.Hour + ttl + time.Minute, 0},
+	} {
+		s.sweepAt(step.at)
+		if c := s.counts(); c.Peers != step.peers {
+			t.Errorf("after a sweep at %v: %d peers; want %d", step.at, c.Peers, step.peers)
+		}
+	}
+}
+
 func TestExpiryLargeShard(t *testing.T) {
 	// More peers than one sweep batch, in one shard, half of them stale.
 	s := newStoreAt(t, MemoryConfig{PeerTTL: time.Minute, Shards: 1})

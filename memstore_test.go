@@ -117,7 +117,7 @@ func TestMaxPeers(t *testing.T) {
 func TestMemoryConfig(t *testing.T) {
 	for _, cfg := range []MemoryConfig{
 		{PeerTTL: time.Second},
-		{PeerTTL: 9 * time.Hour},
+		{PeerTTL: 17 * time.Hour},
 		{SwarmTTL: -1},
 		{Shards: -1},
 		{Shards: 1 << 20},

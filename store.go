@@ -1,6 +1,10 @@
 package tracker
 
-import "context"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 // Store keeps the swarms: who is in them and their counters. A Store knows
 // no policy (passkeys, allow-lists and rate limits are settled before it is
@@ -45,6 +49,18 @@ import "context"
 // Errors: a store at its configured bound returns an *Error of
 // KindCapacity; a store used after Close returns ErrClosed; any other error
 // is an internal failure.
+//
+// The [Tracker] checks what a store returns: negative counters, more peers
+// than req.NumWant, a peer of the other address family or without a valid
+// address and port, or a scrape with a number of entries other than the
+// number of hashes, fail the request as an internal error (logged, at most
+// once a minute with a count of the others), as does a policy's *Error
+// whose Kind is not one of the package's.
+//
+// A store that answers from memory declares it through [NonBlocker], and
+// the UDP server then calls it on its readers; any other store is called
+// from the UDP server's workers, with a deadline ([Config.RequestTimeout])
+// in ctx that it should honour.
 type Store interface {
 	Announce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse) error
 	// Scrape appends one ScrapeStats per hash to dst, in order, zero for
@@ -80,4 +96,54 @@ type CountingStore interface {
 type FullScraper interface {
 	Store
 	ScrapeAll(ctx context.Context, fn func(InfoHash, ScrapeStats) bool) error
+}
+
+// ExpiringStore is implemented by stores that drop peers not heard from
+// for a fixed time, the peer TTL. [New] refuses a configuration whose
+// AnnounceInterval plus IntervalJitter is longer than PeerTTL, since the
+// swarms would empty between two announces of their peers.
+type ExpiringStore interface {
+	Store
+	PeerTTL() time.Duration
+}
+
+// Ways a store breaks its contract, which the tracker checks.
+var (
+	errStoreCounts  = errors.New("tracker: the store returned a negative counter")
+	errStoreNumWant = errors.New("tracker: the store returned more peers than asked for")
+	errStorePeer    = errors.New("tracker: the store returned a peer of the other address family or with an invalid address")
+	errStoreScrape  = errors.New("tracker: the store returned a scrape entry count other than the number of hashes")
+)
+
+// verifyAnnounce reports how resp, a store's reply to req, breaks the Store
+// contract, if it does: the front-ends' encoders rely on these rules.
+func verifyAnnounce(req *AnnounceRequest, resp *AnnounceResponse) error {
+	switch {
+	case resp.Complete < 0 || resp.Incomplete < 0 || resp.Downloaded < 0:
+		return errStoreCounts
+	case len(resp.Peers) > req.NumWant:
+		return errStoreNumWant
+	}
+	v4 := req.Addr.Addr().Is4() // unmapped by the tracker
+	for i := range resp.Peers {
+		ap := resp.Peers[i].Addr
+		a := ap.Addr().Unmap()
+		if a.Is4() != v4 || a.IsUnspecified() || !a.IsValid() || ap.Port() == 0 {
+			return errStorePeer
+		}
+	}
+	return nil
+}
+
+// verifyScrape does for a scrape what verifyAnnounce does for an announce.
+func verifyScrape(hashes []InfoHash, files []ScrapeStats) error {
+	if len(files) != len(hashes) {
+		return errStoreScrape
+	}
+	for i := range files {
+		if f := &files[i]; f.Complete < 0 || f.Incomplete < 0 || f.Downloaded < 0 || f.Downloaders < 0 {
+			return errStoreCounts
+		}
+	}
+	return nil
 }

@@ -37,11 +37,93 @@ func TestNewValidates(t *testing.T) {
 		{RateLimit: RateLimitConfig{IPv6Prefix: 200}},
 		{RateLimit: RateLimitConfig{MaxKeys: -5}},
 		{Memory: MemoryConfig{PeerTTL: 24 * time.Hour}},
+		// Peers would expire before they announce again.
+		{AnnounceInterval: 24 * time.Hour},
+		{AnnounceInterval: 15 * time.Hour},
+		{Memory: MemoryConfig{PeerTTL: 10 * time.Minute}},
+		{Store: ttlStore{Store: funcStore{}, ttl: 32 * time.Minute}},
 	} {
 		if tr, err := New(cfg); err == nil {
 			tr.Close()
 			t.Errorf("New(%+v) succeeded; want an error", cfg)
 		}
+	}
+}
+
+// funcStore is a Store made of functions, for tests of what the tracker
+// does with a store's answers. Without them it keeps nothing: announces
+// get no peer, scrapes zeros.
+type funcStore struct {
+	announce func(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse) error
+	scrape   func(ctx context.Context, hashes []InfoHash, dst []ScrapeStats) ([]ScrapeStats, error)
+}
+
+func (s funcStore) Announce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse) error {
+	if s.announce == nil {
+		return nil
+	}
+	return s.announce(ctx, req, resp)
+}
+
+func (s funcStore) Scrape(ctx context.Context, hashes []InfoHash, dst []ScrapeStats) ([]ScrapeStats, error) {
+	if s.scrape == nil {
+		return append(dst, make([]ScrapeStats, len(hashes))...), nil
+	}
+	return s.scrape(ctx, hashes, dst)
+}
+
+func (funcStore) Close() error { return nil }
+
+// ttlStore is a store that declares its peer TTL.
+type ttlStore struct {
+	Store
+	ttl time.Duration
+}
+
+func (s ttlStore) PeerTTL() time.Duration { return s.ttl }
+
+// TestPeerTTLCoversInterval: with a long interval, a peer is still there
+// when it announces again, at the end of the longest wait the tracker may
+// have told it (the interval and the whole jitter). The error for an
+// interval the memory store cannot serve names the limit.
+func TestPeerTTLCoversInterval(t *testing.T) {
+	ctx := context.Background()
+	for _, cfg := range []Config{
+		{AnnounceInterval: 12 * time.Hour},
+		{AnnounceInterval: 14 * time.Hour},
+		{AnnounceInterval: 16 * time.Hour, IntervalJitter: Disabled},
+	} {
+		tr := newTestTracker(t, cfg)
+		s := tr.store.(*MemoryStore)
+		req := testPeer(hashN(1), 1, 1, EventStarted)
+		if _, err := tr.Announce(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		// The sweeper visits every peer at least once a minute: sweep
+		// every 10 minutes of the wait.
+		wait := tr.cfg.AnnounceInterval + tr.cfg.IntervalJitter
+		for at := time.Duration(0); ; at = min(at+10*time.Minute, wait) {
+			s.advance(s.start.Add(at))
+			for i := range s.shards {
+				s.sweep(&s.shards[i])
+			}
+			if at == wait {
+				break
+			}
+		}
+		if c, _ := s.Counts(ctx); c.Peers != 1 {
+			t.Errorf("interval %v: %d peers %v after the announce; want 1", cfg.AnnounceInterval, c.Peers, wait)
+		}
+	}
+	_, err := New(Config{AnnounceInterval: 24 * time.Hour})
+	if err == nil || !strings.Contains(err.Error(), "16h0m0s") {
+		t.Errorf("New with a 24h interval: %v; want an error naming the 16h limit", err)
+	}
+	tr, err := New(Config{Store: ttlStore{Store: funcStore{}, ttl: 33 * time.Minute}})
+	if err != nil {
+		t.Errorf("New with a store keeping peers 33 minutes, interval 30m plus 3m of jitter: %v", err)
+	} else {
+		tr.Close()
 	}
 }
 

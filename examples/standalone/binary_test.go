@@ -419,7 +419,7 @@ func TestStartErrors(t *testing.T) {
 	}{
 		{"unknown flag", nil, []string{"-nope"}, 2, "flag provided but not defined: -nope"},
 		{"bad duration", nil, []string{"-interval", "soon"}, 2, `invalid value "soon" for flag -interval`},
-		{"interval out of range", nil, []string{"-interval", "100ms"}, 2, "-interval 100ms: want between 1s and 24h"},
+		{"interval out of range", nil, []string{"-interval", "100ms"}, 2, "-interval 100ms: want between 1s and 14h"},
 		{"argument", nil, []string{"serve"}, 2, `unexpected argument "serve"`},
 		{"nothing to serve", nil, []string{"-http", "", "-udp", ""}, 2, "nothing to serve"},
 		{"pprof without metrics", nil, []string{"-pprof"}, 2, "-pprof needs -metrics"},

@@ -36,6 +36,7 @@ type config struct {
 	fullScrape     bool
 	connsPerAddr   int // HTTP connections per client address; 0: no cap
 	maxConns       int // HTTP connections in all; 0: from the descriptor limit
+	publicScrape   bool
 	trustedProxies []netip.Prefix
 	clientIPHeader string // the header trusted proxies set
 	allowPrivate   bool   // private and loopback peer addresses from proxies
@@ -157,8 +158,9 @@ func newFlags(c *config) *flags {
 	fs.StringVar(&f.keyFile, "conn-id-key-file", "", "read -conn-id-key from `FILE`")
 	fs.StringVar(&c.trackerID, "tracker-id", "", "send `ID` as \"tracker id\" in HTTP announce replies")
 
-	fs.DurationVar(&c.interval, "interval", 30*time.Minute, "the `DURATION` clients are told to wait between announces, 1s to 24h;\n"+
-		"up to a tenth more is added at random, so that clients spread out")
+	fs.DurationVar(&c.interval, "interval", 30*time.Minute, "the `DURATION` clients are told to wait between announces, 1s to 14h;\n"+
+		"up to a tenth more is added at random, so that clients spread out (peers\n"+
+		"are kept at most 16h)")
 	fs.IntVar(&f.maxPeers, "max-peers", 50_000_000, "most peers held in memory (the default needs about 2 GB); past `N`, new\n"+
 		"peers are refused with \"tracker is full\"; 0 for no bound")
 	fs.Float64Var(&c.rateLimit, "rate-limit", defaultRateLimit, "most announces and scrapes per second (`N` may be a fraction) from one\n"+
@@ -180,6 +182,9 @@ func newFlags(c *config) *flags {
 		"listener and the UDP sockets working when HTTP is saturated")
 	fs.BoolVar(&c.fullScrape, "full-scrape", false, "answer an HTTP scrape that names no info_hash with every swarm (built at\n"+
 		"most once a minute)")
+	fs.BoolVar(&c.publicScrape, "public-scrape", false, "with -passkeys, answer scrapes without a passkey (all UDP scrapes) with\n"+
+		"the counts of the torrents served: anyone who knows an info hash can read\n"+
+		"its seeders, leechers and snatches, but not which torrents are served")
 	fs.Var(&f.proxies, "trusted-proxy", "believe the -client-ip-header of reverse proxies in `CIDR` (or at a single\n"+
 		"address); repeatable")
 	fs.StringVar(&c.clientIPHeader, "client-ip-header", "X-Forwarded-For", "the one `HEADER` the trusted proxies set to the client's address:\n"+
@@ -201,7 +206,7 @@ func newFlags(c *config) *flags {
 	f.groups = []flagGroup{
 		{"Listeners", []string{"http", "https", "tls-cert", "tls-key", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
-		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "rate-burst", "max-conns-per-addr", "max-conns", "full-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
+		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "rate-burst", "max-conns-per-addr", "max-conns", "full-scrape", "public-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
 		{"Operations", []string{"log-format", "log-level", "shutdown-grace", "shutdown-timeout"}},
 	}
 	return f
@@ -290,8 +295,8 @@ func (f *flags) check(c *config) error {
 	}
 
 	switch {
-	case c.interval < time.Second || c.interval > 24*time.Hour:
-		return usagef("%s %v: want between 1s and 24h", f.src("interval"), c.interval)
+	case c.interval < time.Second || c.interval > 14*time.Hour:
+		return usagef("%s %v: want between 1s and 14h", f.src("interval"), c.interval)
 	case f.maxPeers < 0:
 		return usagef("%s %d is negative (0 means no bound)", f.src("max-peers"), f.maxPeers)
 	case c.rateLimit < 0 || math.IsNaN(c.rateLimit) || math.IsInf(c.rateLimit, 0):

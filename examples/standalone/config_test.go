@@ -79,6 +79,7 @@ func TestParseConfig(t *testing.T) {
 			}},
 		{"booleans from the environment", nil, []string{"ANNUAIRE_FULL_SCRAPE=true", "ANNUAIRE_METRICS=:9100", "ANNUAIRE_PPROF=1"},
 			func(c *config) bool { return c.fullScrape && c.pprof && c.metricsAddr == ":9100" }},
+		{"public scrape", []string{"-public-scrape"}, nil, func(c *config) bool { return c.publicScrape }},
 		{"trusted proxies", []string{"-trusted-proxy", "10.1.2.3/8", "-trusted-proxy", "2001:db8::1,192.0.2.7"}, nil,
 			func(c *config) bool {
 				return reflect.DeepEqual(c.trustedProxies, []netip.Prefix{
@@ -128,6 +129,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"-max-conns", "-1"}, nil, "-max-conns -1 is negative", true},
 		{[]string{"-shutdown-grace", "-1s"}, nil, "-shutdown-grace -1s is negative", true},
 		{[]string{"-shutdown-timeout", "0s"}, nil, "-shutdown-timeout 0s: want a positive duration", true},
+		{[]string{"-interval", "15h"}, nil, "-interval 15h0m0s: want between 1s and 14h", true},
 		{[]string{"-log-level", "loud"}, nil, `-log-level "loud"`, true},
 		{[]string{"-client-ip-header", "X-Real-IP:"}, nil, `-client-ip-header "X-Real-IP:": want a header name`, true},
 		{nil, []string{"ANNUAIRE_CLIENT_IP_HEADER="}, `ANNUAIRE_CLIENT_IP_HEADER "": want a header name`, true},

@@ -119,6 +119,7 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 	s := &server{cfg: cfg, log: log}
 	tc := tracker.Config{
 		AnnounceInterval: cfg.interval,
+		PublicScrape:     cfg.publicScrape,
 		Memory:           tracker.MemoryConfig{MaxPeers: cfg.maxPeers},
 		RateLimit:        tracker.RateLimitConfig{PerIP: cfg.rateLimit, IPBurst: cfg.rateBurst},
 		Logger:           log,
@@ -393,6 +394,7 @@ func (s *server) logStart() {
 		"full_scrape", cfg.fullScrape,
 		"max_conns_per_addr", cfg.connsPerAddr,
 		"max_conns", s.connsMax(),
+		"public_scrape", cfg.publicScrape,
 		"trusted_proxies", proxies,
 		"client_ip_header", cfg.clientIPHeader,
 		"allow_private_addrs", cfg.allowPrivate,
