@@ -3,8 +3,8 @@ package tracker
 import (
 	"context"
 	"errors"
-	"time"
 	"slices"
+	"time"
 )
 
 // PasskeyValidator decides whether a passkey may use the tracker, and whose
@@ -76,8 +76,11 @@ func (f ClientFunc) AllowClient(ctx context.Context, id PeerID, userAgent string
 // after Account returns: copy what is needed.
 //
 // Account is on the announce path: it should record the announce and
-// return, and block only for what must be durable before the client hears
-// back (a stopped session's last counters, a completion), within ctx. An
+// return, and may block only for what must be durable before the client
+// hears back (the start of a session, its last counters, a completion:
+// events started, stopped and completed), within ctx. The UDP server calls
+// it on its workers for those announces and on its readers for the
+// others, which must not wait. An
 // error fails the announce, as for [PasskeyValidator]; the peer stays as
 // the store left it. Implementations must be safe for concurrent use.
 type Accounting interface {

@@ -11,7 +11,9 @@ import (
 )
 
 // NonBlocker is an optional interface of a [PasskeyValidator],
-// [TorrentFilter], [ClientFilter], [Store] or [Accounting]. NonBlocking reports true
+// [TorrentFilter], [ClientFilter] or [Store]. (An [Accounting] may block
+// for the announces whose facts must be durable before the reply, and for
+// no other: the tracker knows which.) NonBlocking reports true
 // when the plug-in answers from memory, without I/O, without calling
 // another process and without waiting for anything but short critical
 // sections: then the [UDPServer] calls it on its readers, between two
@@ -52,8 +54,10 @@ func blockingOf(cfg *Config, store Store) blocking {
 		torrents: cfg.Torrents != nil && mayBlock(cfg.Torrents),
 		clients:  cfg.Clients != nil && mayBlock(cfg.Clients),
 		store:    mayBlock(store),
-		// An accounting waits for what must be durable before a reply.
-		accounting: cfg.Accounting != nil && mayBlock(cfg.Accounting),
+		// An accounting waits for what must be durable before a reply,
+		// and only for that (see Accounting): whether it says it never
+		// blocks or not, since it may be the passkey validator too.
+		accounting: cfg.Accounting != nil,
 	}
 	if a, ok := cfg.Passkeys.(*anyPasskey); ok && b.passkeys {
 		b.fastPasskeys = a.vs[:a.fast]
@@ -66,10 +70,19 @@ func (b *blocking) any() bool {
 	return b.passkeys || b.torrents || b.clients || b.store || b.accounting
 }
 
-// announce reports whether an announce with a passkey (or without) may
-// block. Only an announce with a passkey has a user to account.
-func (b *blocking) announce(passkey bool) bool {
-	return b.store || b.torrents || b.clients || ((b.passkeys || b.accounting) && passkey)
+// announce reports whether an announce may block. Only an announce with a
+// passkey has a user to account, and the accounting waits only for
+// started, stopped and completed.
+func (b *blocking) announce(req *AnnounceRequest) bool {
+	pk := req.Passkey != ""
+	return b.store || b.torrents || b.clients || b.passkeys && pk || b.accounting && pk && mustPersist(req.Event)
+}
+
+// mustPersist reports whether an announce with event ev carries what an
+// [Accounting] makes durable before the reply: the start of a session, its
+// last counters, a completion.
+func mustPersist(ev Event) bool {
+	return ev == EventStarted || ev == EventStopped || ev == EventCompleted
 }
 
 // scrape reports whether a scrape may block. A scrape without a passkey

@@ -368,7 +368,7 @@ func (t *Tracker) announce(ctx context.Context, req *AnnounceRequest, resp *Anno
 // a plug-in that may block.
 func (t *Tracker) announceFlags(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, f reqFlags) error {
 	*resp = AnnounceResponse{Peers: resp.Peers[:0]}
-	if f&noWait == 0 && t.blocks.announce(req.Passkey != "") {
+	if f&noWait == 0 && t.blocks.announce(req) {
 		var cancel context.CancelFunc
 		if ctx, cancel = t.withDeadline(ctx); cancel != nil {
 			defer cancel()
@@ -449,7 +449,7 @@ func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp 
 	if f&ipCheckedFlag == 0 && !t.allowIP(addr) {
 		return ErrRateLimited
 	}
-	if f&noWait != 0 && (t.blocks.clients || t.blocks.torrents || t.blocks.store || t.blocks.accounting && req.Passkey != "") {
+	if f&noWait != 0 && (t.blocks.clients || t.blocks.torrents || t.blocks.store || t.blocks.accounting && req.Passkey != "" && mustPersist(req.Event)) {
 		return errWouldBlock
 	}
 	// The client filter is in memory; a passkey may cost a database query.

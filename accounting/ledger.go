@@ -283,6 +283,12 @@ type adminScrape struct{}
 // adminPasskey is the passkey the admin API scrapes with.
 const adminPasskey = "admin-api"
 
+// NonBlocking implements [tracker.NonBlocker]: as the passkey validator,
+// the torrent filter and the announce filter, the Ledger answers from
+// memory. (As the accounting, it waits for what must be durable, which the
+// tracker knows.)
+func (l *Ledger) NonBlocking() bool { return true }
+
 // ValidatePasskey implements [tracker.PasskeyValidator]: a user's passkey
 // is its Identity (with UserID set); any other is ErrInvalidPasskey.
 func (l *Ledger) ValidatePasskey(ctx context.Context, passkey string) (tracker.Identity, error) {
