@@ -1,0 +1,274 @@
+package logdb
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"os"
+
+	"github.com/annuaire/tracker/accounting"
+)
+
+// A snapshot holds the whole ledger as of the start of a log generation:
+//
+//	"annuaire logdb S" | schema u32 | next log generation u64 |
+//	directory version u64 | users, torrents, histories, baselines u32 |
+//	the rows of each table, in row order |
+//	reasons: count u32, then row u32 | length u32 | reason |
+//	CRC-32C of everything before u32
+//
+// It is written to snapshot.tmp, synced and renamed over snapshot, so that
+// a crash leaves the old one or the new one. Migrations from older schema
+// versions will read the old layout and write a new snapshot the same
+// way: running one twice does what running it once did.
+
+const (
+	snapMagic      = "annuaire logdb S"
+	snapName       = "snapshot"
+	snapTmpName    = "snapshot.tmp"
+	snapHeaderSize = 16 + 4 + 8 + 8 + 4*4
+)
+
+// schemaVersion is the version of the files this build writes.
+const schemaVersion = 1
+
+type crcWriter struct {
+	w   *bufio.Writer
+	crc hash.Hash32
+	buf []byte
+}
+
+func (c *crcWriter) flush() error {
+	c.crc.Write(c.buf)
+	_, err := c.w.Write(c.buf)
+	c.buf = c.buf[:0]
+	return err
+}
+
+// writeSnapshot writes s to w as the snapshot that log generation next
+// follows.
+func (s *state) writeSnapshot(w io.Writer, next uint64) error {
+	c := &crcWriter{w: bufio.NewWriterSize(w, 1<<20), crc: crc32.New(castagnoli), buf: make([]byte, 0, 64<<10)}
+	c.buf = append(c.buf, snapMagic...)
+	c.buf = a32(c.buf, schemaVersion)
+	c.buf = a64(c.buf, next)
+	c.buf = a64(c.buf, s.version)
+	for _, n := range [...]uint32{s.users.n, s.torrents.n, s.hist.n, s.peers.n} {
+		c.buf = a32(c.buf, n)
+	}
+	full := func() error {
+		if len(c.buf) >= 60<<10 {
+			return c.flush()
+		}
+		return nil
+	}
+	for i := range s.users.n {
+		c.buf = s.users.at(i).append(c.buf)
+		if err := full(); err != nil {
+			return err
+		}
+	}
+	for i := range s.torrents.n {
+		c.buf = s.torrents.at(i).append(c.buf)
+		if err := full(); err != nil {
+			return err
+		}
+	}
+	for i := range s.hist.n {
+		c.buf = s.hist.at(i).append(c.buf)
+		if err := full(); err != nil {
+			return err
+		}
+	}
+	for i := range s.peers.n {
+		c.buf = s.peers.at(i).append(c.buf)
+		if err := full(); err != nil {
+			return err
+		}
+	}
+	c.buf = a32(c.buf, uint32(len(s.reasons)))
+	for row, reason := range s.reasons {
+		c.buf = a32(c.buf, row)
+		c.buf = a32(c.buf, uint32(len(reason)))
+		c.buf = append(c.buf, reason...)
+		if err := full(); err != nil {
+			return err
+		}
+	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	c.buf = a32(c.buf, c.crc.Sum32())
+	if _, err := c.w.Write(c.buf); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+type crcReader struct {
+	r   *bufio.Reader
+	crc hash.Hash32
+	buf []byte
+}
+
+// next returns the next n bytes.
+func (c *crcReader) next(n int) ([]byte, error) {
+	if cap(c.buf) < n {
+		c.buf = make([]byte, n)
+	}
+	b := c.buf[:n]
+	if _, err := io.ReadFull(c.r, b); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	c.crc.Write(b)
+	return b, nil
+}
+
+// readSnapshot reads a snapshot into a new state and returns the log
+// generation that follows it.
+func readSnapshot(f *os.File, rules accounting.Rules) (_ *state, next uint64, err error) {
+	c := &crcReader{r: bufio.NewReaderSize(f, 1<<20), crc: crc32.New(castagnoli)}
+	b, err := c.next(snapHeaderSize)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: snapshot header: %v", ErrCorrupt, err)
+	}
+	if string(b[:16]) != snapMagic {
+		return nil, 0, fmt.Errorf("%w: not a snapshot", ErrCorrupt)
+	}
+	d := dec{b[16:]}
+	if v := d.u32(); v > schemaVersion {
+		return nil, 0, fmt.Errorf("%w: the snapshot has schema version %d; this build reads up to %d", ErrSchema, v, schemaVersion)
+	} else if v < 1 {
+		return nil, 0, fmt.Errorf("%w: schema version %d", ErrCorrupt, v)
+	}
+	next = d.u64()
+	s := newState(rules)
+	defer func() {
+		if err != nil {
+			s.free()
+		}
+	}()
+	s.version = d.u64()
+	nu, nt, nh, np := d.u32(), d.u32(), d.u32(), d.u32()
+	if err := errors.Join(s.users.reserve(int(nu)), s.torrents.reserve(int(nt)), s.hist.reserve(int(nh)), s.peers.reserve(int(np))); err != nil {
+		return nil, 0, err
+	}
+	dup := fmt.Errorf("%w: a key twice in the snapshot", ErrCorrupt)
+	for range nu {
+		var r userRow
+		if err := readRow(c, userRowSize, r.decode); err != nil {
+			return nil, 0, err
+		}
+		i, added := s.users.findOrAdd(r.id)
+		if !added {
+			return nil, 0, dup
+		}
+		*s.users.at(i) = r
+	}
+	for range nt {
+		var r torrentRow
+		if err := readRow(c, torrentRowSize, r.decode); err != nil {
+			return nil, 0, err
+		}
+		i, added := s.torrents.findOrAdd(r.hash)
+		if !added {
+			return nil, 0, dup
+		}
+		*s.torrents.at(i) = r
+	}
+	for range nh {
+		var r histRow
+		if err := readRow(c, histRowSize, r.decode); err != nil {
+			return nil, 0, err
+		}
+		i, added := s.hist.findOrAdd(r.histKey)
+		if !added {
+			return nil, 0, dup
+		}
+		*s.hist.at(i) = r
+	}
+	for range np {
+		var r peerRow
+		if err := readRow(c, peerRowSize, r.decode); err != nil {
+			return nil, 0, err
+		}
+		i, added := s.peers.findOrAdd(r.peerKey)
+		if !added {
+			return nil, 0, dup
+		}
+		*s.peers.at(i) = r
+	}
+	if err := s.checkLinks(); err != nil {
+		return nil, 0, err
+	}
+	b, err = c.next(4)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
+	}
+	for n := (&dec{b}).u32(); n > 0; n-- {
+		b, err := c.next(8)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
+		}
+		d := dec{b}
+		row, size := d.u32(), d.u32()
+		if row >= nt || size > maxFrame {
+			return nil, 0, fmt.Errorf("%w: snapshot: bad reason", ErrCorrupt)
+		}
+		reason, err := c.next(int(size))
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
+		}
+		s.reasons[row] = string(reason)
+	}
+	sum := c.crc.Sum32()
+	b, err = c.next(4)
+	if err != nil || (&dec{b}).u32() != sum {
+		return nil, 0, fmt.Errorf("%w: snapshot checksum", ErrCorrupt)
+	}
+	s.rebuildChanges()
+	return s, next, nil
+}
+
+func readRow(c *crcReader, size int, decode func(*dec)) error {
+	b, err := c.next(size)
+	if err != nil {
+		return fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
+	}
+	decode(&dec{b})
+	return nil
+}
+
+// checkLinks checks that every row a row refers to exists, so that a
+// damaged snapshot fails to open rather than crashing a report.
+func (s *state) checkLinks() error {
+	bad := func(what string) error { return fmt.Errorf("%w: snapshot: bad %s link", ErrCorrupt, what) }
+	for i := range s.users.n {
+		if s.users.at(i).firstHist > s.hist.n {
+			return bad("user")
+		}
+	}
+	for i := range s.torrents.n {
+		if s.torrents.at(i).firstHist > s.hist.n {
+			return bad("torrent")
+		}
+	}
+	for i := range s.hist.n {
+		h := s.hist.at(i)
+		if h.user >= s.users.n || h.torrent >= s.torrents.n || h.nextOfUser > s.hist.n || h.nextOfTorrent > s.hist.n || h.firstPeer > s.peers.n {
+			return bad("history")
+		}
+	}
+	for i := range s.peers.n {
+		if p := s.peers.at(i); p.hist >= s.hist.n || p.next > s.peers.n {
+			return bad("baseline")
+		}
+	}
+	return nil
+}
