@@ -22,9 +22,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/annuaire/tracker"
@@ -66,19 +68,19 @@ type DB struct {
 	opts  Options
 	lock  *os.File
 
-	mu       sync.Mutex // held by transactions and snapshots
-	log      *os.File   // the current log
-	gen      uint64     // its generation
-	logSize  int64
-	buf      []byte
-	recs     []accounting.Record
-	snapSize int64          // of the last snapshot
-	finish   sync.WaitGroup // the sync and rename of a snapshot
+	mu      sync.Mutex // held by transactions and snapshots
+	log     *os.File   // the current log
+	gen     uint64     // its generation
+	logSize int64
+	buf     []byte
+	recs    []accounting.Record
+	finish  sync.WaitGroup // the goroutine writing a snapshot
+	writing atomic.Bool    // a snapshot is being written
 
-	errMu       sync.Mutex
-	lastSnapErr error
-	closed      bool
-	broken      error // a log write that could not be undone: reopen
+	snapMu    sync.Mutex
+	snapStats Stats // the Snapshot fields
+	closed    bool
+	broken    error // a log write that could not be undone: reopen
 
 	smu   sync.RWMutex // guards st
 	st    *state
@@ -96,12 +98,12 @@ type Stats struct {
 	Records int64
 	// LogBytes is the size of the log since the last snapshot.
 	LogBytes int64
-	// Snapshots counts the snapshots written since Open, and
-	// SnapshotPause is how long the last one held transactions up (the
-	// sync and rename that follow do not).
+	// Snapshots counts the snapshots written since Open; SnapshotBytes
+	// is the size of the last one and SnapshotTime how long it took to
+	// write (transactions go on meanwhile).
 	Snapshots     int64
-	SnapshotPause time.Duration
 	SnapshotBytes int64
+	SnapshotTime  time.Duration
 	// SnapshotErr is the last snapshot's failure; nil once one succeeds.
 	SnapshotErr error
 	// Users, Torrents, Histories and Baselines count the rows.
@@ -167,7 +169,7 @@ func (db *DB) load() error {
 	default:
 		info, err := f.Stat()
 		if err == nil {
-			db.snapSize = info.Size()
+			db.snapStats.SnapshotBytes = info.Size()
 			db.st, next, err = readSnapshot(f, db.rules)
 		}
 		f.Close()
@@ -232,55 +234,36 @@ func (db *DB) writeSnapshot(next uint64) error {
 		return err
 	}
 	db.finish.Wait()
-	return db.snapErr()
+	db.snapMu.Lock()
+	defer db.snapMu.Unlock()
+	return db.snapStats.SnapshotErr
 }
 
-func (db *DB) snapErr() error {
-	db.errMu.Lock()
-	defer db.errMu.Unlock()
-	return db.lastSnapErr
-}
-
-func (db *DB) setSnapErr(err error) {
-	db.errMu.Lock()
-	db.lastSnapErr = err
-	db.errMu.Unlock()
-}
-
-// snapshot writes the ledger to snapshot.tmp and starts log generation
-// next; a goroutine then syncs the snapshot, renames it into place and
-// removes the logs it covers. db.mu is held (or db is not yet shared).
+// snapshot freezes the ledger and starts log generation next; then, while
+// transactions go on, a goroutine writes the rows as they were to
+// snapshot.tmp, syncs it, renames it into place and removes the logs it
+// covers. db.mu is held (or db is not yet shared).
 func (db *DB) snapshot(next uint64) error {
-	db.finish.Wait() // the previous snapshot is in place
+	db.finish.Wait() // the previous snapshot is done
 	start := time.Now()
-	tmp, err := os.OpenFile(filepath.Join(db.dir, snapTmpName), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	db.smu.Lock()
+	hdr := db.st.freeze(next)
+	db.smu.Unlock()
+	if err := db.startLog(next); err != nil {
+		db.smu.Lock()
+		db.st.thaw()
+		db.smu.Unlock()
+		db.setSnapshotResult(0, 0, err)
 		return err
 	}
-	db.smu.RLock()
-	err = db.st.writeSnapshot(tmp, next)
-	db.smu.RUnlock()
-	if err == nil {
-		err = db.startLog(next)
-	}
-	if err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		db.setSnapErr(err)
-		return err
-	}
-	size, _ := tmp.Seek(0, 1)
-	db.stats.Snapshots++
-	db.stats.SnapshotPause = time.Since(start)
-	db.stats.SnapshotBytes = size
-	db.snapSize = size
+	pause := time.Since(start)
+	db.writing.Store(true)
 	db.finish.Go(func() {
-		err := tmp.Sync()
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
+		defer db.writing.Store(false)
+		name := filepath.Join(db.dir, snapTmpName)
+		size, err := db.writeSnapshotFile(name, hdr)
 		if err == nil {
-			err = os.Rename(tmp.Name(), filepath.Join(db.dir, snapName))
+			err = os.Rename(name, filepath.Join(db.dir, snapName))
 		}
 		if err == nil {
 			err = syncDir(db.dir)
@@ -292,10 +275,40 @@ func (db *DB) snapshot(next uint64) error {
 					os.Remove(filepath.Join(db.dir, logName(g)))
 				}
 			}
+		} else {
+			os.Remove(name)
 		}
-		db.setSnapErr(err)
+		db.smu.Lock()
+		db.st.thaw()
+		db.smu.Unlock()
+		db.setSnapshotResult(size, pause+time.Since(start), err)
 	})
 	return nil
+}
+
+// writeSnapshotFile writes the frozen ledger to file name and syncs it.
+func (db *DB) writeSnapshotFile(name string, hdr *snapshotHeader) (int64, error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	err = db.st.writeSnapshot(f, hdr, db.smu.RLocker())
+	size, _ := f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		err = f.Sync()
+	}
+	return size, errors.Join(err, f.Close())
+}
+
+func (db *DB) setSnapshotResult(size int64, took time.Duration, err error) {
+	db.snapMu.Lock()
+	defer db.snapMu.Unlock()
+	db.snapStats.SnapshotErr = err
+	if err == nil {
+		db.snapStats.Snapshots++
+		db.snapStats.SnapshotBytes = size
+		db.snapStats.SnapshotTime = took
+	}
 }
 
 // commit makes the frame in db.buf (8 bytes of room for its header, then
@@ -335,9 +348,11 @@ func (db *DB) commit() error {
 	}
 	threshold := db.opts.SnapshotBytes
 	if threshold == 0 {
-		threshold = max(64<<20, db.snapSize)
+		db.snapMu.Lock()
+		threshold = max(64<<20, db.snapStats.SnapshotBytes)
+		db.snapMu.Unlock()
 	}
-	if db.logSize >= threshold {
+	if db.logSize >= threshold && !db.writing.Load() {
 		db.snapshot(db.gen + 1) // a failure is in Stats; the log goes on
 	}
 	return nil
@@ -502,7 +517,9 @@ func (db *DB) Stats() Stats {
 	db.smu.RLock()
 	defer db.smu.RUnlock()
 	s := db.stats
-	s.SnapshotErr = db.snapErr()
+	db.snapMu.Lock()
+	s.Snapshots, s.SnapshotBytes, s.SnapshotTime, s.SnapshotErr = db.snapStats.Snapshots, db.snapStats.SnapshotBytes, db.snapStats.SnapshotTime, db.snapStats.SnapshotErr
+	db.snapMu.Unlock()
 	s.LogBytes = db.logSize - logHeaderSize
 	if st := db.st; st != nil {
 		s.Users, s.Torrents, s.Histories, s.Baselines = int(st.users.n), int(st.torrents.n), int(st.hist.n), int(st.peers.n)

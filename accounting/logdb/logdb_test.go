@@ -107,6 +107,7 @@ func TestModel(t *testing.T) {
 	}
 	now = time.Unix(0, g.Now())
 	compare(t, db, m, now)
+	db.finish.Wait()
 	if s := db.Stats(); s.Snapshots == 0 || s.Commits != 40 {
 		t.Errorf("Stats = %+v; want 40 commits and some snapshots", s)
 	}
@@ -493,5 +494,68 @@ func TestTornLog(t *testing.T) {
 	}
 	if now, _ := os.ReadFile(filepath.Join(dir, snapName)); string(now) != string(snap) {
 		t.Errorf("a failed Open changed the snapshot")
+	}
+}
+
+// TestSnapshotWhileApplying: a snapshot holds the ledger as it was when
+// it began, however many batches change it while it is written.
+func TestSnapshotWhileApplying(t *testing.T) {
+	g := workload.New(workload.Config{Users: 1000, Peers: 3000, Torrents: 300, Seed: 9})
+	defer func(n uint32) { snapshotBlock = n }(snapshotBlock)
+	snapshotBlock = 8 // many turns of the lock, between which batches apply
+	db := open(t, t.TempDir(), Options{SnapshotBytes: 1 << 40})
+	m := workload.NewModel(testRules)
+	ctx := context.Background()
+	apply := func(b []accounting.Record) {
+		if err := db.Apply(ctx, b); err != nil {
+			t.Error(err)
+		}
+	}
+	for i := range 3 {
+		b := g.Fill(nil, i*1000, 1000)
+		apply(b)
+		m.Apply(b)
+	}
+	now := time.Unix(0, g.Now())
+	db.smu.Lock()
+	hdr := db.st.freeze(99)
+	db.smu.Unlock()
+	for range 3 { // before the first row is written
+		apply(g.Next(nil, 1000))
+	}
+	name := filepath.Join(t.TempDir(), "snap")
+	done := make(chan error)
+	go func() {
+		f, err := os.Create(name)
+		if err == nil {
+			err = db.st.writeSnapshot(f, hdr, db.smu.RLocker())
+			f.Close()
+		}
+		done <- err
+	}()
+	for range 10 {
+		apply(g.Next(nil, 300))
+		db.PutUser(ctx, accounting.User{ID: 5, Passkey: "changed"})
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	db.smu.Lock()
+	db.st.thaw()
+	db.smu.Unlock()
+
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, next, err := readSnapshot(f, testRules)
+	if err != nil || next != 99 {
+		t.Fatalf("readSnapshot = %d, %v", next, err)
+	}
+	defer st.free()
+	compare(t, &DB{st: st, opts: Options{Now: func() time.Time { return now }}}, m, now)
+	if users, _ := st.changesSince(0); len(users) != 0 {
+		t.Errorf("the snapshot has users put after it began: %+v", users)
 	}
 }

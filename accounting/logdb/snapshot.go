@@ -7,7 +7,9 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"maps"
 	"os"
+	"sync"
 
 	"github.com/annuaire/tracker/accounting"
 )
@@ -48,55 +50,56 @@ func (c *crcWriter) flush() error {
 	return err
 }
 
-// writeSnapshot writes s to w as the snapshot that log generation next
-// follows.
-func (s *state) writeSnapshot(w io.Writer, next uint64) error {
-	c := &crcWriter{w: bufio.NewWriterSize(w, 1<<20), crc: crc32.New(castagnoli), buf: make([]byte, 0, 64<<10)}
+// freeze begins a snapshot of s that log generation next will follow.
+// Until thaw, the rows change as usual: the snapshot gets them as they
+// were now.
+func (s *state) freeze(next uint64) *snapshotHeader {
+	s.users.freeze()
+	s.torrents.freeze()
+	s.hist.freeze()
+	s.peers.freeze()
+	return &snapshotHeader{next: next, version: s.version, reasons: maps.Clone(s.reasons)}
+}
+
+func (s *state) thaw() {
+	s.users.snap, s.torrents.snap, s.hist.snap, s.peers.snap = nil, nil, nil, nil
+}
+
+// snapshotHeader is what a snapshot holds besides the rows.
+type snapshotHeader struct {
+	next, version uint64
+	reasons       map[uint32]string
+}
+
+// snapshotBlock is how many rows a snapshot writes at a time, holding the
+// lock that keeps them from changing.
+var snapshotBlock uint32 = 4096
+
+// writeSnapshot writes the snapshot that s was frozen for to w. It holds
+// l (a read lock of s) while it reads rows.
+func (s *state) writeSnapshot(w io.Writer, hdr *snapshotHeader, l sync.Locker) error {
+	c := &crcWriter{w: bufio.NewWriterSize(w, 1<<20), crc: crc32.New(castagnoli), buf: make([]byte, 0, 1<<20)}
 	c.buf = append(c.buf, snapMagic...)
 	c.buf = a32(c.buf, schemaVersion)
-	c.buf = a64(c.buf, next)
-	c.buf = a64(c.buf, s.version)
-	for _, n := range [...]uint32{s.users.n, s.torrents.n, s.hist.n, s.peers.n} {
+	c.buf = a64(c.buf, hdr.next)
+	c.buf = a64(c.buf, hdr.version)
+	for _, n := range [...]uint32{s.users.snap.n, s.torrents.snap.n, s.hist.snap.n, s.peers.snap.n} {
 		c.buf = a32(c.buf, n)
 	}
-	full := func() error {
-		if len(c.buf) >= 60<<10 {
-			return c.flush()
-		}
-		return nil
+	err := errors.Join(
+		writeFrozen(c, s.users, (*userRow).append, l),
+		writeFrozen(c, s.torrents, (*torrentRow).append, l),
+		writeFrozen(c, s.hist, (*histRow).append, l),
+		writeFrozen(c, s.peers, (*peerRow).append, l),
+	)
+	if err != nil {
+		return err
 	}
-	for i := range s.users.n {
-		c.buf = s.users.at(i).append(c.buf)
-		if err := full(); err != nil {
-			return err
-		}
-	}
-	for i := range s.torrents.n {
-		c.buf = s.torrents.at(i).append(c.buf)
-		if err := full(); err != nil {
-			return err
-		}
-	}
-	for i := range s.hist.n {
-		c.buf = s.hist.at(i).append(c.buf)
-		if err := full(); err != nil {
-			return err
-		}
-	}
-	for i := range s.peers.n {
-		c.buf = s.peers.at(i).append(c.buf)
-		if err := full(); err != nil {
-			return err
-		}
-	}
-	c.buf = a32(c.buf, uint32(len(s.reasons)))
-	for row, reason := range s.reasons {
+	c.buf = a32(c.buf, uint32(len(hdr.reasons)))
+	for row, reason := range hdr.reasons {
 		c.buf = a32(c.buf, row)
 		c.buf = a32(c.buf, uint32(len(reason)))
 		c.buf = append(c.buf, reason...)
-		if err := full(); err != nil {
-			return err
-		}
 	}
 	if err := c.flush(); err != nil {
 		return err
@@ -106,6 +109,18 @@ func (s *state) writeSnapshot(w io.Writer, next uint64) error {
 		return err
 	}
 	return c.w.Flush()
+}
+
+func writeFrozen[K comparable, T any](c *crcWriter, t *table[K, T], enc func(*T, []byte) []byte, l sync.Locker) error {
+	for t.snap.cursor < t.snap.n {
+		l.Lock()
+		c.buf = t.appendFrozen(c.buf, min(t.snap.cursor+snapshotBlock, t.snap.n), enc)
+		l.Unlock()
+		if err := c.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type crcReader struct {

@@ -146,15 +146,18 @@ func (s *state) apply(r *accounting.Record) {
 	ui, u := s.user(r.User)
 	ti, t := s.torrent(r.InfoHash)
 	hi, added := s.hist.findOrAdd(histKey{ui, ti})
-	h := s.hist.at(hi)
+	pi, fresh := s.peers.findOrAdd(peerKey{hi, r.PeerID})
+	s.users.touch(ui)
+	s.torrents.touch(ti)
+	s.hist.touch(hi)
+	s.peers.touch(pi)
+	h, p := s.hist.at(hi), s.peers.at(pi)
 	if added {
 		h.histKey = histKey{ui, ti}
 		h.nextOfUser, u.firstHist = u.firstHist, hi+1
 		h.nextOfTorrent, t.firstHist = t.firstHist, hi+1
 		h.first, h.last = r.Time, r.Time
 	}
-	pi, fresh := s.peers.findOrAdd(peerKey{hi, r.PeerID})
-	p := s.peers.at(pi)
 	if fresh {
 		p.peerKey = peerKey{hi, r.PeerID}
 		p.next, h.firstPeer = h.firstPeer, pi+1
@@ -194,6 +197,7 @@ func (s *state) apply(r *accounting.Record) {
 func (s *state) putUser(u *accounting.User) {
 	s.users.reserve(1) // checked by the caller
 	i, row := s.user(u.ID)
+	s.users.touch(i)
 	s.version++
 	row.version = s.version
 	row.flags = row.flags&^(deleted|canLeech) | registered
@@ -211,6 +215,7 @@ func (s *state) putUser(u *accounting.User) {
 func (s *state) putTorrent(t *accounting.Torrent) {
 	s.torrents.reserve(1) // checked by the caller
 	i, row := s.torrent(t.InfoHash)
+	s.torrents.touch(i)
 	s.version++
 	row.version = s.version
 	row.flags = row.flags&^deleted | registered

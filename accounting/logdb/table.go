@@ -59,6 +59,44 @@ type table[K comparable, T any] struct {
 	seed  maphash.Seed
 	slots []uint64 // hash<<32 | row+1; 0 is empty
 	raw   []byte
+	snap  *frozen[T] // while a snapshot is written
+}
+
+// frozen is a table as it was when a snapshot began: its first n rows,
+// those before cursor already written, and the rows at or after cursor
+// changed since, as they were.
+type frozen[T any] struct {
+	n, cursor uint32
+	saved     map[uint32]T
+}
+
+// freeze begins a snapshot of the rows there are now.
+func (t *table[K, T]) freeze() { t.snap = &frozen[T]{n: t.n, saved: make(map[uint32]T)} }
+
+// touch is called before row i changes: while a snapshot is written, it
+// keeps the row as it was for the snapshot if the snapshot still needs it.
+func (t *table[K, T]) touch(i uint32) {
+	if f := t.snap; f != nil && i < f.n && i >= f.cursor {
+		if _, ok := f.saved[i]; !ok {
+			f.saved[i] = *t.at(i)
+		}
+	}
+}
+
+// appendFrozen appends the rows from the cursor up to to as they were
+// when the table was frozen, encoded by enc, and moves the cursor to to.
+func (t *table[K, T]) appendFrozen(b []byte, to uint32, enc func(*T, []byte) []byte) []byte {
+	f := t.snap
+	for i := f.cursor; i < to; i++ {
+		r := t.at(i)
+		if v, ok := f.saved[i]; ok {
+			r = &v
+			delete(f.saved, i)
+		}
+		b = enc(r, b)
+	}
+	f.cursor = to
+	return b
 }
 
 func newTable[K comparable, T any](keyOf func(*T) K) *table[K, T] {
