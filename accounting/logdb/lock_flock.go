@@ -18,14 +18,3 @@ func lockFile(f *os.File) error {
 	}
 	return err
 }
-
-// syncDir makes the creations, renames and removals of files in dir
-// durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}

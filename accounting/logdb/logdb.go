@@ -82,9 +82,10 @@ type DB struct {
 	closed    bool
 	broken    error // a log write that could not be undone: reopen
 
-	smu   sync.RWMutex // guards st
-	st    *state
-	stats Stats
+	smu     sync.RWMutex // guards st
+	st      *state
+	stats   Stats // Commits
+	records atomic.Int64
 }
 
 var _ accounting.Backend = (*DB)(nil)
@@ -358,14 +359,11 @@ func (db *DB) commit() error {
 	return nil
 }
 
-// Apply applies batch in one transaction, as [accounting.Journal] says:
-// it returns once the batch is in the log and synced.
-func (db *DB) Apply(ctx context.Context, batch []accounting.Record) error {
+// transact makes one transaction of the payload that encode appends,
+// once reserve has made room for it in memory.
+func (db *DB) transact(ctx context.Context, reserve func(*state) error, encode func([]byte) []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
-	}
-	if len(batch) == 0 {
-		return nil
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -373,68 +371,50 @@ func (db *DB) Apply(ctx context.Context, batch []accounting.Record) error {
 		return ErrClosed
 	}
 	db.smu.Lock()
-	err := db.st.reserve(len(batch))
+	err := reserve(db.st)
 	db.smu.Unlock()
 	if err != nil {
 		return fmt.Errorf("logdb: %w", err)
 	}
-	db.buf = appendApply(db.buf[:8], batch)
-	if err := db.commit(); err != nil {
-		return err
+	db.buf = encode(db.buf[:8])
+	return db.commit()
+}
+
+// Apply applies batch in one transaction, as [accounting.Journal] says:
+// it returns once the batch is in the log and synced.
+func (db *DB) Apply(ctx context.Context, batch []accounting.Record) error {
+	if len(batch) == 0 {
+		return ctx.Err()
 	}
-	db.stats.Records += int64(len(batch))
-	return nil
+	err := db.transact(ctx, func(s *state) error { return s.reserve(len(batch)) },
+		func(b []byte) []byte { return appendApply(b, batch) })
+	if err == nil {
+		db.records.Add(int64(len(batch)))
+	}
+	return err
 }
 
 // PutUser creates or replaces a user, as [accounting.Directory] says. The
 // passkey is at most 32 bytes.
 func (db *DB) PutUser(ctx context.Context, u accounting.User) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if len(u.Passkey) > maxPasskey {
 		return fmt.Errorf("logdb: user %d: passkey of %d bytes, more than %d", u.ID, len(u.Passkey), maxPasskey)
 	}
 	if u.UpFactor > accounting.MaxFactor || u.DownFactor > accounting.MaxFactor {
 		return fmt.Errorf("logdb: user %d: factors %d and %d, above %d", u.ID, u.UpFactor, u.DownFactor, accounting.MaxFactor)
 	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.closed {
-		return ErrClosed
-	}
-	db.smu.Lock()
-	err := db.st.users.reserve(1)
-	db.smu.Unlock()
-	if err != nil {
-		return fmt.Errorf("logdb: %w", err)
-	}
-	db.buf = appendPutUser(db.buf[:8], &u)
-	return db.commit()
+	return db.transact(ctx, func(s *state) error { return s.users.reserve(1) },
+		func(b []byte) []byte { return appendPutUser(b, &u) })
 }
 
 // PutTorrent creates or replaces a torrent, as [accounting.Directory]
 // says.
 func (db *DB) PutTorrent(ctx context.Context, t accounting.Torrent) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if t.UpFactor > accounting.MaxFactor || t.DownFactor > accounting.MaxFactor {
 		return fmt.Errorf("logdb: torrent %x: factors %d and %d, above %d", t.InfoHash, t.UpFactor, t.DownFactor, accounting.MaxFactor)
 	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.closed {
-		return ErrClosed
-	}
-	db.smu.Lock()
-	err := db.st.torrents.reserve(1)
-	db.smu.Unlock()
-	if err != nil {
-		return fmt.Errorf("logdb: %w", err)
-	}
-	db.buf = appendPutTorrent(db.buf[:8], &t)
-	return db.commit()
+	return db.transact(ctx, func(s *state) error { return s.torrents.reserve(1) },
+		func(b []byte) []byte { return appendPutTorrent(b, &t) })
 }
 
 // Changes returns the users and torrents changed since version, as
@@ -454,60 +434,41 @@ func (db *DB) Changes(ctx context.Context, since uint64) ([]accounting.User, []a
 	return users, torrents, db.st.version, nil
 }
 
-// User returns a user's totals: a user put and not deleted, or one that
-// announced without being put.
-func (db *DB) User(ctx context.Context, id uint64) (accounting.UserTotals, error) {
+// report reads the ledger with fn under the read lock; what names the
+// user or torrent in ErrNotFound.
+func report[T any](ctx context.Context, db *DB, what string, fn func(s *state, now int64) (T, bool)) (T, error) {
+	var zero T
 	if err := ctx.Err(); err != nil {
-		return accounting.UserTotals{}, err
+		return zero, err
 	}
 	now := db.opts.Now().UnixNano()
 	db.smu.RLock()
 	defer db.smu.RUnlock()
 	if db.st == nil {
-		return accounting.UserTotals{}, ErrClosed
+		return zero, ErrClosed
 	}
-	t, ok := db.st.userTotals(id, now)
+	v, ok := fn(db.st, now)
 	if !ok {
-		return t, fmt.Errorf("user %d: %w", id, accounting.ErrNotFound)
+		return zero, fmt.Errorf("%s: %w", what, accounting.ErrNotFound)
 	}
-	return t, nil
+	return v, nil
+}
+
+// User returns a user's totals: a user put and not deleted, or one that
+// announced without being put.
+func (db *DB) User(ctx context.Context, id uint64) (accounting.UserTotals, error) {
+	return report(ctx, db, fmt.Sprint("user ", id), func(s *state, now int64) (accounting.UserTotals, bool) { return s.userTotals(id, now) })
 }
 
 // UserTorrents returns a user's history, sorted by info hash.
 func (db *DB) UserTorrents(ctx context.Context, id uint64) ([]accounting.History, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	now := db.opts.Now().UnixNano()
-	db.smu.RLock()
-	defer db.smu.RUnlock()
-	if db.st == nil {
-		return nil, ErrClosed
-	}
-	h, ok := db.st.userTorrents(id, now)
-	if !ok {
-		return nil, fmt.Errorf("user %d: %w", id, accounting.ErrNotFound)
-	}
-	return h, nil
+	return report(ctx, db, fmt.Sprint("user ", id), func(s *state, now int64) ([]accounting.History, bool) { return s.userTorrents(id, now) })
 }
 
 // Torrent returns a torrent's totals: a torrent put (deleted or not), or
 // one that was announced without being put.
 func (db *DB) Torrent(ctx context.Context, h tracker.InfoHash) (accounting.TorrentTotals, error) {
-	if err := ctx.Err(); err != nil {
-		return accounting.TorrentTotals{}, err
-	}
-	now := db.opts.Now().UnixNano()
-	db.smu.RLock()
-	defer db.smu.RUnlock()
-	if db.st == nil {
-		return accounting.TorrentTotals{}, ErrClosed
-	}
-	t, ok := db.st.torrentTotals(h, now)
-	if !ok {
-		return t, fmt.Errorf("torrent %x: %w", h, accounting.ErrNotFound)
-	}
-	return t, nil
+	return report(ctx, db, fmt.Sprintf("torrent %x", h), func(s *state, now int64) (accounting.TorrentTotals, bool) { return s.torrentTotals(h, now) })
 }
 
 // Stats returns the database's counters.
@@ -517,6 +478,7 @@ func (db *DB) Stats() Stats {
 	db.smu.RLock()
 	defer db.smu.RUnlock()
 	s := db.stats
+	s.Records = db.records.Load()
 	db.snapMu.Lock()
 	s.Snapshots, s.SnapshotBytes, s.SnapshotTime, s.SnapshotErr = db.snapStats.Snapshots, db.snapStats.SnapshotBytes, db.snapStats.SnapshotTime, db.snapStats.SnapshotErr
 	db.snapMu.Unlock()

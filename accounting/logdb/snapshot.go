@@ -174,50 +174,14 @@ func readSnapshot(f *os.File, rules accounting.Rules) (_ *state, next uint64, er
 	if err := errors.Join(s.users.reserve(int(nu)), s.torrents.reserve(int(nt)), s.hist.reserve(int(nh)), s.peers.reserve(int(np))); err != nil {
 		return nil, 0, err
 	}
-	dup := fmt.Errorf("%w: a key twice in the snapshot", ErrCorrupt)
-	for range nu {
-		var r userRow
-		if err := readRow(c, userRowSize, r.decode); err != nil {
-			return nil, 0, err
-		}
-		i, added := s.users.findOrAdd(r.id)
-		if !added {
-			return nil, 0, dup
-		}
-		*s.users.at(i) = r
-	}
-	for range nt {
-		var r torrentRow
-		if err := readRow(c, torrentRowSize, r.decode); err != nil {
-			return nil, 0, err
-		}
-		i, added := s.torrents.findOrAdd(r.hash)
-		if !added {
-			return nil, 0, dup
-		}
-		*s.torrents.at(i) = r
-	}
-	for range nh {
-		var r histRow
-		if err := readRow(c, histRowSize, r.decode); err != nil {
-			return nil, 0, err
-		}
-		i, added := s.hist.findOrAdd(r.histKey)
-		if !added {
-			return nil, 0, dup
-		}
-		*s.hist.at(i) = r
-	}
-	for range np {
-		var r peerRow
-		if err := readRow(c, peerRowSize, r.decode); err != nil {
-			return nil, 0, err
-		}
-		i, added := s.peers.findOrAdd(r.peerKey)
-		if !added {
-			return nil, 0, dup
-		}
-		*s.peers.at(i) = r
+	err = errors.Join(
+		readTable(c, s.users, nu, userRowSize, (*userRow).decode),
+		readTable(c, s.torrents, nt, torrentRowSize, (*torrentRow).decode),
+		readTable(c, s.hist, nh, histRowSize, (*histRow).decode),
+		readTable(c, s.peers, np, peerRowSize, (*peerRow).decode),
+	)
+	if err != nil {
+		return nil, 0, err
 	}
 	if err := s.checkLinks(); err != nil {
 		return nil, 0, err
@@ -251,12 +215,21 @@ func readSnapshot(f *os.File, rules accounting.Rules) (_ *state, next uint64, er
 	return s, next, nil
 }
 
-func readRow(c *crcReader, size int, decode func(*dec)) error {
-	b, err := c.next(size)
-	if err != nil {
-		return fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
+// readTable reads n rows of size bytes into t, which has room for them.
+func readTable[K comparable, T any](c *crcReader, t *table[K, T], n uint32, size int, decode func(*T, *dec)) error {
+	for range n {
+		b, err := c.next(size)
+		if err != nil {
+			return fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
+		}
+		var r T
+		decode(&r, &dec{b})
+		i, added := t.findOrAdd(t.keyOf(&r))
+		if !added {
+			return fmt.Errorf("%w: a key twice in the snapshot", ErrCorrupt)
+		}
+		*t.at(i) = r
 	}
-	decode(&dec{b})
 	return nil
 }
 

@@ -194,12 +194,19 @@ func (s *state) apply(r *accounting.Record) {
 	}
 }
 
+// changed gives the row of a user or a torrent the next directory
+// version.
+func (s *state) changed(row uint32, torrent bool) uint64 {
+	s.version++
+	s.changes = append(s.changes, change{version: s.version, row: row, torrent: torrent})
+	return s.version
+}
+
+// putUser applies PutUser; the caller has made room for a row.
 func (s *state) putUser(u *accounting.User) {
-	s.users.reserve(1) // checked by the caller
 	i, row := s.user(u.ID)
 	s.users.touch(i)
-	s.version++
-	row.version = s.version
+	row.version = s.changed(i, false)
 	row.flags = row.flags&^(deleted|canLeech) | registered
 	if u.Deleted {
 		row.flags |= deleted
@@ -208,16 +215,15 @@ func (s *state) putUser(u *accounting.User) {
 		row.flags |= canLeech
 	}
 	row.upFactor, row.downFactor = u.UpFactor, u.DownFactor
+	row.passkey = [maxPasskey]byte{}
 	row.passkeyLen = uint8(copy(row.passkey[:], u.Passkey))
-	s.changes = append(s.changes, change{version: s.version, row: i})
 }
 
+// putTorrent applies PutTorrent; the caller has made room for a row.
 func (s *state) putTorrent(t *accounting.Torrent) {
-	s.torrents.reserve(1) // checked by the caller
 	i, row := s.torrent(t.InfoHash)
 	s.torrents.touch(i)
-	s.version++
-	row.version = s.version
+	row.version = s.changed(i, true)
 	row.flags = row.flags&^deleted | registered
 	delete(s.reasons, i)
 	if t.Deleted {
@@ -227,7 +233,6 @@ func (s *state) putTorrent(t *accounting.Torrent) {
 		}
 	}
 	row.upFactor, row.downFactor = t.UpFactor, t.DownFactor
-	s.changes = append(s.changes, change{version: s.version, row: i, torrent: true})
 }
 
 // compactChanges drops the superseded entries of the change list once

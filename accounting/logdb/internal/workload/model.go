@@ -108,6 +108,20 @@ func (m *Model) active(b accounting.Baseline, now int64) bool {
 	return !b.Stopped && now-b.Time <= m.ttl()
 }
 
+// live counts the live peers at now among the baselines whose keys match.
+func (m *Model) live(now time.Time, match func(PeerKey) bool) (seeding, leeching int64) {
+	for k, b := range m.Base {
+		if match(k) && m.active(b, now.UnixNano()) {
+			if b.Left == 0 {
+				seeding++
+			} else {
+				leeching++
+			}
+		}
+	}
+	return seeding, leeching
+}
+
 // User returns what Reports.User should return at now.
 func (m *Model) User(id uint64, now time.Time) (accounting.UserTotals, bool) {
 	u := m.Users[id]
@@ -115,15 +129,7 @@ func (m *Model) User(id uint64, now time.Time) (accounting.UserTotals, bool) {
 		return accounting.UserTotals{}, false
 	}
 	t := *u
-	for k, b := range m.Base {
-		if k.User == id && m.active(b, now.UnixNano()) {
-			if b.Left == 0 {
-				t.Seeding++
-			} else {
-				t.Leeching++
-			}
-		}
-	}
+	t.Seeding, t.Leeching = m.live(now, func(k PeerKey) bool { return k.User == id })
 	return t, true
 }
 
@@ -134,15 +140,7 @@ func (m *Model) Torrent(h tracker.InfoHash, now time.Time) (accounting.TorrentTo
 		return accounting.TorrentTotals{}, false
 	}
 	t := *tt
-	for k, b := range m.Base {
-		if k.InfoHash == h && m.active(b, now.UnixNano()) {
-			if b.Left == 0 {
-				t.Seeders++
-			} else {
-				t.Leechers++
-			}
-		}
-	}
+	t.Seeders, t.Leechers = m.live(now, func(k PeerKey) bool { return k.InfoHash == h })
 	return t, true
 }
 
@@ -155,11 +153,8 @@ func (m *Model) UserTorrents(id uint64, now time.Time) []accounting.History {
 			continue
 		}
 		c := *h
-		for pk, b := range m.Base {
-			if pk.User == id && pk.InfoHash == k.InfoHash && m.active(b, now.UnixNano()) {
-				c.Active = true
-			}
-		}
+		sd, lc := m.live(now, func(pk PeerKey) bool { return pk.User == id && pk.InfoHash == k.InfoHash })
+		c.Active = sd+lc > 0
 		out = append(out, c)
 	}
 	SortHistory(out)
