@@ -206,8 +206,9 @@ func (db *DB) load() error {
 	}
 	db.st.rules = db.rules
 	if frames > 0 {
-		// What the logs held goes into a snapshot, with its own log.
-		return db.writeSnapshot(next + uint64(len(live)))
+		// What the logs held goes into a snapshot, written while the
+		// database serves, and a new log begins.
+		return db.snapshot(next + uint64(len(live)))
 	}
 	for _, g := range live {
 		os.Remove(filepath.Join(db.dir, logName(g)))
@@ -293,12 +294,30 @@ func (db *DB) writeSnapshotFile(name string, hdr *snapshotHeader) (int64, error)
 	if err != nil {
 		return 0, err
 	}
-	err = db.st.writeSnapshot(f, hdr, db.smu.RLocker())
+	err = db.st.writeSnapshot(&syncingWriter{f: f}, hdr, db.smu.RLocker())
 	size, _ := f.Seek(0, io.SeekCurrent)
 	if err == nil {
 		err = f.Sync()
 	}
 	return size, errors.Join(err, f.Close())
+}
+
+// syncingWriter syncs its file every syncEvery bytes, so that a snapshot
+// reaches the disk in steps rather than in one burst in front of the
+// log's syncs.
+type syncingWriter struct {
+	f       *os.File
+	pending int
+}
+
+const syncEvery = 32 << 20
+
+func (w *syncingWriter) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	if w.pending += n; err == nil && w.pending >= syncEvery {
+		w.pending, err = 0, w.f.Sync()
+	}
+	return n, err
 }
 
 func (db *DB) setSnapshotResult(size int64, took time.Duration, err error) {

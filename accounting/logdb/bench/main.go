@@ -46,8 +46,15 @@ func main() {
 		cache    = flag.Int("sqlite-cache", 256, "SQLite page cache, MiB")
 		seed     = flag.Uint64("seed", 1, "workload seed")
 		withT    = flag.Bool("tracker", true, "announce every record to a tracker in the same process too")
+		openOnly = flag.Bool("open", false, "only open the logdb database in -dir (after a crash, say) and report how long it took")
 	)
 	flag.Parse()
+	if *openOnly {
+		if err := reopen(*dir); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if err := run(*engine, *dir, workload.Config{Users: *users, Peers: *peers, Torrents: *torrents, Seed: *seed},
 		*fillSize, workload.Load{Rate: *rate, Batch: *batch, Duration: *duration}, *cache, *withT); err != nil {
 		log.Fatal(err)
