@@ -68,14 +68,15 @@ type DB struct {
 	opts  Options
 	lock  *os.File
 
-	mu      sync.Mutex // held by transactions and snapshots
-	log     *os.File   // the current log
-	gen     uint64     // its generation
-	logSize int64
-	buf     []byte
-	recs    []accounting.Record
-	finish  sync.WaitGroup // the goroutine writing a snapshot
-	writing atomic.Bool    // a snapshot is being written
+	mu       sync.Mutex // held by transactions and snapshots
+	log      *os.File   // the current log
+	gen      uint64     // its generation
+	logSize  int64
+	buf      []byte
+	recs     []accounting.Record
+	finish   sync.WaitGroup // the goroutine writing a snapshot
+	writing  atomic.Bool    // a snapshot is being written
+	progress chan struct{}  // a token after each block a snapshot writes
 
 	snapMu    sync.Mutex
 	snapStats Stats // the Snapshot fields
@@ -105,6 +106,9 @@ type Stats struct {
 	Snapshots     int64
 	SnapshotBytes int64
 	SnapshotTime  time.Duration
+	// SnapshotWait is how long transactions waited, in all, for a
+	// snapshot that held too many rows as they were (the disk being slow).
+	SnapshotWait time.Duration
 	// SnapshotErr is the last snapshot's failure; nil once one succeeds.
 	SnapshotErr error
 	// Users, Torrents, Histories and Baselines count the rows.
@@ -135,7 +139,7 @@ func Open(path string, rules accounting.Rules, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("logdb: locking %s: %w", path, err)
 	}
-	db := &DB{dir: path, rules: rules, opts: opts, lock: lock, buf: make([]byte, 8, 64<<10)}
+	db := &DB{dir: path, rules: rules, opts: opts, lock: lock, buf: make([]byte, 8, 64<<10), progress: make(chan struct{}, 1)}
 	if err := db.load(); err != nil {
 		if db.st != nil {
 			db.st.free()
@@ -261,7 +265,6 @@ func (db *DB) snapshot(next uint64) error {
 	pause := time.Since(start)
 	db.writing.Store(true)
 	db.finish.Go(func() {
-		defer db.writing.Store(false)
 		name := filepath.Join(db.dir, snapTmpName)
 		size, err := db.writeSnapshotFile(name, hdr)
 		if err == nil {
@@ -284,6 +287,8 @@ func (db *DB) snapshot(next uint64) error {
 		db.st.thaw()
 		db.smu.Unlock()
 		db.setSnapshotResult(size, pause+time.Since(start), err)
+		db.writing.Store(false)
+		db.signalProgress()
 	})
 	return nil
 }
@@ -294,7 +299,7 @@ func (db *DB) writeSnapshotFile(name string, hdr *snapshotHeader) (int64, error)
 	if err != nil {
 		return 0, err
 	}
-	err = db.st.writeSnapshot(&syncingWriter{f: f}, hdr, db.smu.RLocker())
+	err = db.st.writeSnapshot(&syncingWriter{f: f}, hdr, db.smu.RLocker(), db.signalProgress)
 	size, _ := f.Seek(0, io.SeekCurrent)
 	if err == nil {
 		err = f.Sync()
@@ -389,6 +394,7 @@ func (db *DB) transact(ctx context.Context, reserve func(*state) error, encode f
 	if db.closed {
 		return ErrClosed
 	}
+	db.waitForSnapshot()
 	db.smu.Lock()
 	err := reserve(db.st)
 	db.smu.Unlock()
@@ -397,6 +403,36 @@ func (db *DB) transact(ctx context.Context, reserve func(*state) error, encode f
 	}
 	db.buf = encode(db.buf[:8])
 	return db.commit()
+}
+
+// snapshotMemory bounds the rows a snapshot keeps as they were: past it,
+// transactions wait for the snapshot to write rows (and drop the ones it
+// kept) rather than hold ever more memory while the disk is slow.
+var snapshotMemory int64 = 64 << 20
+
+// waitForSnapshot waits while a snapshot being written keeps more than
+// snapshotMemory of rows. db.mu is held.
+func (db *DB) waitForSnapshot() {
+	start := time.Now()
+	waited := false
+	for db.writing.Load() {
+		if db.st.saved.Load() <= snapshotMemory {
+			break
+		}
+		waited = true
+		<-db.progress
+	}
+	if waited {
+		db.stats.SnapshotWait += time.Since(start)
+	}
+}
+
+// signalProgress wakes a transaction waiting for the snapshot.
+func (db *DB) signalProgress() {
+	select {
+	case db.progress <- struct{}{}:
+	default:
+	}
 }
 
 // Apply applies batch in one transaction, as [accounting.Journal] says:

@@ -528,7 +528,7 @@ func TestSnapshotWhileApplying(t *testing.T) {
 	go func() {
 		f, err := os.Create(name)
 		if err == nil {
-			err = db.st.writeSnapshot(f, hdr, db.smu.RLocker())
+			err = db.st.writeSnapshot(f, hdr, db.smu.RLocker(), nil)
 			f.Close()
 		}
 		done <- err
@@ -558,4 +558,31 @@ func TestSnapshotWhileApplying(t *testing.T) {
 	if users, _ := st.changesSince(0); len(users) != 0 {
 		t.Errorf("the snapshot has users put after it began: %+v", users)
 	}
+}
+
+// TestSnapshotMemory: while a snapshot keeps more rows as they were than
+// its bound, transactions wait for it, and the ledger stays exact.
+func TestSnapshotMemory(t *testing.T) {
+	defer func(n uint32, m int64) { snapshotBlock, snapshotMemory = n, m }(snapshotBlock, snapshotMemory)
+	snapshotBlock, snapshotMemory = 8, 1
+	g := workload.New(workload.Config{Users: 500, Peers: 1500, Torrents: 200, Seed: 4})
+	now := time.Unix(0, g.Now())
+	db := open(t, t.TempDir(), Options{SnapshotBytes: 100 << 10, Now: func() time.Time { return now }})
+	m := workload.NewModel(testRules)
+	for i := range 60 {
+		b := g.Next(nil, 100)
+		if i < 15 {
+			b = g.Fill(nil, i*100, 100)
+		}
+		if err := db.Apply(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		m.Apply(b)
+	}
+	db.finish.Wait()
+	if s := db.Stats(); s.SnapshotWait == 0 || s.Snapshots == 0 {
+		t.Errorf("Stats = %+v; want snapshots, and transactions that waited for them", s)
+	}
+	now = time.Unix(0, g.Now())
+	compare(t, db, m, now)
 }

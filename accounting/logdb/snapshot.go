@@ -38,9 +38,10 @@ const (
 const schemaVersion = 1
 
 type crcWriter struct {
-	w   *bufio.Writer
-	crc hash.Hash32
-	buf []byte
+	w        *bufio.Writer
+	crc      hash.Hash32
+	buf      []byte
+	progress func() // called after each block of rows, if not nil
 }
 
 func (c *crcWriter) flush() error {
@@ -54,15 +55,17 @@ func (c *crcWriter) flush() error {
 // Until thaw, the rows change as usual: the snapshot gets them as they
 // were now.
 func (s *state) freeze(next uint64) *snapshotHeader {
-	s.users.freeze()
-	s.torrents.freeze()
-	s.hist.freeze()
-	s.peers.freeze()
+	s.saved.Store(0)
+	s.users.freeze(&s.saved)
+	s.torrents.freeze(&s.saved)
+	s.hist.freeze(&s.saved)
+	s.peers.freeze(&s.saved)
 	return &snapshotHeader{next: next, version: s.version, reasons: maps.Clone(s.reasons)}
 }
 
 func (s *state) thaw() {
 	s.users.snap, s.torrents.snap, s.hist.snap, s.peers.snap = nil, nil, nil, nil
+	s.saved.Store(0)
 }
 
 // snapshotHeader is what a snapshot holds besides the rows.
@@ -76,9 +79,10 @@ type snapshotHeader struct {
 var snapshotBlock uint32 = 4096
 
 // writeSnapshot writes the snapshot that s was frozen for to w. It holds
-// l (a read lock of s) while it reads rows.
-func (s *state) writeSnapshot(w io.Writer, hdr *snapshotHeader, l sync.Locker) error {
-	c := &crcWriter{w: bufio.NewWriterSize(w, 1<<20), crc: crc32.New(castagnoli), buf: make([]byte, 0, 1<<20)}
+// l (a read lock of s) while it reads rows, and calls progress (if not
+// nil) after each block of them.
+func (s *state) writeSnapshot(w io.Writer, hdr *snapshotHeader, l sync.Locker, progress func()) error {
+	c := &crcWriter{w: bufio.NewWriterSize(w, 1<<20), crc: crc32.New(castagnoli), buf: make([]byte, 0, 1<<20), progress: progress}
 	c.buf = append(c.buf, snapMagic...)
 	c.buf = a32(c.buf, schemaVersion)
 	c.buf = a64(c.buf, hdr.next)
@@ -116,6 +120,9 @@ func writeFrozen[K comparable, T any](c *crcWriter, t *table[K, T], enc func(*T,
 		l.Lock()
 		c.buf = t.appendFrozen(c.buf, min(t.snap.cursor+snapshotBlock, t.snap.n), enc)
 		l.Unlock()
+		if c.progress != nil {
+			c.progress()
+		}
 		if err := c.flush(); err != nil {
 			return err
 		}

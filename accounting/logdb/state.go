@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/annuaire/tracker"
@@ -80,6 +81,7 @@ type state struct {
 	reasons  map[uint32]string // deleted torrents' reasons, by row
 	version  uint64            // of the directory
 	changes  []change          // in version order; superseded entries are skipped
+	saved    atomic.Int64      // bytes of rows kept for the snapshot being written
 }
 
 // change is a directory version: the row of a user or a torrent that it

@@ -3,6 +3,7 @@ package logdb
 import (
 	"fmt"
 	"hash/maphash"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -68,10 +69,17 @@ type table[K comparable, T any] struct {
 type frozen[T any] struct {
 	n, cursor uint32
 	saved     map[uint32]T
+	bytes     *atomic.Int64 // the bytes of saved rows, counted with other tables'
 }
 
-// freeze begins a snapshot of the rows there are now.
-func (t *table[K, T]) freeze() { t.snap = &frozen[T]{n: t.n, saved: make(map[uint32]T)} }
+// savedRowOverhead is about what a saved row costs besides its bytes.
+const savedRowOverhead = 16
+
+// freeze begins a snapshot of the rows there are now; saved rows are
+// counted in *bytes.
+func (t *table[K, T]) freeze(bytes *atomic.Int64) {
+	t.snap = &frozen[T]{n: t.n, saved: make(map[uint32]T), bytes: bytes}
+}
 
 // touch is called before row i changes: while a snapshot is written, it
 // keeps the row as it was for the snapshot if the snapshot still needs it.
@@ -79,6 +87,7 @@ func (t *table[K, T]) touch(i uint32) {
 	if f := t.snap; f != nil && i < f.n && i >= f.cursor {
 		if _, ok := f.saved[i]; !ok {
 			f.saved[i] = *t.at(i)
+			f.bytes.Add(int64(unsafe.Sizeof(f.saved[i])) + savedRowOverhead)
 		}
 	}
 }
@@ -92,6 +101,7 @@ func (t *table[K, T]) appendFrozen(b []byte, to uint32, enc func(*T, []byte) []b
 		if v, ok := f.saved[i]; ok {
 			r = &v
 			delete(f.saved, i)
+			f.bytes.Add(-int64(unsafe.Sizeof(v)) - savedRowOverhead)
 		}
 		b = enc(r, b)
 	}

@@ -20,8 +20,8 @@ func openLogDB(dir string, rules accounting.Rules) (journal, error) {
 
 func (db logDB) Report() string {
 	s := db.Stats()
-	return fmt.Sprintf("logdb: %d commits; %d snapshots, the last of %d MiB written in %v; tables %d MiB for %d users, %d torrents, %d histories, %d baselines",
-		s.Commits, s.Snapshots, s.SnapshotBytes>>20, s.SnapshotTime.Round(time.Millisecond), s.MemoryBytes>>20, s.Users, s.Torrents, s.Histories, s.Baselines)
+	return fmt.Sprintf("logdb: %d commits; %d snapshots, the last of %d MiB written in %v; waits for snapshots %v; tables %d MiB for %d users, %d torrents, %d histories, %d baselines",
+		s.Commits, s.Snapshots, s.SnapshotBytes>>20, s.SnapshotTime.Round(time.Millisecond), s.SnapshotWait.Round(time.Millisecond), s.MemoryBytes>>20, s.Users, s.Torrents, s.Histories, s.Baselines)
 }
 
 // reopen opens the database in dir and reports the time it took: reading
