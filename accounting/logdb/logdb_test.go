@@ -33,6 +33,10 @@ func abandon(db *DB) {
 	db.finish.Wait()
 	db.log.Close()
 	db.lock.Close()
+	db.smu.Lock()
+	db.st.free()
+	db.st = nil
+	db.smu.Unlock()
 	db.mu.Unlock()
 }
 
