@@ -105,15 +105,17 @@ func run(engine, dir string, cfg workload.Config, fillSize int, load workload.Lo
 	rss, _ := workload.RSS()
 	fmt.Printf("fill: %d records in %v (%.0f records/s); RSS %d MiB, heap %d MiB, files %d MiB\n",
 		cfg.Peers, el.Round(time.Millisecond), float64(cfg.Peers)/el.Seconds(), rss>>20, workload.HeapInUse()>>20, workload.DirSize(dir)>>20)
+	cpu := workload.CPU()
 	res, err := workload.Run(ctx, j, g, load)
 	if err != nil {
 		return err
 	}
+	cpu = workload.CPU() - cpu
 	rss, peak := workload.RSS()
 	size := workload.DirSize(dir)
 	fmt.Printf("run: %v\n", res)
-	fmt.Printf("run: %.1f commits/s; RSS %d MiB (peak %d MiB), heap %d MiB; files %d MiB, %.0f bytes per peer\n",
-		float64(res.Batches)/res.Elapsed.Seconds(), rss>>20, peak>>20, workload.HeapInUse()>>20, size>>20, float64(size)/float64(cfg.Peers))
+	fmt.Printf("run: %.1f commits/s; CPU %.0f%% of a core; RSS %d MiB (peak %d MiB), heap %d MiB; files %d MiB, %.0f bytes per peer\n",
+		float64(res.Batches)/res.Elapsed.Seconds(), 100*cpu.Seconds()/res.Elapsed.Seconds(), rss>>20, peak>>20, workload.HeapInUse()>>20, size>>20, float64(size)/float64(cfg.Peers))
 	if s, ok := j.(interface{ Report() string }); ok {
 		fmt.Println(s.Report())
 	}

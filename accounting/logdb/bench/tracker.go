@@ -10,10 +10,12 @@ import (
 	"github.com/annuaire/tracker/accounting"
 )
 
-// withTracker runs a tracker beside the journal: every batch is first
-// announced to it, on a goroutine of its own, while the journal applies
-// the batch, the way a tracker answers announces while its ledger
-// flushes. The tracker's peers count in the process's RSS.
+// withTracker runs a tracker beside the journal: every batch is handed
+// to a goroutine that announces it to the tracker while the journal
+// applies it, the way a tracker answers announces while its ledger
+// flushes. A few batches may queue for the tracker, so that Apply's
+// latency is the journal's. The tracker's peers count in the process's
+// RSS and its work in the process's CPU.
 type withTracker struct {
 	journal
 	t    *tracker.Tracker
@@ -26,7 +28,7 @@ func newWithTracker(j journal) (*withTracker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &withTracker{journal: j, t: t, work: make(chan []accounting.Record, 1)}
+	w := &withTracker{journal: j, t: t, work: make(chan []accounting.Record, 4)}
 	w.wg.Go(func() {
 		var resp tracker.AnnounceResponse
 		for batch := range w.work {
