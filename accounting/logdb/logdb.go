@@ -164,9 +164,13 @@ func (db *DB) load() error {
 		if len(gens) > 0 {
 			return fmt.Errorf("%w: logs without a snapshot", ErrCorrupt)
 		}
+		// A new database: its first snapshot, in place before any log,
+		// records the schema version.
 		db.st = newState(db.rules)
-		// A new database: its first snapshot records the schema version.
-		if err := db.writeSnapshot(next); err != nil {
+		hdr := db.st.freeze(next)
+		_, err = db.installSnapshot(hdr)
+		db.st.thaw()
+		if err != nil {
 			return err
 		}
 	case err != nil:
@@ -265,14 +269,7 @@ func (db *DB) snapshot(next uint64) error {
 	pause := time.Since(start)
 	db.writing.Store(true)
 	db.finish.Go(func() {
-		name := filepath.Join(db.dir, snapTmpName)
-		size, err := db.writeSnapshotFile(name, hdr)
-		if err == nil {
-			err = os.Rename(name, filepath.Join(db.dir, snapName))
-		}
-		if err == nil {
-			err = syncDir(db.dir)
-		}
+		size, err := db.installSnapshot(hdr)
 		if err == nil {
 			gens, _ := logGens(db.dir)
 			for _, g := range gens {
@@ -280,8 +277,6 @@ func (db *DB) snapshot(next uint64) error {
 					os.Remove(filepath.Join(db.dir, logName(g)))
 				}
 			}
-		} else {
-			os.Remove(name)
 		}
 		db.smu.Lock()
 		db.st.thaw()
@@ -291,6 +286,23 @@ func (db *DB) snapshot(next uint64) error {
 		db.signalProgress()
 	})
 	return nil
+}
+
+// installSnapshot writes the frozen ledger to snapshot.tmp, syncs it and
+// renames it over the snapshot, durably.
+func (db *DB) installSnapshot(hdr *snapshotHeader) (int64, error) {
+	name := filepath.Join(db.dir, snapTmpName)
+	size, err := db.writeSnapshotFile(name, hdr)
+	if err == nil {
+		err = os.Rename(name, filepath.Join(db.dir, snapName))
+	}
+	if err == nil {
+		err = syncDir(db.dir)
+	}
+	if err != nil {
+		os.Remove(name)
+	}
+	return size, err
 }
 
 // writeSnapshotFile writes the frozen ledger to file name and syncs it.
