@@ -52,8 +52,9 @@ var errLocked = ErrLocked
 // Options tune a database. The zero value is the default.
 type Options struct {
 	// SnapshotBytes is the size of log past which the ledger is written
-	// to a new snapshot. Replaying the log at Open takes about a second
-	// per 60 MB. If zero, the size of the last snapshot, at least 64 MiB.
+	// to a new snapshot: Open replays the log since the last snapshot, in
+	// time proportional to its size. If zero, the size of the last
+	// snapshot, at least 64 MiB.
 	SnapshotBytes int64
 	// Now tells the time to the reports, which count the peers that
 	// announced within Rules.PeerTTL. If nil, time.Now.
@@ -420,7 +421,7 @@ func (db *DB) transact(ctx context.Context, reserve func(*state) error, encode f
 // snapshotMemory bounds the rows a snapshot keeps as they were: past it,
 // transactions wait for the snapshot to write rows (and drop the ones it
 // kept) rather than hold ever more memory while the disk is slow.
-var snapshotMemory int64 = 64 << 20
+var snapshotMemory int64 = 32 << 20
 
 // waitForSnapshot waits while a snapshot being written keeps more than
 // snapshotMemory of rows. db.mu is held.

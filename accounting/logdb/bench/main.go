@@ -34,7 +34,7 @@ type journal interface {
 
 func main() {
 	var (
-		engine   = flag.String("engine", "logdb", "logdb, sqlite or bolt")
+		engine   = flag.String("engine", "logdb", "logdb, sqlite, bolt, or none (the tracker and the load alone)")
 		dir      = flag.String("dir", "", "database directory (default: a new temporary one, removed at the end)")
 		users    = flag.Int("users", 2_000_000, "users")
 		peers    = flag.Int("peers", 2_000_000, "distinct peers")
@@ -82,6 +82,8 @@ func run(engine, dir string, cfg workload.Config, fillSize int, load workload.Lo
 		j, err = openSQLite(dir, rules, cacheMiB)
 	case "bolt":
 		j, err = openBolt(dir, rules)
+	case "none":
+		j = nopJournal{}
 	default:
 		return fmt.Errorf("unknown engine %q", engine)
 	}
@@ -121,3 +123,10 @@ func run(engine, dir string, cfg workload.Config, fillSize int, load workload.Lo
 	}
 	return nil
 }
+
+// nopJournal applies nothing: with it the command measures the tracker
+// and the load generator alone.
+type nopJournal struct{}
+
+func (nopJournal) Apply(context.Context, []accounting.Record) error { return nil }
+func (nopJournal) Close() error                                     { return nil }

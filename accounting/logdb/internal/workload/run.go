@@ -50,6 +50,10 @@ type Result struct {
 	P50, P99, Max time.Duration
 	// Late counts the batches applied after the next one was due.
 	Late int
+	// PeakRSS is the largest RSS seen after a batch, at batch PeakAt,
+	// when the Go heap held PeakHeap bytes.
+	PeakRSS, PeakHeap uint64
+	PeakAt            int
 }
 
 // RecordsPerSec is the records applied per second of the run.
@@ -60,9 +64,9 @@ func (r Result) RecordsPerSec() float64 { return float64(r.Records) / r.Elapsed.
 const RowsPerRecord = 4
 
 func (r Result) String() string {
-	return fmt.Sprintf("%d records in %d batches in %v: %.0f records/s, %.0f rows/s; Apply p50 %v, p99 %v, max %v; %d batches late",
+	return fmt.Sprintf("%d records in %d batches in %v: %.0f records/s, %.0f rows/s; Apply p50 %v, p99 %v, max %v; %d batches late; RSS at most %d MiB (after batch %d, heap %d MiB)",
 		r.Records, r.Batches, r.Elapsed.Round(time.Millisecond), r.RecordsPerSec(), r.RecordsPerSec()*RowsPerRecord,
-		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Late)
+		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Late, r.PeakRSS>>20, r.PeakAt, r.PeakHeap>>20)
 }
 
 // Run applies the records of g to j as l says.
@@ -97,6 +101,9 @@ func Run(ctx context.Context, j Journal, g *Gen, l Load) (Result, error) {
 		}
 		res.Records += len(buf)
 		res.Batches++
+		if rss, _ := RSS(); uint64(rss) > res.PeakRSS {
+			res.PeakRSS, res.PeakHeap, res.PeakAt = uint64(rss), HeapInUse(), res.Batches
+		}
 	}
 	res.Elapsed = time.Since(start)
 	slices.Sort(lats)
