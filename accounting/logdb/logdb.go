@@ -3,7 +3,7 @@
 // server to run.
 //
 // The ledger lives in memory, in tables of fixed-size rows outside the Go
-// heap (about 330 bytes per member with one peer, see the README for
+// heap (about 350 bytes per member with one peer, see the README for
 // figures). Every transaction (an Apply batch, a PutUser, a PutTorrent) is
 // appended to a log file as one checksummed frame and synced (one fsync)
 // before it is applied in memory and before the call returns. When the
