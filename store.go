@@ -13,16 +13,19 @@ import "context"
 //     EventStopped) removes the announcing peer, counts a snatch, selects
 //     peers and reports the swarm's counters, so that a remote store needs
 //     one round trip per announce.
-//   - A peer is identified within a swarm by its user (resp.Identity.UserID,
-//     set before Announce is called; zero on a public tracker), its address
-//     (the IP of req.Addr, not the port) and its peer id. Peer ids travel in
-//     every BitTorrent handshake, so the address and the user are what keep
-//     anyone from moving or stopping another's peer: the same peer id from
-//     another address, or from another user, is another peer. A peer that
-//     announces from its address on a new port moves to it. (The key
-//     parameter cannot serve instead: aria2 sends a new one with every UDP
-//     announce.) Peers of the two address families are kept apart: an IPv4
-//     announcer gets IPv4 peers only, an IPv6 announcer IPv6 peers only.
+//   - A peer is identified within a swarm by its address and port (req.Addr),
+//     its user (resp.Identity.UserID, set before Announce is called; zero on
+//     a public tracker) and its peer id. Peer ids travel in every BitTorrent
+//     handshake, so the address and the user are what keep anyone from
+//     moving or stopping another's peer: the same peer id from another
+//     address or port, or from another user, is another peer, and the
+//     record at the old address stays until it is stopped from there or
+//     expires. (The key parameter cannot serve instead: aria2 sends a new one
+//     with every UDP announce.) A store may tell the peers of one address
+//     and port apart by a hash of their user and peer id, and take two whose
+//     hashes meet for one. Peers of the two address families are kept apart:
+//     an IPv4 announcer gets IPv4 peers only, an IPv6 announcer IPv6 peers
+//     only.
 //   - The reply never holds the announcing peer; a seeder (Left 0) gets only
 //     leechers; a leecher gets a uniform random sample of the other peers;
 //     at most req.NumWant peers, appended to resp.Peers. A stopping peer gets

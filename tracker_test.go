@@ -557,7 +557,7 @@ func TestPeerHijack(t *testing.T) {
 		victimPK, thiefK string
 	}{
 		{"public, another address", Config{}, "198.51.100.7:6881", "", ""},
-		{"private, another user at the same address", Config{Passkeys: users}, "192.0.2.1:6881", "a", "bb"},
+		{"private, another user at the same address", Config{Passkeys: users}, "192.0.2.1:6882", "a", "bb"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := newTestTracker(t, tc.cfg)

@@ -95,9 +95,12 @@ type Delta struct {
 //     it reports is credited. Unless it carries the session's own non-zero
 //     key within ReplayWindow of the baseline: that is a retransmitted
 //     started, and it is stale.
-//   - Any other decrease, and a record older than the baseline with the
-//     same counters, is stale: a replay or an announce that arrived late.
-//     It credits nothing and leaves the baseline as it was.
+//   - Any other decrease, and any record older than the baseline, is
+//     stale: a replay or an announce that arrived late. It credits nothing
+//     and leaves the baseline as it was. (A replayed record of an earlier
+//     session can carry counters above the baseline of the session after
+//     it; a replayed started may carry no key, or a new one: aria2 sends a
+//     new key with every UDP announce.)
 //
 // Seed time counts the time from the baseline to the record when both are
 // a seeder's (Left 0, the session not stopped in between) and at most
@@ -116,14 +119,14 @@ func Credit(b Baseline, known bool, r *Record, rules Rules) Delta {
 	case !known:
 		d.RawUp, d.RawDown = r.Uploaded, r.Downloaded
 		d.Snatch = r.Event == tracker.EventCompleted
+	case r.Time < b.Time:
+		return Delta{Stale: true, Baseline: b}
 	case r.Uploaded < b.Uploaded || r.Downloaded < b.Downloaded:
 		retransmit := r.Key != 0 && r.Key == b.Key && r.Time-b.Time < int64(window)
 		if r.Event != tracker.EventStarted || retransmit {
 			return Delta{Stale: true, Baseline: b}
 		}
 		d.RawUp, d.RawDown = r.Uploaded, r.Downloaded
-	case r.Time < b.Time && r.Uploaded == b.Uploaded && r.Downloaded == b.Downloaded:
-		return Delta{Stale: true, Baseline: b}
 	default:
 		d.RawUp, d.RawDown = r.Uploaded-b.Uploaded, r.Downloaded-b.Downloaded
 		d.Snatch = r.Event == tracker.EventCompleted || b.Left > 0 && r.Left == 0

@@ -45,6 +45,12 @@ func TestCredit(t *testing.T) {
 			Delta{RawUp: 10, RawDown: 20, Up: 10, Down: 20}, true},
 		{"retransmitted started", base, true, rec(0, 0, 700, tracker.EventStarted, 7, 101*min),
 			Delta{Stale: true}, false},
+		{"older, higher counters (an earlier session's)", base, true, rec(5000, 900, 0, tracker.EventStopped, 7, 90*min),
+			Delta{Stale: true}, false},
+		{"replayed started, no key", base, true, rec(0, 0, 700, tracker.EventStarted, 0, 90*min),
+			Delta{Stale: true}, false},
+		{"replayed started, another key, long before", base, true, rec(0, 0, 700, tracker.EventStarted, 9, 10*min),
+			Delta{Stale: true}, false},
 		{"started without a key", base, true, rec(0, 0, 700, tracker.EventStarted, 0, 101*min),
 			Delta{}, true},
 		{"seeding 30 min", seeding, true, rec(1100, 500, 0, tracker.EventNone, 7, 130*min),
@@ -108,6 +114,7 @@ func TestCreditReplay(t *testing.T) {
 	rules := Rules{SeedGap: 45 * time.Minute}
 	batch := []*Record{
 		{Uploaded: 0, Downloaded: 0, Left: 1000, Event: tracker.EventStarted, Key: 1, Time: 1 * min},
+		{Uploaded: 40, Downloaded: 300, Left: 700, Event: tracker.EventStarted, Key: 0, Time: 20 * min}, // a restart, no key
 		{Uploaded: 50, Downloaded: 400, Left: 600, Time: 31 * min},
 		{Uploaded: 90, Downloaded: 1000, Left: 0, Event: tracker.EventCompleted, Key: 1, Time: 40 * min},
 		{Uploaded: 500, Downloaded: 1000, Left: 0, Key: 1, Time: 70 * min},

@@ -23,7 +23,11 @@ func exportedSeries(t *testing.T) (series map[string]bool, families []string) {
 	defer tr.Close()
 	reqs := prom.NewRequests(metricsNamespace)
 	reqs.ObserveRequest(tracker.RequestInfo{Protocol: tracker.ProtocolUDP, Op: tracker.OpAnnounce})
-	reg, err := newRegistry(reqs, tr)
+	conns, err := tracker.NewConnLimiter(tracker.ConnLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := newRegistry(reqs, tr, conns)
 	if err != nil {
 		t.Fatal(err)
 	}

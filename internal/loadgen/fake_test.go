@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -406,10 +407,17 @@ type fakeHTTP struct {
 	rules      fakeRules
 	stall      time.Duration
 	closeAfter bool
-	chunked    int64 // every Nth reply is chunked
+	chunked    int64        // every Nth reply is chunked
+	resumed    atomic.Int64 // TLS connections that resumed a session
 }
 
 func startFakeHTTP(t *testing.T, w Workload, rules fakeRules, stall time.Duration, closeAfter bool) *fakeHTTP {
+	t.Helper()
+	return startFakeHTTPOn(t, w, rules, stall, closeAfter, false)
+}
+
+// startFakeHTTPOn is startFakeHTTP, over TLS if overTLS.
+func startFakeHTTPOn(t *testing.T, w Workload, rules fakeRules, stall time.Duration, closeAfter, overTLS bool) *fakeHTTP {
 	t.Helper()
 	f := &fakeHTTP{w: mustWorkload(t, w), rules: rules, stall: stall, closeAfter: closeAfter,
 		chunked: 3, hashes: map[[20]byte]bool{}}
@@ -421,8 +429,15 @@ func startFakeHTTP(t *testing.T, w Workload, rules fakeRules, stall time.Duratio
 		if s == http.StateNew {
 			f.connects.Add(1)
 		}
+		if tc, ok := c.(*tls.Conn); ok && s == http.StateActive && tc.ConnectionState().DidResume {
+			f.resumed.Add(1)
+		}
 	}
-	f.srv.Start()
+	if overTLS {
+		f.srv.StartTLS()
+	} else {
+		f.srv.Start()
+	}
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -590,6 +605,28 @@ func TestHTTPAgainstFake(t *testing.T) {
 	}
 }
 
+// TestHTTPSAgainstFake runs the generator over TLS, a new connection per
+// request, with and without session resumption.
+func TestHTTPSAgainstFake(t *testing.T) {
+	w := Workload{Swarms: 20, Peers: 200}
+	for _, resume := range []bool{false, true} {
+		t.Run(fmt.Sprint("resume=", resume), func(t *testing.T) {
+			f := startFakeHTTPOn(t, w, fakeRules{}, 0, false, true)
+			res := runGenerator(t, Config{
+				Workload: w, HTTP: f.srv.URL + "/announce/PK", HTTPClose: true, TLSResume: resume,
+				Prefill: true, Conns: 4, Timeout: time.Second, Duration: 500 * time.Millisecond,
+			})
+			if res.Proto != "https" || res.OK == 0 || res.Errors != 0 {
+				t.Fatalf("result %v; want https requests answered", res)
+			}
+			resumed, connects := f.resumed.Load(), f.connects.Load()
+			if resume && resumed < connects/2 || !resume && resumed != 0 {
+				t.Errorf("%d of %d connections resumed their session; want resumption %v", resumed, connects, resume)
+			}
+		})
+	}
+}
+
 func TestHTTPRefusedConnection(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -616,7 +653,8 @@ func TestNewRejects(t *testing.T) {
 		{"two targets", Config{UDP: "127.0.0.1:1", HTTP: "http://127.0.0.1:1/announce"}},
 		{"fewer in flight than sockets", Config{UDP: "127.0.0.1:1", Sockets: 4, InFlight: 2}},
 		{"scrape too large", Config{UDP: "127.0.0.1:1", Workload: Workload{ScrapeHashes: 75}}},
-		{"https", Config{HTTP: "https://127.0.0.1:1/announce"}},
+		{"ftp", Config{HTTP: "ftp://127.0.0.1:1/announce"}},
+		{"resumption without TLS", Config{HTTP: "http://127.0.0.1:1/announce", TLSResume: true}},
 		{"no scrape url", Config{HTTP: "http://127.0.0.1:1/tracker", Mode: Scrape}},
 		{"scrape elsewhere", Config{HTTP: "http://127.0.0.1:1/announce", ScrapeURL: "http://127.0.0.1:2/scrape"}},
 		{"negative duration", Config{UDP: "127.0.0.1:1", Duration: -1}},

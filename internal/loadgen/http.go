@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ type httpWorker struct {
 	closeMode    bool
 	timeout      time.Duration
 	dialer       net.Dialer
+	tlsConfig    *tls.Config // for an https:// target
 
 	conn   net.Conn
 	opened bool // a connection was opened before
@@ -43,6 +45,14 @@ func newHTTPWorker(g *Generator) *httpWorker {
 		dialer: net.Dialer{Timeout: g.cfg.Timeout, KeepAlive: -1},
 		req:    make([]byte, 0, 1024),
 		hashes: make([][20]byte, g.w.ScrapeHashes),
+	}
+	if g.announce.tls {
+		// A benchmark measures the server's work, not a certificate's
+		// chain: any certificate is taken.
+		h.tlsConfig = &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}
+		if g.cfg.TLSResume {
+			h.tlsConfig.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+		}
 	}
 	return h
 }
@@ -106,7 +116,7 @@ func (h *httpWorker) roundTrip(st *stats, deadline time.Time) (response, error) 
 	for attempt := 0; ; attempt++ {
 		fresh := h.conn == nil
 		if fresh {
-			c, err := h.dialer.Dial("tcp", h.target.addr)
+			c, err := h.dial(deadline)
 			if err != nil {
 				return response{}, err
 			}
@@ -135,6 +145,22 @@ func (h *httpWorker) roundTrip(st *stats, deadline time.Time) (response, error) 
 		}
 		return resp, nil
 	}
+}
+
+// dial opens a connection to the target, and makes the TLS handshake of
+// an https:// one.
+func (h *httpWorker) dial(deadline time.Time) (net.Conn, error) {
+	c, err := h.dialer.Dial("tcp", h.target.addr)
+	if err != nil || h.tlsConfig == nil {
+		return c, err
+	}
+	tc := tls.Client(c, h.tlsConfig)
+	_ = tc.SetDeadline(deadline)
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 // closedByPeer reports whether err is what writing to or reading from a

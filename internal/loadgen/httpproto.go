@@ -18,6 +18,7 @@ import (
 // its requests.
 type httpTarget struct {
 	addr   string // host:port to dial
+	tls    bool   // over TLS
 	prefix []byte // "GET /announce?" (or "...&" when the URL has a query)
 	suffix []byte // " HTTP/1.1\r\nHost: ...\r\n\r\n"
 }
@@ -32,21 +33,26 @@ func parseHTTPTarget(rawURL string, closeConn bool) (*httpTarget, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("%q: only http:// URLs are supported", rawURL)
+	port := "80"
+	switch u.Scheme {
+	case "http":
+	case "https":
+		port = "443"
+	default:
+		return nil, fmt.Errorf("%q: only http:// and https:// URLs are supported", rawURL)
 	}
 	if u.Host == "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("%q: want http://host[:port]/path[?query]", rawURL)
 	}
 	addr := u.Host
 	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "80")
+		addr = net.JoinHostPort(u.Hostname(), port)
 	}
 	path := u.EscapedPath()
 	if path == "" {
 		path = "/"
 	}
-	t := &httpTarget{addr: addr}
+	t := &httpTarget{addr: addr, tls: u.Scheme == "https"}
 	t.prefix = append(t.prefix, "GET "...)
 	t.prefix = append(t.prefix, path...)
 	if u.RawQuery != "" || u.ForceQuery {

@@ -77,7 +77,7 @@ func TestHTTPTargets(t *testing.T) {
 			t.Errorf("parseHTTPTarget(%q) suffix = %q; want %q", tc.url, tg.suffix, wantSuffix)
 		}
 	}
-	for _, bad := range []string{"https://t/announce", "udp://t:1", "http:///announce", "://x"} {
+	for _, bad := range []string{"ftp://t/announce", "udp://t:1", "http:///announce", "://x"} {
 		if _, err := parseHTTPTarget(bad, false); err == nil {
 			t.Errorf("parseHTTPTarget(%q) succeeded; want an error", bad)
 		}

@@ -47,7 +47,8 @@ type Config struct {
 	UDP string
 	// HTTP is the announce URL of an HTTP tracker, passkey forms
 	// included: http://host:port/announce, .../announce/PK,
-	// .../PK/announce, .../announce.php?passkey=PK.
+	// .../PK/announce, .../announce.php?passkey=PK. An https:// URL is
+	// served over TLS, the server's certificate taken unchecked.
 	HTTP string
 	// ScrapeURL is the HTTP scrape URL. If empty, it is HTTP with its first
 	// "announce" replaced by "scrape", as libtorrent derives it. It must
@@ -60,6 +61,10 @@ type Config struct {
 	// Connection: close, as qBittorrent and µTorrent do. If false, the
 	// requests go over Conns persistent connections.
 	HTTPClose bool
+	// TLSResume keeps the TLS sessions of an https:// target, so that a
+	// new connection resumes one (with a session ticket) instead of a full
+	// handshake. Each connection has its own cache, as each client does.
+	TLSResume bool
 
 	// Sockets is the number of UDP sockets. If zero, 4.
 	Sockets int
@@ -169,10 +174,13 @@ func New(cfg Config) (*Generator, error) {
 			if g.scrape, err = parseHTTPTarget(cfg.ScrapeURL, cfg.HTTPClose); err != nil {
 				return nil, fmt.Errorf("loadgen: scrape URL %w", err)
 			}
-			if g.scrape.addr != g.announce.addr {
+			if g.scrape.addr != g.announce.addr || g.scrape.tls != g.announce.tls {
 				return nil, fmt.Errorf("loadgen: scrape URL %q and announce URL %q: not on the same host and port", cfg.ScrapeURL, cfg.HTTP)
 			}
 		}
+	}
+	if cfg.TLSResume && (g.announce == nil || !g.announce.tls) {
+		return nil, errors.New("loadgen: TLS session resumption needs an https:// target")
 	}
 	g.cfg = cfg
 	return g, nil
@@ -408,6 +416,9 @@ func (g *Generator) newResult() *Result {
 		r.Proto, r.Target, r.Concurrency = "udp", g.cfg.UDP, g.cfg.InFlight
 	} else {
 		r.Proto, r.Target, r.Concurrency = "http", g.cfg.HTTP, g.cfg.Conns
+		if g.announce.tls {
+			r.Proto, r.TLSResume = "https", g.cfg.TLSResume
+		}
 		if g.cfg.Mode == Scrape {
 			r.Target = g.cfg.ScrapeURL
 		}

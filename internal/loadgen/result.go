@@ -14,7 +14,8 @@ type Result struct {
 	Target      string // the address or URL loaded
 	Mode        Mode
 	HTTPClose   bool
-	Concurrency int // UDP requests in flight, or HTTP connections
+	TLSResume   bool // over HTTPS, sessions resumed
+	Concurrency int  // UDP requests in flight, or HTTP connections
 
 	Swarms, Peers, PrefillPeers, NumWant int
 
@@ -69,10 +70,13 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func (r *Result) String() string {
 	var b strings.Builder
 	kind := r.Mode.String()
-	if r.Proto == "http" {
-		if r.HTTPClose {
+	if r.Proto != "udp" {
+		switch {
+		case r.HTTPClose && r.TLSResume:
+			kind += " (new connection per request, sessions resumed)"
+		case r.HTTPClose:
 			kind += " (new connection per request)"
-		} else {
+		default:
 			kind += " (keep-alive)"
 		}
 	}
@@ -109,6 +113,7 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		Target      string `json:"target"`
 		Mode        string `json:"mode"`
 		HTTPClose   bool   `json:"http_close"`
+		TLSResume   bool   `json:"tls_resume"`
 		Concurrency int    `json:"concurrency"`
 		Swarms      int    `json:"swarms"`
 		Peers       int    `json:"peers"`
@@ -152,7 +157,7 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		RSSAfter         int64   `json:"rss_after"`
 		BytesPerPeer     float64 `json:"bytes_per_peer"`
 	}{
-		r.Proto, r.Target, r.Mode.String(), r.HTTPClose, r.Concurrency, r.Swarms, r.Peers, r.NumWant,
+		r.Proto, r.Target, r.Mode.String(), r.HTTPClose, r.TLSResume, r.Concurrency, r.Swarms, r.Peers, r.NumWant,
 		r.PrefillPeers, r.Prefill.Requests, r.Prefill.OK, r.Prefill.Failures, r.Prefill.Malformed,
 		r.Prefill.Timeouts, r.Prefill.Errors, r.PrefillDuration.Seconds(), r.PrefillRate,
 		r.Duration.Seconds(), r.Requests, r.OK, r.Failures, r.Malformed, r.Timeouts, r.Errors, r.Late,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 
+	"github.com/annuaire/tracker/internal/setting"
 	"github.com/annuaire/tracker/internal/udpwire"
 )
 
@@ -60,6 +61,12 @@ type Workload struct {
 	// PeerIDPrefix starts every peer id, in the Azureus style that real
 	// clients use. If empty, "-LG0100-".
 	PeerIDPrefix string
+	// Churn makes every run announce come from one of Peers peers that
+	// are not the prefill's, in a swarm drawn at random for each
+	// announce: almost every announce is a join, and the swarms grow as
+	// the run goes on. Without it, peer i always announces in swarm
+	// i mod Swarms, so the run re-announces known peers.
+	Churn bool
 }
 
 // Defaults of a zero Workload.
@@ -72,16 +79,6 @@ const (
 	DefaultCompletedPct = 2
 	DefaultPeerIDPrefix = "-LG0100-"
 )
-
-func pctDefault(v, def float64) float64 {
-	switch {
-	case v == 0:
-		return def
-	case v < 0:
-		return 0
-	}
-	return v
-}
 
 // withDefaults returns w with every zero field replaced by its default,
 // or an error if a field is out of range.
@@ -104,15 +101,17 @@ func (w Workload) withDefaults() (Workload, error) {
 	if w.PeerIDPrefix == "" {
 		w.PeerIDPrefix = DefaultPeerIDPrefix
 	}
-	w.SeederPct = pctDefault(w.SeederPct, DefaultSeederPct)
-	w.StartedPct = pctDefault(w.StartedPct, DefaultStartedPct)
-	w.CompletedPct = pctDefault(w.CompletedPct, DefaultCompletedPct)
+	w.SeederPct = setting.Value(w.SeederPct, DefaultSeederPct)
+	w.StartedPct = setting.Value(w.StartedPct, DefaultStartedPct)
+	w.CompletedPct = setting.Value(w.CompletedPct, DefaultCompletedPct)
 
 	switch {
 	case w.Swarms < 0:
 		return w, fmt.Errorf("swarms %d: must be positive", w.Swarms)
 	case w.Peers < 0 || w.PrefillPeers < 0:
 		return w, fmt.Errorf("peers %d, prefill peers %d: must be positive", w.Peers, w.PrefillPeers)
+	case w.Churn && w.PrefillPeers/w.Swarms >= maxPortsPerSwarm/2:
+		return w, fmt.Errorf("churn over %d prefilled peers per swarm: at most %d leave enough ports", w.PrefillPeers/w.Swarms, maxPortsPerSwarm/2)
 	case int64(max(w.Peers, w.PrefillPeers)) > int64(w.Swarms)*maxPortsPerSwarm:
 		return w, fmt.Errorf("%d peers over %d swarms: at most %d peers per swarm fit in distinct ports",
 			max(w.Peers, w.PrefillPeers), w.Swarms, maxPortsPerSwarm)
@@ -186,8 +185,18 @@ func (w *Workload) PeerID(i int) [20]byte {
 // Swarm returns the swarm of peer i.
 func (w *Workload) Swarm(i int) int { return i % w.Swarms }
 
-// Port returns the port peer i announces, unique within its swarm.
-func (w *Workload) Port(i int) uint16 { return uint16(firstPort + i/w.Swarms) }
+// Port returns the port peer i announces: unique within its swarm for the
+// peers of the prefill and of a run without churn. The peers of a churning
+// run (i >= PrefillPeers) take the ports above those of the prefill, in
+// turn, so two of them share a port in a swarm only rarely (it matters to
+// trackers that key peers by address and port).
+func (w *Workload) Port(i int) uint16 {
+	if !w.Churn || i < w.PrefillPeers {
+		return uint16(firstPort + i/w.Swarms)
+	}
+	base := firstPort + (w.PrefillPeers+w.Swarms-1)/w.Swarms
+	return uint16(base + (i-w.PrefillPeers)%(65536-base))
+}
 
 // Key returns the BEP 7 key of peer i.
 func (w *Workload) Key(i int) uint32 { return uint32(w.derive(streamKey, i)) }
@@ -289,6 +298,10 @@ func (p *picker) next() (request, bool) {
 	}
 	x := p.rng.next()
 	i := int((x >> 32) * uint64(p.w.Peers) >> 32)
+	if p.w.Churn {
+		// A peer beyond the prefill's, in a random swarm.
+		return request{peer: p.w.PrefillPeers + i, event: udpwire.EventStarted, swarm: p.rng.below(p.w.Swarms)}, true
+	}
 	ev := udpwire.EventNone
 	switch u := uint32(x); {
 	case u < p.startedBelow:

@@ -34,6 +34,7 @@ const usageText = `loadgen benchmarks a BitTorrent tracker over UDP (BEP 15) or 
 Usage:
   loadgen -udp HOST:PORT [flags]
   loadgen -http http://HOST:PORT/announce [flags]
+  loadgen -http https://HOST:PORT/announce [flags]
   loadgen -write-hashes FILE [workload flags]
 
 It announces every peer once (the prefill, reporting peers accepted per
@@ -65,6 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		mode         = fs.String("mode", "announce", "what the run sends: `announce` or scrape")
 		scrapeHashes = fs.Int("scrape-hashes", 1, "info hashes per scrape request, at most 74")
 		httpClose    = fs.Bool("http-close", false, "open a new HTTP connection per request (Connection: close), as qBittorrent and µTorrent do")
+		tlsResume    = fs.Bool("tls-resume", false, "with an https:// URL, resume TLS sessions (session tickets) on new connections, as a browser does")
 
 		swarms       = fs.Int("swarms", loadgen.DefaultSwarms, "number of torrents")
 		peers        = fs.Int("peers", loadgen.DefaultPeers, "number of distinct peers the run announces as")
@@ -73,6 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		seeders      = fs.Float64("seeders", loadgen.DefaultSeederPct, "`percent` of peers that are seeders (left=0)")
 		started      = fs.Float64("started", loadgen.DefaultStartedPct, "`percent` of run announces with event=started")
 		completed    = fs.Float64("completed", loadgen.DefaultCompletedPct, "`percent` of run announces with event=completed")
+		churn        = fs.Bool("churn", false, "every run announce is a new peer (one of -peers, none of the prefill's) in a random swarm: almost every announce is a join")
 		seed         = fs.Uint64("seed", 1, "seed of the info hashes, peer ids and keys")
 
 		inflight = fs.Int("inflight", loadgen.DefaultInFlight, "UDP requests in flight, over all sockets")
@@ -151,6 +154,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			SeederPct:    pct(*seeders),
 			StartedPct:   pct(*started),
 			CompletedPct: pct(*completed),
+			Churn:        *churn,
 			ScrapeHashes: *scrapeHashes,
 			Seed:         *seed,
 		},
@@ -159,6 +163,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ScrapeURL: *scrapeURL,
 		Mode:      m,
 		HTTPClose: *httpClose,
+		TLSResume: *tlsResume,
 		Sockets:   *sockets,
 		InFlight:  *inflight,
 		Conns:     *conns,

@@ -35,7 +35,8 @@ func TestBadFlags(t *testing.T) {
 		{"-udp", "127.0.0.1:1", "-inflight", "2", "-sockets", "4"},
 		{"-udp", "127.0.0.1:1", "-seeders", "150"},
 		{"-udp", "127.0.0.1:1", "-scrape-hashes", "75"},
-		{"-http", "https://127.0.0.1:1/announce"},
+		{"-http", "ftp://127.0.0.1:1/announce"},
+		{"-http", "http://127.0.0.1:1/announce", "-tls-resume"},
 		{"-http", "http://127.0.0.1:1/tracker", "-mode", "scrape"},
 		{"-udp", "127.0.0.1:1", "extra"},
 	} {
