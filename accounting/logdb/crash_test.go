@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,6 +128,7 @@ func TestCrash(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	next, last := 0, -1
+	midSnapshot := 0 // kills that left a snapshot half written
 	for kill := 0; kill <= c.kills; kill++ {
 		acks := -1 // run to the end
 		if kill < c.kills {
@@ -136,6 +138,9 @@ func TestCrash(t *testing.T) {
 		last = max(last, acked)
 		if done {
 			break
+		}
+		if _, err := os.Stat(filepath.Join(dir, snapTmpName)); err == nil {
+			midSnapshot++
 		}
 		// Every acknowledged batch is there; the one in flight may be.
 		if kill%2 == 0 {
@@ -159,6 +164,7 @@ func TestCrash(t *testing.T) {
 	if last != c.batches-1 {
 		t.Fatalf("the last child stopped after batch %d of %d", last, c.batches)
 	}
+	t.Logf("%d kills left a snapshot half written", midSnapshot)
 	db := open(t, dir, Options{Now: func() time.Time { return end }})
 	compare(t, db, m, end)
 }
