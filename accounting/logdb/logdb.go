@@ -47,8 +47,6 @@ var (
 	ErrClosed = errors.New("logdb: database closed")
 )
 
-var errLocked = ErrLocked
-
 // Options tune a database. The zero value is the default.
 type Options struct {
 	// SnapshotBytes is the size of log past which the ledger is written
@@ -135,7 +133,7 @@ func Open(path string, rules accounting.Rules, opts Options) (*DB, error) {
 	}
 	if err := lockFile(lock); err != nil {
 		lock.Close()
-		if errors.Is(err, errLocked) {
+		if errors.Is(err, ErrLocked) {
 			return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 		}
 		return nil, fmt.Errorf("logdb: locking %s: %w", path, err)

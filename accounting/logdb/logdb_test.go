@@ -3,6 +3,7 @@ package logdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -589,4 +590,29 @@ func TestSnapshotMemory(t *testing.T) {
 	}
 	now = time.Unix(0, g.Now())
 	compare(t, db, m, now)
+}
+
+// TestChangesCompact: a user put again and again leaves one change.
+func TestChangesCompact(t *testing.T) {
+	db := open(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	var mid uint64
+	for i := range 3000 {
+		if err := db.PutUser(ctx, accounting.User{ID: uint64(i % 2), Passkey: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1500 {
+			_, _, mid, _ = db.Changes(ctx, 0)
+		}
+	}
+	users, _, v, err := db.Changes(ctx, 0)
+	if err != nil || len(users) != 2 || v != 3000 || users[0].Passkey != "2998" || users[1].Passkey != "2999" {
+		t.Fatalf("Changes(0) = %+v, %d, %v; want users 0 and 1 with their last passkeys, version 3000", users, v, err)
+	}
+	if users, _, _, _ := db.Changes(ctx, mid); len(users) != 2 {
+		t.Errorf("Changes(%d) = %d users; want 2", mid, len(users))
+	}
+	if n := len(db.st.changes); n > 1024 {
+		t.Errorf("%d entries in the change list for 2 users", n)
+	}
 }

@@ -73,15 +73,16 @@ type peerRow struct {
 
 // state is the ledger in memory. Its methods do not lock: DB does.
 type state struct {
-	rules    accounting.Rules
-	users    *table[uint64, userRow]
-	torrents *table[tracker.InfoHash, torrentRow]
-	hist     *table[histKey, histRow]
-	peers    *table[peerKey, peerRow]
-	reasons  map[uint32]string // deleted torrents' reasons, by row
-	version  uint64            // of the directory
-	changes  []change          // in version order; superseded entries are skipped
-	saved    atomic.Int64      // bytes of rows kept for the snapshot being written
+	rules      accounting.Rules
+	users      *table[uint64, userRow]
+	torrents   *table[tracker.InfoHash, torrentRow]
+	hist       *table[histKey, histRow]
+	peers      *table[peerKey, peerRow]
+	reasons    map[uint32]string // deleted torrents' reasons, by row
+	version    uint64            // of the directory
+	changes    []change          // in version order; superseded entries are skipped
+	superseded int               // entries of changes that are
+	saved      atomic.Int64      // bytes of rows kept for the snapshot being written
 }
 
 // change is a directory version: the row of a user or a torrent that it
@@ -196,9 +197,12 @@ func (s *state) apply(r *accounting.Record) {
 	}
 }
 
-// changed gives the row of a user or a torrent the next directory
-// version.
-func (s *state) changed(row uint32, torrent bool) uint64 {
+// changed gives the row of a user or a torrent, whose version was old,
+// the next directory version.
+func (s *state) changed(row uint32, torrent bool, old uint64) uint64 {
+	if old != 0 {
+		s.superseded++
+	}
 	s.version++
 	s.changes = append(s.changes, change{version: s.version, row: row, torrent: torrent})
 	return s.version
@@ -208,7 +212,7 @@ func (s *state) changed(row uint32, torrent bool) uint64 {
 func (s *state) putUser(u *accounting.User) {
 	i, row := s.user(u.ID)
 	s.users.touch(i)
-	row.version = s.changed(i, false)
+	row.version = s.changed(i, false, row.version)
 	row.flags = row.flags&^(deleted|canLeech) | registered
 	if u.Deleted {
 		row.flags |= deleted
@@ -225,7 +229,7 @@ func (s *state) putUser(u *accounting.User) {
 func (s *state) putTorrent(t *accounting.Torrent) {
 	i, row := s.torrent(t.InfoHash)
 	s.torrents.touch(i)
-	row.version = s.changed(i, true)
+	row.version = s.changed(i, true, row.version)
 	row.flags = row.flags&^deleted | registered
 	delete(s.reasons, i)
 	if t.Deleted {
@@ -240,16 +244,11 @@ func (s *state) putTorrent(t *accounting.Torrent) {
 // compactChanges drops the superseded entries of the change list once
 // they are most of it.
 func (s *state) compactChanges() {
-	live := 0
-	for _, c := range s.changes {
-		if s.current(c) {
-			live++
-		}
-	}
-	if len(s.changes) < 1024 || live*2 > len(s.changes) {
+	if len(s.changes) < 1024 || s.superseded*2 < len(s.changes) {
 		return
 	}
 	s.changes = slices.DeleteFunc(s.changes, func(c change) bool { return !s.current(c) })
+	s.superseded = 0
 }
 
 // current reports whether c is the latest change of its row.
