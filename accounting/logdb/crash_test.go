@@ -201,6 +201,15 @@ func runChild(t *testing.T, dir string, from, acks int, delay time.Duration) (do
 		if s, ok := strings.CutPrefix(line, "ack "); ok {
 			last, _ = strconv.Atoi(s)
 			n++
+			if n == 1 && !killed {
+				// The child has the database: another process cannot.
+				if db, err := Open(dir, testRules, Options{}); !errors.Is(err, ErrLocked) {
+					if err == nil {
+						db.Close()
+					}
+					t.Errorf("Open while the child has the database: %v; want ErrLocked", err)
+				}
+			}
 		} else {
 			tail = append(tail, line)
 		}
