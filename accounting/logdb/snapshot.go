@@ -222,20 +222,25 @@ func readSnapshot(f *os.File, rules accounting.Rules) (_ *state, next uint64, er
 	return s, next, nil
 }
 
-// readTable reads n rows of size bytes into t, which has room for them.
+// readTable reads n rows of size bytes into t, which has room for them,
+// a block at a time.
 func readTable[K comparable, T any](c *crcReader, t *table[K, T], n uint32, size int, decode func(*T, *dec)) error {
-	for range n {
-		b, err := c.next(size)
+	for n > 0 {
+		k := min(n, snapshotBlock)
+		b, err := c.next(int(k) * size)
 		if err != nil {
 			return fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
 		}
-		var r T
-		decode(&r, &dec{b})
-		i, added := t.findOrAdd(t.keyOf(&r))
-		if !added {
-			return fmt.Errorf("%w: a key twice in the snapshot", ErrCorrupt)
+		for j := range int(k) {
+			var r T
+			decode(&r, &dec{b[j*size : (j+1)*size]})
+			i, added := t.findOrAdd(t.keyOf(&r))
+			if !added {
+				return fmt.Errorf("%w: a key twice in the snapshot", ErrCorrupt)
+			}
+			*t.at(i) = r
 		}
-		*t.at(i) = r
+		n -= k
 	}
 	return nil
 }
