@@ -88,12 +88,15 @@ type DB struct {
 	records atomic.Int64
 }
 
-var _ accounting.Backend = (*DB)(nil)
+var (
+	_ accounting.Backend       = (*DB)(nil)
+	_ accounting.BulkDirectory = (*DB)(nil)
+)
 
 // Stats are a database's counters.
 type Stats struct {
-	// Commits counts the transactions made durable, each with one sync
-	// of the log.
+	// Commits counts the syncs of the log, each of which made one
+	// transaction durable (several for PutUsers and PutTorrents).
 	Commits int64
 	// Records counts the records applied.
 	Records int64
@@ -347,20 +350,27 @@ func (db *DB) setSnapshotResult(size int64, took time.Duration, err error) {
 	}
 }
 
-// commit makes the frame in db.buf (8 bytes of room for its header, then
-// its payload) durable, then applies it in
-// memory. db.mu is held; reserve has made room for it.
-func (db *DB) commit() error {
+// commit makes the frames in db.buf durable, then applies them in memory:
+// each frame is 8 bytes of room for its header, then its payload, and
+// ends[i] is where frame i ends (one frame, the whole of db.buf, if ends
+// is nil). db.mu is held; reserve has made room for them.
+func (db *DB) commit(ends []int) error {
 	if db.closed {
 		return ErrClosed
 	}
 	if db.broken != nil {
 		return db.broken
 	}
-	frame := db.buf
-	payload := frame[8:]
-	putFrameHeader(frame)
-	_, err := db.log.Write(frame)
+	if ends == nil {
+		ends = []int{len(db.buf)}
+	}
+	start := 0
+	for _, end := range ends {
+		putFrameHeader(db.buf[start:end])
+		start = end
+	}
+	frames := db.buf[:start]
+	_, err := db.log.Write(frames)
 	if err == nil {
 		err = db.log.Sync()
 	}
@@ -373,10 +383,16 @@ func (db *DB) commit() error {
 		}
 		return fmt.Errorf("logdb: writing the log: %w", err)
 	}
-	db.logSize += int64(len(frame))
+	db.logSize += int64(len(frames))
 	db.stats.Commits++
 	db.smu.Lock()
-	err = db.st.applyPayload(payload, &db.recs)
+	start = 0
+	for _, end := range ends {
+		if err = db.st.applyPayload(db.buf[start+8:end], &db.recs); err != nil {
+			break
+		}
+		start = end
+	}
 	db.smu.Unlock()
 	if err != nil {
 		db.broken = fmt.Errorf("logdb: applying a logged transaction: %w", err)
@@ -413,7 +429,40 @@ func (db *DB) transact(ctx context.Context, reserve func(*state) error, encode f
 		return fmt.Errorf("logdb: %w", err)
 	}
 	db.buf = encode(db.buf[:8])
-	return db.commit()
+	return db.commit(nil)
+}
+
+// transactEach makes a transaction of each of n payloads that encode
+// appends (encode(b, i) appends the i-th), written to the log together
+// with one sync, once reserve has made room for them all in memory. A
+// crash may leave any first ones of them durable.
+func (db *DB) transactEach(ctx context.Context, n int, reserve func(*state) error, encode func(b []byte, i int) []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return ErrClosed
+	}
+	db.waitForSnapshot()
+	db.smu.Lock()
+	err := reserve(db.st)
+	db.smu.Unlock()
+	if err != nil {
+		return fmt.Errorf("logdb: %w", err)
+	}
+	b := db.buf[:0]
+	ends := make([]int, n)
+	for i := range n {
+		b = encode(append(b, 0, 0, 0, 0, 0, 0, 0, 0), i)
+		ends[i] = len(b)
+	}
+	db.buf = b
+	return db.commit(ends)
 }
 
 // snapshotMemory bounds the rows a snapshot keeps as they were: past it,
@@ -463,24 +512,66 @@ func (db *DB) Apply(ctx context.Context, batch []accounting.Record) error {
 // PutUser creates or replaces a user, as [accounting.Directory] says. The
 // passkey is at most 32 bytes.
 func (db *DB) PutUser(ctx context.Context, u accounting.User) error {
+	if err := checkUser(&u); err != nil {
+		return err
+	}
+	return db.transact(ctx, func(s *state) error { return s.users.reserve(1) },
+		func(b []byte) []byte { return appendPutUser(b, &u) })
+}
+
+func checkUser(u *accounting.User) error {
 	if len(u.Passkey) > maxPasskey {
 		return fmt.Errorf("logdb: user %d: passkey of %d bytes, more than %d", u.ID, len(u.Passkey), maxPasskey)
 	}
 	if u.UpFactor > accounting.MaxFactor || u.DownFactor > accounting.MaxFactor {
 		return fmt.Errorf("logdb: user %d: factors %d and %d, above %d", u.ID, u.UpFactor, u.DownFactor, accounting.MaxFactor)
 	}
-	return db.transact(ctx, func(s *state) error { return s.users.reserve(1) },
-		func(b []byte) []byte { return appendPutUser(b, &u) })
+	return nil
+}
+
+func checkTorrent(t *accounting.Torrent) error {
+	if t.UpFactor > accounting.MaxFactor || t.DownFactor > accounting.MaxFactor {
+		return fmt.Errorf("logdb: torrent %x: factors %d and %d, above %d", t.InfoHash, t.UpFactor, t.DownFactor, accounting.MaxFactor)
+	}
+	return nil
 }
 
 // PutTorrent creates or replaces a torrent, as [accounting.Directory]
 // says.
 func (db *DB) PutTorrent(ctx context.Context, t accounting.Torrent) error {
-	if t.UpFactor > accounting.MaxFactor || t.DownFactor > accounting.MaxFactor {
-		return fmt.Errorf("logdb: torrent %x: factors %d and %d, above %d", t.InfoHash, t.UpFactor, t.DownFactor, accounting.MaxFactor)
+	if err := checkTorrent(&t); err != nil {
+		return err
 	}
 	return db.transact(ctx, func(s *state) error { return s.torrents.reserve(1) },
 		func(b []byte) []byte { return appendPutTorrent(b, &t) })
+}
+
+// PutUsers puts each of users as PutUser does, with one sync of the log
+// for all of them (it implements [accounting.BulkDirectory]). Each user
+// is a transaction of its own: a crash may leave the first ones put and
+// not the others.
+func (db *DB) PutUsers(ctx context.Context, users []accounting.User) error {
+	for _, u := range users {
+		if err := checkUser(&u); err != nil {
+			return err
+		}
+	}
+	return db.transactEach(ctx, len(users), func(s *state) error { return s.users.reserve(len(users)) },
+		func(b []byte, i int) []byte { return appendPutUser(b, &users[i]) })
+}
+
+// PutTorrents puts each of torrents as PutTorrent does, with one sync of
+// the log for all of them (it implements [accounting.BulkDirectory]).
+// Each torrent is a transaction of its own: a crash may leave the first
+// ones put and not the others.
+func (db *DB) PutTorrents(ctx context.Context, torrents []accounting.Torrent) error {
+	for _, t := range torrents {
+		if err := checkTorrent(&t); err != nil {
+			return err
+		}
+	}
+	return db.transactEach(ctx, len(torrents), func(s *state) error { return s.torrents.reserve(len(torrents)) },
+		func(b []byte, i int) []byte { return appendPutTorrent(b, &torrents[i]) })
 }
 
 // Changes returns the users and torrents changed since version, as

@@ -616,3 +616,59 @@ func TestChangesCompact(t *testing.T) {
 		t.Errorf("%d entries in the change list for 2 users", n)
 	}
 }
+
+// TestBulkPut: PutUsers and PutTorrents put everything with one sync, and
+// a reopen after a crash replays each of them.
+func TestBulkPut(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir, Options{})
+	ctx := context.Background()
+	var users []accounting.User
+	var torrents []accounting.Torrent
+	for i := range 1000 {
+		users = append(users, accounting.User{ID: uint64(i + 1), Passkey: fmt.Sprintf("%032d", i), CanLeech: i%2 == 0, UpFactor: 100, DownFactor: uint16(i % 3 * 50)})
+		torrents = append(torrents, accounting.Torrent{InfoHash: tracker.InfoHash{byte(i), byte(i >> 8), 1}, UpFactor: 200, DownFactor: 0})
+	}
+	before := db.Stats().Commits
+	if err := db.PutUsers(ctx, users); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutTorrents(ctx, torrents); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Stats().Commits - before; n != 2 {
+		t.Errorf("%d syncs for two bulk puts; want 2", n)
+	}
+	check := func(db *DB) {
+		t.Helper()
+		gotU, gotT, _, err := db.Changes(ctx, 0)
+		if err != nil || len(gotU) != len(users) || len(gotT) != len(torrents) {
+			t.Fatalf("Changes(0) = %d users, %d torrents, %v; want %d and %d", len(gotU), len(gotT), err, len(users), len(torrents))
+		}
+		for i := range gotU {
+			if gotU[i] != users[i] {
+				t.Fatalf("user %d = %+v; want %+v", i, gotU[i], users[i])
+			}
+		}
+		for i := range gotT {
+			if gotT[i] != torrents[i] {
+				t.Fatalf("torrent %d = %+v; want %+v", i, gotT[i], torrents[i])
+			}
+		}
+	}
+	check(db)
+	abandon(db)
+	db = open(t, dir, Options{})
+	check(db)
+
+	bad := []accounting.User{users[0], {ID: 5000, Passkey: "a passkey longer than thirty-two bytes"}}
+	if err := db.PutUsers(ctx, bad); err == nil {
+		t.Error("PutUsers with a passkey too long succeeded")
+	}
+	if err := db.PutTorrents(ctx, []accounting.Torrent{{UpFactor: accounting.MaxFactor + 1}}); err == nil {
+		t.Error("PutTorrents with a factor above the maximum succeeded")
+	}
+	if err := db.PutUsers(ctx, nil); err != nil {
+		t.Errorf("PutUsers(nil) = %v", err)
+	}
+}
