@@ -195,7 +195,8 @@ func (a *accountant) importUsers(r io.Reader) error {
 		if err != nil || id == 0 {
 			return fmt.Errorf("user id %q: want a positive integer", fields[1])
 		}
-		u := accounting.User{ID: id, Passkey: fields[0], CanLeech: true, UpFactor: 100, DownFactor: 100}
+		// A copy, so that the Ledger does not keep the whole line.
+		u := accounting.User{ID: id, Passkey: strings.Clone(fields[0]), CanLeech: true, UpFactor: 100, DownFactor: 100}
 		if len(u.Passkey) != accounting.PasskeyLen {
 			return fmt.Errorf("passkey of %d characters: want %d letters and digits", len(u.Passkey), accounting.PasskeyLen)
 		}
