@@ -2,12 +2,14 @@
 // HTTP: it prefills the tracker with peers, sends a realistic mix of
 // announces or scrapes, checks every reply, and prints the rate, the
 // latencies and, given the tracker's process id, the tracker's CPU and
-// memory use. See the loadgen package for the method.
+// memory use. It also floods a tracker with made-up announces (-flood).
+// See the loadgen package for the method.
 //
 // Usage:
 //
 //	loadgen -udp 127.0.0.1:6969 [flags]
 //	loadgen -http http://127.0.0.1:6969/announce [flags]
+//	loadgen -udp 127.0.0.1:6969 -flood hashes [flags]
 //	loadgen -write-hashes whitelist.txt [workload flags]
 package main
 
@@ -18,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -35,6 +38,7 @@ Usage:
   loadgen -udp HOST:PORT [flags]
   loadgen -http http://HOST:PORT/announce [flags]
   loadgen -http https://HOST:PORT/announce [flags]
+  loadgen -udp HOST:PORT -flood SHAPE [flags]
   loadgen -write-hashes FILE [workload flags]
 
 It announces every peer once (the prefill, reporting peers accepted per
@@ -45,6 +49,13 @@ it also reports the tracker's CPU use over the run and its memory growth
 during the prefill (bytes per peer). Info hashes and peer ids derive from
 -seed: -write-hashes writes the hashes, one hex per line, as a whitelist
 for trackers that serve listed torrents only (opentracker).
+
+-flood SHAPE sends made-up announces instead of the workload, as fast as
+the requests in flight allow (or at -rate): hashes (a new info hash each
+time, event completed, left 0), peers (new peer ids into the first
+-flood-swarms swarms) or snatches (a new info hash completed, then stopped).
+-from and -sources send it from many addresses: on Linux every address of
+127.0.0.0/8 is a loopback address.
 
 The exit status is 2 for bad flags, and 1 when the run fails or more than
 0.1% of the replies are malformed.
@@ -86,6 +97,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		warmup   = durationFlag(fs, "warmup", 2*time.Second, "load before measuring")
 		timeout  = durationFlag(fs, "timeout", loadgen.DefaultTimeout, "time a request waits for its reply before it counts as a timeout")
 		prefill  = fs.Bool("prefill", true, "announce every peer once before the run")
+
+		rate    = fs.Float64("rate", 0, "requests per second after the prefill, over all sockets or connections; 0 for as fast as the requests in flight allow")
+		from    = fs.String("from", "", "source `ADDR` of the requests (default: the system's choice)")
+		sources = fs.Int("sources", 1, "send from this many consecutive addresses from -from (127.0.0.0/8 is all loopback on Linux)")
+
+		flood       = fs.String("flood", "", "send a flood of `SHAPE` instead of the workload: hashes, peers or snatches")
+		floodSwarms = fs.Int("flood-swarms", loadgen.DefaultFloodSwarms, "swarms of the workload a peers flood goes to")
 
 		serverPID   = fs.Int("server-pid", 0, "`PID` of the tracker, to report its CPU and memory use (Linux)")
 		rssSettle   = durationFlag(fs, "rss-settle", 2*time.Second, "wait after the prefill before reading the tracker's memory (with -server-pid)")
@@ -130,6 +148,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *prefillPeers < 0 {
 		return fail(2, "-prefill-peers %d: must not be negative", *prefillPeers)
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if !given["inflight"] {
+		*inflight = 0 // the default: 64, and at least one per socket
+	}
+	var shape loadgen.FloodShape
+	if *flood != "" {
+		if shape, err = loadgen.ParseFloodShape(*flood); err != nil {
+			return fail(2, "-flood: %v", err)
+		}
+	}
+	var source netip.Addr
+	if *from != "" {
+		if source, err = netip.ParseAddr(*from); err != nil {
+			return fail(2, "-from %q: want an IP address", *from)
+		}
+	}
 	for _, d := range []struct {
 		name string
 		d    time.Duration
@@ -173,6 +208,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Prefill:   *prefill,
 		ServerPID: *serverPID,
 		RSSSettle: *rssSettle,
+
+		Source:      source,
+		Sources:     *sources,
+		Rate:        *rate,
+		Flood:       shape,
+		FloodSwarms: *floodSwarms,
 	}
 	if *writeHashes != "" {
 		if err := writeHashFile(*writeHashes, &cfg.Workload); err != nil {

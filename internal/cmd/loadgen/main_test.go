@@ -39,6 +39,11 @@ func TestBadFlags(t *testing.T) {
 		{"-http", "http://127.0.0.1:1/announce", "-tls-resume"},
 		{"-http", "http://127.0.0.1:1/tracker", "-mode", "scrape"},
 		{"-udp", "127.0.0.1:1", "extra"},
+		{"-udp", "127.0.0.1:1", "-flood", "ddos"},
+		{"-udp", "127.0.0.1:1", "-flood", "hashes", "-mode", "scrape"},
+		{"-udp", "127.0.0.1:1", "-from", "localhost"},
+		{"-udp", "127.0.0.1:1", "-sources", "8"},
+		{"-udp", "127.0.0.1:1", "-rate", "-5"},
 	} {
 		code, stdout, stderr := runCmd(args...)
 		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "loadgen: ") ||
@@ -53,7 +58,8 @@ func TestHelp(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Errorf("loadgen -h = %d, stderr %q; want 0", code, stderr)
 	}
-	for _, want := range []string{"Usage:", "-udp HOST:PORT", "-http URL", "-http-close", "-write-hashes FILE", "-server-pid PID", "-duration time"} {
+	for _, want := range []string{"Usage:", "-udp HOST:PORT", "-http URL", "-http-close", "-write-hashes FILE", "-server-pid PID", "-duration time",
+		"-flood SHAPE", "-from ADDR", "-rate"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("loadgen -h does not mention %q", want)
 		}
