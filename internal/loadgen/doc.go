@@ -14,6 +14,8 @@
 //	./loadgen -http http://127.0.0.1:6969/announce -http-close
 //	./loadgen -http http://127.0.0.1:6969/announce/PASSKEY -mode scrape
 //	./loadgen -udp 127.0.0.1:6969 -flood hashes -from 127.66.0.1 -sources 1024
+//	./loadgen -udp 127.0.0.1:6969 -flood-bench peers -rate 5000 -from 127.1.0.1 -sources 256 \
+//		-flood-from 127.66.0.1 -metrics-url http://127.0.0.1:9100/metrics -server-pid "$(pidof tracker)"
 //
 // A tracker that serves listed torrents only needs the generator's info
 // hashes first: loadgen -write-hashes whitelist.txt writes them, one hex
@@ -96,9 +98,15 @@
 // time, as a seeder completing (FloodHashes); new peers into a few of the
 // workload's swarms (FloodPeers); or a new info hash completed and then
 // stopped, which leaves a swarm holding only a snatch count
-// (FloodSnatches).
+// (FloodSnatches). A [FloodBench] measures what a flood does: the
+// workload, paced, runs before, during and after it, while a probe
+// announces new torrents, and the tracker's memory, CPU, metrics and the
+// datagrams its socket dropped are read throughout (see
+// scripts/flood-bench.sh and docs/benchmarking.md).
 //
 // Goroutines: [Generator.Run] starts one goroutine per UDP socket or HTTP
 // connection, and one for each call of OnWindow, and joins them all
 // before it returns; it stops early when its context is done.
+// [FloodBench.Run] adds the flood's generator, the probe and the
+// samplers of memory and metrics, and joins them too.
 package loadgen

@@ -1,11 +1,18 @@
 package loadgen
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,6 +204,31 @@ func TestAddAddr(t *testing.T) {
 	}
 }
 
+func TestParseMetrics(t *testing.T) {
+	m, err := parseMetrics(strings.NewReader(`# HELP annuaire_peers Peers held by the store.
+# TYPE annuaire_peers gauge
+annuaire_peers 1234
+annuaire_peers_total 9
+annuaire_swarms 5.6e+06
+annuaire_failures_total{kind="rate_limited"} 77 1700000000000
+annuaire_failures_total{kind="capacity"} 0
+`))
+	if err != nil || m.Peers != 1234 || m.Swarms != 5.6e6 || len(m.Failures) != 2 || m.Failures["rate_limited"] != 77 {
+		t.Errorf("parseMetrics = %+v, %v", m, err)
+	}
+}
+
+func TestParseUDPDrops(t *testing.T) {
+	text := `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+ 8551: 0100007F:1B39 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 21737778 2 0000000018e59915 17
+ 8552: 0100007F:1B39 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 21737779 2 0000000018e59916 3
+ 9128: 0100007F:9D89 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 21751477 2 00000000fc29b533 100
+`
+	if n, err := parseUDPDrops([]byte(text), 6969); err != nil || n != 20 {
+		t.Errorf("parseUDPDrops = %d, %v; want 20", n, err)
+	}
+}
+
 // TestUDPFloodAgainstFake: a flood from several loopback addresses, each
 // made-up peer from one of them, paced at the rate asked.
 func TestUDPFloodAgainstFake(t *testing.T) {
@@ -283,5 +315,101 @@ func TestWindows(t *testing.T) {
 	a, b := res.Windows[0], res.Windows[1]
 	if a.Requests+b.Requests != res.Requests || a.Requests < 250 || a.Requests > 350 || b.Requests < 150 || b.Requests > 250 {
 		t.Errorf("windows of %d and %d requests, %d in all; want about 300 and 200", a.Requests, b.Requests, res.Requests)
+	}
+}
+
+// TestFloodBenchAgainstFake runs a whole flood bench against the fake
+// tracker and a fake metrics endpoint.
+func TestFloodBenchAgainstFake(t *testing.T) {
+	w := Workload{Swarms: 10, Peers: 100}
+	f := startFakeUDP(t, w, fakeRules{}, 0)
+	f.flood.Store(true) // the probe's torrents too
+	var scrapes atomic.Int64
+	metrics := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		n := scrapes.Add(1)
+		fmt.Fprintf(rw, "annuaire_peers %d\nannuaire_swarms 10\nannuaire_failures_total{kind=\"capacity\"} %d\n", 100+n, 2*n)
+	}))
+	defer metrics.Close()
+	pid := 0
+	if runtime.GOOS == "linux" {
+		pid = os.Getpid() // a server of sorts
+	}
+	b := FloodBench{
+		Legit:  Config{Workload: w, UDP: f.addr(), Prefill: true, Rate: 500, ServerPID: pid},
+		Flood:  Config{Workload: w, Flood: FloodPeers, Rate: 1000},
+		Before: 300 * time.Millisecond, During: 400 * time.Millisecond, Settle: 300 * time.Millisecond, After: 300 * time.Millisecond,
+		MetricsURL: metrics.URL, ProbeEvery: 50 * time.Millisecond,
+	}
+	res, err := b.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res)
+	f.checkClean(t)
+	if len(res.Legit.Windows) != 4 || res.Legit.Windows[1].Name != "during" || res.Flood == nil || res.FloodErr != "" {
+		t.Fatalf("legit windows %+v, flood %v %q", res.Legit.Windows, res.Flood, res.FloodErr)
+	}
+	if n := res.Flood.Requests; n < 300 || n > 500 {
+		t.Errorf("the flood sent %d announces in 400 ms at 1,000 a second", n)
+	}
+	for k, p := range res.Probes {
+		if p.Tried < 3 || p.Served != p.Tried {
+			t.Errorf("window %d: probe %+v; want every new torrent served", k, p)
+		}
+	}
+	if len(res.Metrics) != 5 || res.Metrics[0].Err != "" || res.Metrics[4].Peers <= res.Metrics[0].Peers || res.PeakPeers < res.Metrics[4].Peers {
+		t.Errorf("metrics %+v, peak peers %v", res.Metrics, res.PeakPeers)
+	}
+	if pid != 0 && (res.RSSBefore == 0 || res.RSSPeak < res.RSSBefore || len(res.ServerCPU) != 4) {
+		t.Errorf("RSS %d, %d, %d, CPU %v: want them read", res.RSSBefore, res.RSSPeak, res.RSSAfter, res.ServerCPU)
+	}
+	j, err := res.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"during_answered_pct":`, `"after_p99_ms":`, `"during_new_served":`, `"flood_sent":`,
+		`"before_peers":`, `"settle_failures_capacity":`, `"peak_swarms":10`} {
+		if !strings.Contains(string(j), key) {
+			t.Errorf("JSON has no %s: %s", key, j)
+		}
+	}
+}
+
+func TestFloodBenchRejects(t *testing.T) {
+	for _, b := range []FloodBench{
+		{Legit: Config{HTTP: "http://127.0.0.1:1/announce"}, Flood: Config{Flood: FloodHashes}},
+		{Legit: Config{UDP: "127.0.0.1:1"}},
+		{Legit: Config{UDP: "127.0.0.1:1", Flood: FloodPeers}, Flood: Config{Flood: FloodHashes}},
+		{Legit: Config{UDP: "127.0.0.1:1"}, Flood: Config{Flood: FloodHashes}}, // windows of zero length
+	} {
+		if _, err := b.Run(context.Background()); err == nil {
+			t.Errorf("FloodBench %+v ran", b)
+		}
+	}
+}
+
+// TestProbeUnanswered: a probe whose tracker is silent counts its
+// announces as unanswered, after three tries.
+func TestProbeUnanswered(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	g, err := New(Config{UDP: conn.LocalAddr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := newProber(g, netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.conn.Close()
+	start := time.Now()
+	if _, _, _, err := pr.announce(g.w.newTorrent(0)); err == nil {
+		t.Error("an announce to a silent tracker was answered")
+	}
+	if d := time.Since(start); d < 3*time.Second || d > 5*time.Second {
+		t.Errorf("gave up after %v; want three tries a second apart", d)
 	}
 }

@@ -138,6 +138,7 @@ const (
 	streamRole   = 0x2545f4914f6cdd1d
 	streamBytes  = 0xd6e8feb86659fd93
 	streamRNG    = 0xa0761d6478bd642f
+	streamProbe  = 0xe7037ed1a0b428db
 )
 
 // mix is the splitmix64 finaliser: a bijective, well-scrambled hash of x.
@@ -156,6 +157,11 @@ func (w *Workload) derive(stream uint64, i int) uint64 {
 
 // InfoHash returns the info hash of swarm s (0 ≤ s < Swarms).
 func (w *Workload) InfoHash(s int) [20]byte { return w.hash(streamHash, s) }
+
+// newTorrent returns the n-th info hash of the torrents a flood bench's
+// probe announces: torrents no swarm of the workload, or of a flood,
+// has.
+func (w *Workload) newTorrent(n int) [20]byte { return w.hash(streamProbe, n) }
 
 func (w *Workload) hash(stream uint64, i int) [20]byte {
 	var h [20]byte

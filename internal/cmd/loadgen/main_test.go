@@ -41,9 +41,13 @@ func TestBadFlags(t *testing.T) {
 		{"-udp", "127.0.0.1:1", "extra"},
 		{"-udp", "127.0.0.1:1", "-flood", "ddos"},
 		{"-udp", "127.0.0.1:1", "-flood", "hashes", "-mode", "scrape"},
+		{"-udp", "127.0.0.1:1", "-flood", "hashes", "-flood-bench", "peers"},
+		{"-http", "http://127.0.0.1:1/announce", "-flood-bench", "peers"},
+		{"-udp", "127.0.0.1:1", "-flood-bench", "peers", "-flood-sources", "-1"},
 		{"-udp", "127.0.0.1:1", "-from", "localhost"},
 		{"-udp", "127.0.0.1:1", "-sources", "8"},
 		{"-udp", "127.0.0.1:1", "-rate", "-5"},
+		{"-udp", "127.0.0.1:1", "-flood-bench", "hashes", "-settle", "0"},
 	} {
 		code, stdout, stderr := runCmd(args...)
 		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "loadgen: ") ||
@@ -59,7 +63,7 @@ func TestHelp(t *testing.T) {
 		t.Errorf("loadgen -h = %d, stderr %q; want 0", code, stderr)
 	}
 	for _, want := range []string{"Usage:", "-udp HOST:PORT", "-http URL", "-http-close", "-write-hashes FILE", "-server-pid PID", "-duration time",
-		"-flood SHAPE", "-from ADDR", "-rate"} {
+		"-flood SHAPE", "-flood-bench SHAPE", "-from ADDR", "-rate", "-metrics-url URL"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("loadgen -h does not mention %q", want)
 		}
@@ -139,6 +143,27 @@ func TestRunJSON(t *testing.T) {
 	}
 	if res["proto"] != "udp" || res["rate"].(float64) <= 0 || res["prefill_ok"].(float64) != 100 || res["malformed"].(float64) != 0 {
 		t.Errorf("result %v: want a UDP run with a positive rate and 100 peers prefilled", res)
+	}
+}
+
+// TestFloodBenchJSON runs a short flood bench against the fake tracker,
+// which answers every announce with no seeder: the probe's torrents read
+// as answered but not stored.
+func TestFloodBenchJSON(t *testing.T) {
+	addr := fakeTracker(t, false)
+	code, stdout, stderr := runCmd("-udp", addr, "-json", "-flood-bench", "hashes", "-rate", "500", "-flood-rate", "1000",
+		"-before", "0.2", "-duration", "0.3", "-settle", "0.2", "-after", "0.2", "-warmup", "0",
+		"-swarms", "10", "-peers", "100", "-probe-every", "0.05")
+	if code != 0 {
+		t.Fatalf("loadgen = %d: %s", code, stderr)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("output %q is not JSON: %v", stdout, err)
+	}
+	if res["flood"] != "hashes" || res["during_ok"].(float64) < 100 || res["flood_ok"].(float64) < 200 ||
+		res["during_new_not_stored"].(float64) == 0 || res["during_new_served"].(float64) != 0 {
+		t.Errorf("result %v: want a hashes flood, the legitimate load answered and the new torrents not stored", res)
 	}
 }
 
