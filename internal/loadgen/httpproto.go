@@ -137,8 +137,8 @@ func (w *Workload) appendHTTPAnnounce(b []byte, t *httpTarget, r request) []byte
 	id := w.PeerID(r.peer)
 	b = httpwire.EscapeLibtorrent.Append(b, id[:])
 	b = append(b, "&port="...)
-	b = strconv.AppendUint(b, uint64(w.Port(r.peer)), 10)
-	downloaded, left, uploaded := w.transfer(r.peer, r.event)
+	b = strconv.AppendUint(b, uint64(w.port(r)), 10)
+	downloaded, left, uploaded := w.transfer(r)
 	b = append(b, "&uploaded="...)
 	b = strconv.AppendInt(b, uploaded, 10)
 	b = append(b, "&downloaded="...)
@@ -152,6 +152,8 @@ func (w *Workload) appendHTTPAnnounce(b []byte, t *httpTarget, r request) []byte
 		b = append(b, "&event=started"...)
 	case udpwire.EventCompleted:
 		b = append(b, "&event=completed"...)
+	case udpwire.EventStopped:
+		b = append(b, "&event=stopped"...)
 	}
 	if w.NumWant >= 0 {
 		b = append(b, "&numwant="...)

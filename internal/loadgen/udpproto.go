@@ -4,7 +4,7 @@ import "github.com/annuaire/tracker/internal/udpwire"
 
 // appendUDPAnnounce appends the announce of request r.
 func (w *Workload) appendUDPAnnounce(b []byte, connID uint64, tid uint32, r request) []byte {
-	downloaded, left, uploaded := w.transfer(r.peer, r.event)
+	downloaded, left, uploaded := w.transfer(r)
 	numwant := int32(-1)
 	if w.NumWant > 0 {
 		numwant = int32(w.NumWant)
@@ -25,7 +25,7 @@ func (w *Workload) appendUDPAnnounce(b []byte, connID uint64, tid uint32, r requ
 		Event:      r.event,
 		Key:        w.Key(r.peer),
 		NumWant:    numwant,
-		Port:       w.Port(r.peer),
+		Port:       w.port(r),
 		URLData:    urlData,
 	}) // IP 0: the packet's source address is the peer's
 }
