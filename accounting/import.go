@@ -52,25 +52,9 @@ func (l *Ledger) AddUsers(ctx context.Context, users []User) (int, error) {
 		ids[u.ID], passkeys[u.Passkey] = true, true
 		add = append(add, u)
 	}
-	if len(add) == 0 {
-		return 0, nil
-	}
-	if bd, ok := l.b.(BulkDirectory); ok {
-		if err := bd.PutUsers(ctx, add); err != nil {
-			return 0, fmt.Errorf("accounting: adding %d users: %w", len(add), err)
-		}
-		for _, u := range add {
-			l.dir.putUser(u)
-		}
-		return len(add), nil
-	}
-	for i, u := range add {
-		if err := l.b.PutUser(ctx, u); err != nil {
-			return i, fmt.Errorf("accounting: adding user %d: %w", u.ID, err)
-		}
-		l.dir.putUser(u)
-	}
-	return len(add), nil
+	return putAll(ctx, add, l.b.PutUser, bulkUsers(l.b), l.dir.putUser, "users", func(u User) string {
+		return fmt.Sprintf("user %d", u.ID)
+	})
 }
 
 // AddTorrents registers the torrents the Ledger does not hold yet (a
@@ -101,23 +85,49 @@ func (l *Ledger) AddTorrents(ctx context.Context, torrents []Torrent) (int, erro
 		seen[t.InfoHash] = true
 		add = append(add, t)
 	}
-	if len(add) == 0 {
+	return putAll(ctx, add, l.b.PutTorrent, bulkTorrents(l.b), l.dir.putTorrent, "torrents", func(t Torrent) string {
+		return fmt.Sprintf("torrent %v", t.InfoHash)
+	})
+}
+
+// bulkUsers and bulkTorrents return the bulk put of b, or nil when b is
+// not a BulkDirectory.
+func bulkUsers(b Backend) func(context.Context, []User) error {
+	if bd, ok := b.(BulkDirectory); ok {
+		return bd.PutUsers
+	}
+	return nil
+}
+
+func bulkTorrents(b Backend) func(context.Context, []Torrent) error {
+	if bd, ok := b.(BulkDirectory); ok {
+		return bd.PutTorrents
+	}
+	return nil
+}
+
+// putAll puts rows into the backend, all at once with bulk when there is
+// one, else one at a time with put, and records each row put in the
+// Ledger's directory with record. It returns how many rows were put;
+// kind names the rows and name one row in errors.
+func putAll[T any](ctx context.Context, rows []T, put func(context.Context, T) error, bulk func(context.Context, []T) error, record func(T), kind string, name func(T) string) (int, error) {
+	if len(rows) == 0 {
 		return 0, nil
 	}
-	if bd, ok := l.b.(BulkDirectory); ok {
-		if err := bd.PutTorrents(ctx, add); err != nil {
-			return 0, fmt.Errorf("accounting: adding %d torrents: %w", len(add), err)
+	if bulk != nil {
+		if err := bulk(ctx, rows); err != nil {
+			return 0, fmt.Errorf("accounting: adding %d %s: %w", len(rows), kind, err)
 		}
-		for _, t := range add {
-			l.dir.putTorrent(t)
+		for _, r := range rows {
+			record(r)
 		}
-		return len(add), nil
+		return len(rows), nil
 	}
-	for i, t := range add {
-		if err := l.b.PutTorrent(ctx, t); err != nil {
-			return i, fmt.Errorf("accounting: adding torrent %v: %w", t.InfoHash, err)
+	for i, r := range rows {
+		if err := put(ctx, r); err != nil {
+			return i, fmt.Errorf("accounting: adding %s: %w", name(r), err)
 		}
-		l.dir.putTorrent(t)
+		record(r)
 	}
-	return len(add), nil
+	return len(rows), nil
 }

@@ -413,23 +413,7 @@ func (db *DB) commit(ends []int) error {
 // transact makes one transaction of the payload that encode appends,
 // once reserve has made room for it in memory.
 func (db *DB) transact(ctx context.Context, reserve func(*state) error, encode func([]byte) []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.closed {
-		return ErrClosed
-	}
-	db.waitForSnapshot()
-	db.smu.Lock()
-	err := reserve(db.st)
-	db.smu.Unlock()
-	if err != nil {
-		return fmt.Errorf("logdb: %w", err)
-	}
-	db.buf = encode(db.buf[:8])
-	return db.commit(nil)
+	return db.transactEach(ctx, 1, reserve, func(b []byte, _ int) []byte { return encode(b) })
 }
 
 // transactEach makes a transaction of each of n payloads that encode

@@ -206,13 +206,9 @@ func (a *accountant) importUsers(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	added := 0
-	for chunk := range slices.Chunk(users, importBatch) {
-		n, err := a.ledger.AddUsers(context.Background(), chunk)
-		added += n
-		if err != nil {
-			return err
-		}
+	added, err := addInBatches(users, a.ledger.AddUsers)
+	if err != nil {
+		return err
 	}
 	a.users.Store(int64(len(users)))
 	a.log.Info("imported users", "file", a.cfg.passkeysFile, "listed", len(users), "added", added)
@@ -237,17 +233,27 @@ func (a *accountant) importTorrents(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	added := 0
-	for chunk := range slices.Chunk(torrents, importBatch) {
-		n, err := a.ledger.AddTorrents(context.Background(), chunk)
-		added += n
-		if err != nil {
-			return err
-		}
+	added, err := addInBatches(torrents, a.ledger.AddTorrents)
+	if err != nil {
+		return err
 	}
 	a.torrents.Store(int64(len(torrents)))
 	a.log.Info("imported torrents", "file", a.cfg.torrentsFile, "listed", len(torrents), "added", added)
 	return nil
+}
+
+// addInBatches adds rows with add, importBatch at a time, and returns
+// how many it added.
+func addInBatches[T any](rows []T, add func(context.Context, []T) (int, error)) (int, error) {
+	added := 0
+	for chunk := range slices.Chunk(rows, importBatch) {
+		n, err := add(context.Background(), chunk)
+		added += n
+		if err != nil {
+			return added, err
+		}
+	}
+	return added, nil
 }
 
 // readLines calls parse with the blank-separated fields of each line of r
