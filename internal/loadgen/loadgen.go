@@ -259,6 +259,9 @@ func New(cfg Config) (*Generator, error) {
 			}
 		}
 	}
+	if g.announce != nil && g.announce.passkeys != cfg.Workload.Passkeys {
+		return nil, fmt.Errorf("loadgen: announce URL %q: with passkeys, and only then, it holds %s where they go", cfg.HTTP, passkeyMark)
+	}
 	if cfg.TLSResume && (g.announce == nil || !g.announce.tls) {
 		return nil, errors.New("loadgen: TLS session resumption needs an https:// target")
 	}

@@ -9,6 +9,11 @@ func (w *Workload) appendUDPAnnounce(b []byte, connID uint64, tid uint32, r requ
 	if w.NumWant > 0 {
 		numwant = int32(w.NumWant)
 	}
+	var urlData []byte
+	if w.Passkeys {
+		var ud [len(announcePath) + passkeyLen]byte
+		urlData = w.appendPasskey(append(ud[:0], announcePath...), r.peer)
+	}
 	return udpwire.AppendAnnounceRequest(b, &udpwire.Announce{
 		ConnID:     connID,
 		TxID:       tid,
@@ -21,8 +26,12 @@ func (w *Workload) appendUDPAnnounce(b []byte, connID uint64, tid uint32, r requ
 		Key:        w.Key(r.peer),
 		NumWant:    numwant,
 		Port:       w.port(r),
+		URLData:    urlData,
 	}) // IP 0: the packet's source address is the peer's
 }
+
+// announcePath starts the URL data of a UDP announce with a passkey.
+const announcePath = "/announce/"
 
 // appendUDPScrape appends a scrape of ScrapeHashes swarms from r.swarm on.
 func (w *Workload) appendUDPScrape(b []byte, connID uint64, tid uint32, r request) []byte {

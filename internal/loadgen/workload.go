@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 
 	"github.com/annuaire/tracker/internal/setting"
 	"github.com/annuaire/tracker/internal/udpwire"
@@ -67,6 +68,13 @@ type Workload struct {
 	// the run goes on. Without it, peer i always announces in swarm
 	// i mod Swarms, so the run re-announces known peers.
 	Churn bool
+	// Passkeys makes every peer announce as a user of a private tracker:
+	// peer i as user i+1, with [Workload.Passkey](i), in the path of an
+	// HTTP announce URL that holds {passkey} where it goes (for example
+	// http://HOST/announce/{passkey}) and over UDP as the BEP 41 URL data
+	// /announce/PASSKEY. [Workload.WriteUsers] writes the users for the
+	// tracker. Scrapes carry the passkey of user 1.
+	Passkeys bool
 }
 
 // Defaults of a zero Workload.
@@ -138,7 +146,8 @@ const (
 	streamRole   = 0x2545f4914f6cdd1d
 	streamBytes  = 0xd6e8feb86659fd93
 	streamRNG    = 0xa0761d6478bd642f
-	streamProbe  = 0xe7037ed1a0b428db
+	streamPass   = 0xe7037ed1a0b428db
+	streamProbe  = 0x8ebc6af09c88c6e3
 )
 
 // mix is the splitmix64 finaliser: a bijective, well-scrambled hash of x.
@@ -188,6 +197,53 @@ func (w *Workload) PeerID(i int) [20]byte {
 		x = mix(x + streamPeerID)
 	}
 	return id
+}
+
+// passkeyLen is the length of a passkey: letters and digits.
+const passkeyLen = 32
+
+const passkeyChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// appendPasskey appends the passkey of peer i's user: 32 letters and
+// digits derived from the seed.
+func (w *Workload) appendPasskey(b []byte, i int) []byte {
+	x := w.derive(streamPass, i)
+	for k := range passkeyLen {
+		if k%8 == 0 && k > 0 {
+			x = mix(x + streamPass)
+		}
+		b = append(b, passkeyChars[(x>>(8*(k%8)))&0xff%uint64(len(passkeyChars))])
+	}
+	return b
+}
+
+// Passkey returns the passkey of peer i's user, user i+1.
+func (w *Workload) Passkey(i int) string { return string(w.appendPasskey(nil, i)) }
+
+// WriteUsers writes the users of the peers (those of the run and of the
+// prefill), one a line: the passkey, then the user id, the format of
+// annuaire's -passkeys file.
+func (w *Workload) WriteUsers(out io.Writer) error {
+	ww, err := w.withDefaults()
+	if err != nil {
+		return err
+	}
+	n := max(ww.Peers, ww.PrefillPeers)
+	if ww.Churn {
+		n = ww.PrefillPeers + ww.Peers
+	}
+	bw := bufio.NewWriter(out)
+	var line []byte
+	for i := range n {
+		line = ww.appendPasskey(line[:0], i)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, int64(i)+1, 10)
+		line = append(line, '\n')
+		if _, err := bw.Write(line); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
 }
 
 // Swarm returns the swarm of peer i.

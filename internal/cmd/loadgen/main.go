@@ -43,6 +43,7 @@ Usage:
   loadgen -udp HOST:PORT -flood SHAPE [flags]
   loadgen -udp HOST:PORT -flood-bench SHAPE [flags]
   loadgen -write-hashes FILE [workload flags]
+  loadgen -write-users FILE [workload flags]
 
 It announces every peer once (the prefill, reporting peers accepted per
 second), then sends the workload for -warmup and measures for -duration:
@@ -98,6 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		completed    = fs.Float64("completed", loadgen.DefaultCompletedPct, "`percent` of run announces with event=completed")
 		churn        = fs.Bool("churn", false, "every run announce is a new peer (one of -peers, none of the prefill's) in a random swarm: almost every announce is a join")
 		seed         = fs.Uint64("seed", 1, "seed of the info hashes, peer ids and keys")
+		passkeys     = fs.Bool("passkeys", false, "announce as users of a private tracker, peer i as user i+1 with a passkey of its own: in the -http URL where it holds {passkey} (http://HOST:PORT/announce/{passkey}), over UDP as BEP 41 URL data; -write-users writes them")
 
 		inflight = fs.Int("inflight", loadgen.DefaultInFlight, "UDP requests in flight, over all sockets")
 		sockets  = fs.Int("sockets", loadgen.DefaultSockets, "UDP sockets")
@@ -131,6 +133,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		asJSON      = fs.Bool("json", false, "print the result as JSON")
 		cpuProfile  = fs.String("cpuprofile", "", "write the generator's own CPU profile to `FILE`")
 		writeHashes = fs.String("write-hashes", "", "write the info hashes to `FILE`, one hex per line (opentracker's whitelist format)")
+		writeUsers  = fs.String("write-users", "", "write the users of the peers to `FILE`, a passkey and a user id per line (annuaire's -passkeys format)")
 	)
 	fs.Usage = func() {} // errors are reported in one line below
 	fail := func(code int, format string, a ...any) int {
@@ -229,6 +232,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Churn:        *churn,
 			ScrapeHashes: *scrapeHashes,
 			Seed:         *seed,
+			Passkeys:     *passkeys,
 		},
 		UDP:       *udp,
 		HTTP:      *httpURL,
@@ -252,9 +256,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Flood:       shape,
 		FloodSwarms: *floodSwarms,
 	}
-	if *writeHashes != "" {
-		if err := writeHashFile(*writeHashes, &cfg.Workload); err != nil {
-			return fail(2, "%v", err)
+	if *writeHashes != "" || *writeUsers != "" {
+		for _, f := range []struct {
+			name  string
+			write func(io.Writer) error
+		}{{*writeHashes, cfg.Workload.WriteHashes}, {*writeUsers, cfg.Workload.WriteUsers}} {
+			if f.name == "" {
+				continue
+			}
+			if err := writeFile(f.name, f.write); err != nil {
+				return fail(2, "%v", err)
+			}
 		}
 		if *udp == "" && *httpURL == "" {
 			return 0
@@ -334,12 +346,13 @@ func runBench(ctx context.Context, b *loadgen.FloodBench, asJSON bool, stdout io
 	return 0
 }
 
-func writeHashFile(name string, w *loadgen.Workload) error {
+// writeFile writes a file with write.
+func writeFile(name string, write func(io.Writer) error) error {
 	f, err := os.Create(name)
 	if err != nil {
 		return err
 	}
-	if err := w.WriteHashes(f); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
