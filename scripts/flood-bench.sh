@@ -46,8 +46,8 @@ stopped).
   -swarms N          legitimate swarms (default 2000)
   -before S, -during S, -settle S, -after S
                      window lengths in seconds (default 5, 10, 45, 5):
-                     -settle covers the peers' expiry, which takes at
-                     least 36 s, and a cycle of the sweeper
+                     -settle covers the peers' expiry, 20 to 25 s after
+                     the last announce, and a cycle of the sweeper
   -server-cpu N      core for the server (default 0)
   -loadgen-cpu N     core for the load generator (default 1)
   -out DIR           keep every run's JSON result in DIR
