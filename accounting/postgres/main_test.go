@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 		exampleDSN = server.DSN("postgres")
 	}
 	code := m.Run()
+	closeBench()
 	if server != nil {
 		if err := server.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, err)

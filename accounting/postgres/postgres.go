@@ -64,6 +64,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	// The tables are found through the search path, set on every
 	// connection; statements are prepared and cached per connection.
 	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{cfg.Schema}.Sanitize()
+	// A batch's statements each run for milliseconds: compiling them
+	// would cost more than it saves.
+	pc.ConnConfig.RuntimeParams["jit"] = "off"
 	conn, err := pgx.ConnectConfig(ctx, pc.ConnConfig.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

@@ -55,35 +55,6 @@ BEGIN
 	RETURN NEW;
 END $$;
 
-CREATE FUNCTION users_deleted() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN
-	IF TG_OP = 'DELETE' OR OLD.id <> NEW.id THEN
-		INSERT INTO deleted_users (id, version) VALUES (OLD.id, pg_current_xact_id()::text::bigint)
-			ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version;
-	END IF;
-	IF TG_OP <> 'DELETE' THEN
-		DELETE FROM deleted_users WHERE id = NEW.id;
-	END IF;
-	RETURN NULL;
-END $$;
-
-CREATE FUNCTION torrents_deleted() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN
-	IF TG_OP = 'DELETE' OR OLD.info_hash <> NEW.info_hash THEN
-		INSERT INTO deleted_torrents (info_hash, version) VALUES (OLD.info_hash, pg_current_xact_id()::text::bigint)
-			ON CONFLICT (info_hash) DO UPDATE SET version = EXCLUDED.version;
-	END IF;
-	IF TG_OP <> 'DELETE' THEN
-		DELETE FROM deleted_torrents WHERE info_hash = NEW.info_hash;
-	END IF;
-	RETURN NULL;
-END $$;
-
-CREATE TRIGGER users_version BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION stamp_version();
-CREATE TRIGGER users_deleted AFTER INSERT OR UPDATE OF id OR DELETE ON users FOR EACH ROW EXECUTE FUNCTION users_deleted();
-CREATE TRIGGER torrents_version BEFORE INSERT OR UPDATE ON torrents FOR EACH ROW EXECUTE FUNCTION stamp_version();
-CREATE TRIGGER torrents_deleted AFTER INSERT OR UPDATE OF info_hash OR DELETE ON torrents FOR EACH ROW EXECUTE FUNCTION torrents_deleted();
-
 CREATE TABLE user_totals (
 	user_id        bigint PRIMARY KEY REFERENCES users ON DELETE CASCADE ON UPDATE CASCADE,
 	uploaded       bigint NOT NULL DEFAULT 0,
@@ -99,6 +70,43 @@ CREATE TABLE torrent_totals (
 	downloaded bigint NOT NULL DEFAULT 0,
 	snatches   bigint NOT NULL DEFAULT 0
 ) WITH (fillfactor = 80);
+
+-- A user or torrent inserted gets its totals row; one deleted leaves a
+-- tombstone, and one inserted again loses it.
+CREATE FUNCTION users_changed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+	IF TG_OP = 'DELETE' OR OLD.id <> NEW.id THEN
+		INSERT INTO deleted_users (id, version) VALUES (OLD.id, pg_current_xact_id()::text::bigint)
+			ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version;
+	END IF;
+	IF TG_OP = 'INSERT' THEN
+		INSERT INTO user_totals (user_id) VALUES (NEW.id);
+	END IF;
+	IF TG_OP <> 'DELETE' THEN
+		DELETE FROM deleted_users WHERE id = NEW.id;
+	END IF;
+	RETURN NULL;
+END $$;
+
+CREATE FUNCTION torrents_changed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+	IF TG_OP = 'DELETE' OR OLD.info_hash <> NEW.info_hash THEN
+		INSERT INTO deleted_torrents (info_hash, version) VALUES (OLD.info_hash, pg_current_xact_id()::text::bigint)
+			ON CONFLICT (info_hash) DO UPDATE SET version = EXCLUDED.version;
+	END IF;
+	IF TG_OP = 'INSERT' THEN
+		INSERT INTO torrent_totals (info_hash) VALUES (NEW.info_hash);
+	END IF;
+	IF TG_OP <> 'DELETE' THEN
+		DELETE FROM deleted_torrents WHERE info_hash = NEW.info_hash;
+	END IF;
+	RETURN NULL;
+END $$;
+
+CREATE TRIGGER users_version BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION stamp_version();
+CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OF id OR DELETE ON users FOR EACH ROW EXECUTE FUNCTION users_changed();
+CREATE TRIGGER torrents_version BEFORE INSERT OR UPDATE ON torrents FOR EACH ROW EXECUTE FUNCTION stamp_version();
+CREATE TRIGGER torrents_changed AFTER INSERT OR UPDATE OF info_hash OR DELETE ON torrents FOR EACH ROW EXECUTE FUNCTION torrents_changed();
 
 CREATE TABLE history (
 	user_id        bigint      NOT NULL REFERENCES users ON DELETE CASCADE ON UPDATE CASCADE,
