@@ -41,6 +41,71 @@ func (b *Backend) PutTorrent(ctx context.Context, t accounting.Torrent) error {
 	return putError(err)
 }
 
+var _ accounting.BulkDirectory = (*Backend)(nil)
+
+// PutUsers implements accounting.BulkDirectory: one statement for all of
+// users, each put as PutUser puts it (a user with Deleted set is
+// deleted). Each id must appear once.
+func (b *Backend) PutUsers(ctx context.Context, users []accounting.User) error {
+	var ids, gone []int64
+	var passkeys []string
+	var leech []bool
+	var up, down []int16
+	for _, u := range users {
+		if u.ID > math.MaxInt64 {
+			return &accounting.ValidationError{Field: "id", Reason: "over 9223372036854775807, the largest PostgreSQL bigint"}
+		}
+		if u.Deleted {
+			gone = append(gone, int64(u.ID))
+			continue
+		}
+		ids, passkeys, leech = append(ids, int64(u.ID)), append(passkeys, u.Passkey), append(leech, u.CanLeech)
+		up, down = append(up, int16(u.UpFactor)), append(down, int16(u.DownFactor))
+	}
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		return wrap(err)
+	}
+	defer tx.Rollback(context.Background())
+	if len(gone) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = ANY($1)`, gone); err != nil {
+			return wrap(err)
+		}
+	}
+	if len(ids) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO users (id, passkey, can_leech, up_factor, down_factor)
+			SELECT * FROM unnest($1::int8[], $2::text[], $3::bool[], $4::int2[], $5::int2[])
+			ON CONFLICT (id) DO UPDATE SET passkey = EXCLUDED.passkey, can_leech = EXCLUDED.can_leech,
+				up_factor = EXCLUDED.up_factor, down_factor = EXCLUDED.down_factor`,
+			ids, passkeys, leech, up, down); err != nil {
+			return putError(err)
+		}
+	}
+	return wrap(tx.Commit(ctx))
+}
+
+// PutTorrents implements accounting.BulkDirectory: one statement for all
+// of torrents, each put as PutTorrent puts it. Each info hash must appear
+// once.
+func (b *Backend) PutTorrents(ctx context.Context, torrents []accounting.Torrent) error {
+	if len(torrents) == 0 {
+		return nil
+	}
+	hashes := make([][]byte, len(torrents))
+	up, down := make([]int16, len(torrents)), make([]int16, len(torrents))
+	deleted, reasons := make([]bool, len(torrents)), make([]string, len(torrents))
+	for i := range torrents {
+		t := &torrents[i]
+		hashes[i], up[i], down[i], deleted[i], reasons[i] = t.InfoHash[:], int16(t.UpFactor), int16(t.DownFactor), t.Deleted, t.Reason
+	}
+	_, err := b.pool.Exec(ctx, `INSERT INTO torrents (info_hash, up_factor, down_factor, deleted, reason)
+		SELECT * FROM unnest($1::bytea[], $2::int2[], $3::int2[], $4::bool[], $5::text[])
+		ON CONFLICT (info_hash) DO UPDATE SET up_factor = EXCLUDED.up_factor, down_factor = EXCLUDED.down_factor,
+			deleted = EXCLUDED.deleted, reason = EXCLUDED.reason`,
+		hashes, up, down, deleted, reasons)
+	return putError(err)
+}
+
 // putError turns the violations of the tables' constraints into the
 // accounting package's errors.
 func putError(err error) error {
