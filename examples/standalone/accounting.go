@@ -215,6 +215,9 @@ func openAccounting(cfg *config, log *slog.Logger, tc tracker.Config) (*accounta
 		}
 		a.pg, backend = pg, pg
 		lc.PollInterval = pgPollInterval
+		// Other instances may share the database: started, completed
+		// and stopped are answered once in it, not on the spool alone.
+		lc.Shared = true
 	} else {
 		db, err := logdb.Open(cfg.dbDir, accounting.RulesFor(tc), logdb.Options{})
 		if err != nil {

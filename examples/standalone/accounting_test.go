@@ -42,7 +42,9 @@ func TestAccountingConfig(t *testing.T) {
 		{name: "bad admin address", args: []string{"-db", "d", "-admin-token-file", "t", "-admin", "6970"}, err: `-admin "6970": want host:port`},
 		{name: "postgres without spool", args: []string{"-db", "postgres://tracker@db/site", "-admin", ""}, err: "-db keeps the ledger in PostgreSQL: give -spool FILE"},
 		{name: "postgres URL", args: []string{"-db", "postgresql://tracker:pw@db/site", "-admin", "", "-spool", "s"},
-			check: func(c *config) bool { return c.pg && c.pgDSN == "postgresql://tracker:pw@db/site" && c.spoolFile == "s" }},
+			check: func(c *config) bool {
+				return c.pg && c.pgDSN == "postgresql://tracker:pw@db/site" && c.spoolFile == "s"
+			}},
 		{name: "postgres from PG variables", env: []string{"ANNUAIRE_DB=postgres", "ANNUAIRE_SPOOL=s", "ANNUAIRE_ADMIN="},
 			check: func(c *config) bool { return c.pg && c.pgDSN == "" }},
 		{name: "directory", args: []string{"-db", "./postgres", "-admin", ""},
