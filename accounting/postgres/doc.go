@@ -14,9 +14,9 @@
 //
 // Open creates the tables in their own schema (Config.Schema, annuaire
 // by default), or migrates them; the schema_version table records the
-// migrations applied. The README's PostgreSQL section documents the
-// tables for the site: what it may write (users, torrents) and what it
-// only reads (totals, history, snatches, baselines).
+// migrations applied. The module's README documents the tables for the
+// site: what it may write (users, torrents) and what it only reads
+// (totals, history, snatches, baselines).
 //
 // # Several trackers, one ledger
 //
@@ -26,7 +26,10 @@
 // the snatches and the totals back with a few set-based statements. Two
 // trackers applying records of the same peer take turns on its row, and
 // the second credits against what the first left: a client may reach any
-// tracker, and an announce relayed to two of them is credited once.
+// tracker, and an announce relayed to two of them is credited once. Give
+// each of their Ledgers accounting.Config.Shared, so that announces that
+// start, complete or stop a session are answered once in the database,
+// never on one tracker's spool alone.
 //
 // # The site's changes
 //
