@@ -86,7 +86,7 @@ until curl -fs "http://127.0.0.1:$mport/readyz" >/dev/null 2>&1; do
 done
 echo "server ready after $(($(date +%s) - start)) s"
 
-metric() { curl -fs "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+metric() { curl -fs "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1 == m { printf "%d\n", $2 }'; }
 rss() { awk '/^VmRSS/ { print int($2 / 1024) }' "/proc/$1/status" 2>/dev/null || echo 0; }
 # pgrss prints PostgreSQL's memory: the private memory of all its
 # processes, plus the shared memory (buffers) and mapped files the
@@ -109,7 +109,7 @@ watch_run() {
 		applied=$(metric annuaire_accounting_applied_records_total || echo "$last_applied")
 		printf '%s  server RSS %s MiB  postgres RSS %s MiB  backlog %s  spooled %s  applied %s/s  load %s\n' \
 			"$(date -u +%T)" "$(rss "$server")" "$(pgrss)" "$(metric annuaire_accounting_backlog_records)" \
-			"$(metric annuaire_accounting_spooled_records)" "$(( (${applied%.*} - ${last_applied%.*}) / (now - last_t) ))" \
+			"$(metric annuaire_accounting_spooled_records)" "$(( (applied - last_applied) / (now - last_t) ))" \
 			"$(cut -d' ' -f1-3 /proc/loadavg)"
 		last_applied=$applied last_t=$now
 	done
