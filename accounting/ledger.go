@@ -45,6 +45,16 @@ type Config struct {
 	// Logger receives flush failures and recoveries. If nil,
 	// [slog.Default].
 	Logger *slog.Logger
+	// Shared says that other trackers apply records to the same backend
+	// (several instances on one PostgreSQL database). An announce that
+	// must be durable then waits until the backend applied its record:
+	// the spool alone is not enough, because a record that waits in one
+	// tracker's spool could reach the backend after the next session of
+	// the same peer, announced to another tracker, and be credited
+	// nothing. While the backend is failing such announces fail at once
+	// with ErrNotDurable (their clients try again), and the others are
+	// answered and wait in the buffer and the spool as usual.
+	Shared bool
 }
 
 // Errors of the announce path, as clients read them.
@@ -100,6 +110,7 @@ type Ledger struct {
 	spoolAt uint64 // the number of the first record in the spool
 	wake    chan struct{}
 	unsafe  bool // a flush failed and the records could not be spooled
+	down    bool // the last Apply failed
 	closed  bool
 	spooled int // records in the spool
 	stats   flushStats
@@ -431,15 +442,16 @@ func (l *Ledger) flushNow() {
 	}
 }
 
-// waitSafe waits until record seq is applied or spooled.
+// waitSafe waits until record seq is applied or spooled (applied, with
+// Config.Shared).
 func (l *Ledger) waitSafe(ctx context.Context, seq uint64) error {
 	l.mu.Lock()
 	for {
 		switch {
-		case l.safe >= seq:
+		case l.safe >= seq && (!l.cfg.Shared || l.applied >= seq):
 			l.mu.Unlock()
 			return nil
-		case l.unsafe:
+		case l.unsafe, l.cfg.Shared && l.down:
 			l.mu.Unlock()
 			return ErrNotDurable
 		}
@@ -695,7 +707,7 @@ func (l *Ledger) step(ctx context.Context) (int, error) {
 	if l.failing {
 		l.log.Info("accounting: the backend takes records again", "failures", l.stats.errors)
 	}
-	l.failing, l.unsafe, l.delay = false, false, 0
+	l.failing, l.unsafe, l.down, l.delay = false, false, false, 0
 	st := &l.stats
 	st.applied += uint64(k)
 	st.batches++
@@ -727,9 +739,10 @@ func (l *Ledger) failed(err error) {
 	if !l.failing {
 		l.log.Error("accounting: flush failed; records wait in memory and in the spool", "err", err, "backlog", l.n+l.spooled)
 	}
-	l.failing = true
+	l.failing, l.down = true, true
 	l.stats.errors++
 	l.stats.lastErr = err
+	l.wakeAll() // with Config.Shared, durable announces fail now
 }
 
 // spill moves the records in memory to the spool, when some wait to be

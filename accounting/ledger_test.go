@@ -332,6 +332,42 @@ func TestLedgerSpool(t *testing.T) {
 	}
 }
 
+// TestLedgerShared: with Config.Shared, an announce that must be durable
+// is answered once its record is applied, never on the spool alone; while
+// the backend is down it fails at once, the others are answered, and
+// everything recorded is applied once the backend is back.
+func TestLedgerShared(t *testing.T) {
+	spool := filepath.Join(t.TempDir(), "spool")
+	e := newEnv(t, accounting.Config{Spool: spool, BufferSize: 16, BatchSize: 8, Shared: true})
+	e.mustAnnounce(1, 1, 100, 0, 10, tracker.EventStarted)
+	if st := e.l.Stats(); st.Applied != 1 {
+		t.Errorf("after a started: %d applied; want it applied before the reply", st.Applied)
+	}
+	e.f.SetDown(true)
+	for i := range 40 {
+		e.mustAnnounce(1, 1, int64(i+2)*100, 0, 10, tracker.EventNone)
+	}
+	start := time.Now()
+	if err := e.announce(1, trackertest.Hash(1), 1, 5000, 0, 10, tracker.EventStopped); !errors.Is(err, accounting.ErrNotDurable) {
+		t.Errorf("a stopped while the backend is down: %v; want ErrNotDurable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the stopped failed after %v; want at once", d)
+	}
+	if st := e.l.Stats(); st.Spooled == 0 || st.Backlog != 41 {
+		t.Errorf("Stats during the outage: %+v; want 41 records in the backlog, some spooled", st)
+	}
+	e.f.SetDown(false)
+	e.flush()                                               // the flusher's next try
+	e.mustAnnounce(1, 1, 6000, 0, 10, tracker.EventStopped) // the client's retry
+	if st := e.l.Stats(); st.Backlog != 0 || st.Applied != 43 {
+		t.Errorf("Stats after the retried stopped: %+v; want every record applied before its reply", st)
+	}
+	if u := e.totals(1); u.RawUploaded != 6000 {
+		t.Errorf("uploaded %d; want 6000", u.RawUploaded)
+	}
+}
+
 // TestLedgerSpoolAtOpen: a spool left by a crash is applied at Open, and
 // applying it again (a crash after it was applied, before it was
 // removed) changes nothing.

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/annuaire/tracker v0.0.0
 	github.com/annuaire/tracker/accounting/logdb v0.0.0
+	github.com/annuaire/tracker/accounting/postgres v0.0.0
 	github.com/annuaire/tracker/prom v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
@@ -14,10 +15,16 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/google/btree v1.1.3 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/pgx/v5 v5.12.0 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
@@ -25,5 +32,6 @@ require (
 replace (
 	github.com/annuaire/tracker => ../
 	github.com/annuaire/tracker/accounting/logdb => ../accounting/logdb
+	github.com/annuaire/tracker/accounting/postgres => ../accounting/postgres
 	github.com/annuaire/tracker/prom => ../prom
 )

@@ -1,9 +1,10 @@
 package main
 
-// The private tracker with ratio accounting (-db): the embedded database,
-// the Ledger over it, the import of -passkeys and -torrents into it, the
-// admin API on a listener of its own, their metrics, and the memory limit
-// that counts the database's tables, which live outside the Go heap.
+// The private tracker with ratio accounting (-db): the embedded database
+// or PostgreSQL, the Ledger over it, the import of -passkeys and -torrents
+// into it, the admin API on a listener of its own, their metrics, and the
+// memory limit that counts the embedded database's tables, which live
+// outside the Go heap.
 
 import (
 	"bufio"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -27,6 +29,7 @@ import (
 	"github.com/annuaire/tracker"
 	"github.com/annuaire/tracker/accounting"
 	"github.com/annuaire/tracker/accounting/logdb"
+	"github.com/annuaire/tracker/accounting/postgres"
 )
 
 // defaultAdminAddr is where the admin API listens when -db is given and
@@ -39,13 +42,17 @@ const minTokenLen = 16
 func defineAccountingFlags(f *flags, c *config) {
 	fs := f.fs
 	fs.StringVar(&c.dbDir, "db", "", "private tracker with ratio accounting, kept in the embedded database in\n"+
-		"`DIR` (created if need be): announces need the passkey of a user and a\n"+
-		"registered torrent, registered through the admin API (-admin); every\n"+
-		"member's uploaded and downloaded bytes, snatches and seed time are kept,\n"+
-		"factors applied. -passkeys and -torrents, if given, are imported: see\n"+
-		"below")
+		"`DIR` (created if need be), or in PostgreSQL: a URL postgres://... (or\n"+
+		"postgresql://...), or the word postgres for the PG* environment\n"+
+		"variables (PGHOST, PGDATABASE, PGUSER...); tracker instances may share\n"+
+		"one PostgreSQL database. Announces need the passkey of a user and a\n"+
+		"registered torrent, registered through the admin API (-admin) or, with\n"+
+		"PostgreSQL, by the site in its tables; every member's uploaded and\n"+
+		"downloaded bytes, snatches and seed time are kept, factors applied.\n"+
+		"-passkeys and -torrents, if given, are imported: see below")
 	fs.StringVar(&c.spoolFile, "spool", "", "with -db, the spool `FILE`, where announces wait when the database\n"+
-		"cannot take them (default DIR/spool)")
+		"cannot take them (default DIR/spool; required with PostgreSQL, one per\n"+
+		"instance, on a local disk)")
 	fs.StringVar(&c.adminAddr, "admin", defaultAdminAddr, "with -db, serve the admin API (users, torrents, ratios; JSON behind a\n"+
 		"bearer token) on `ADDR`, loopback only unless -admin-allow-remote; empty\n"+
 		"disables it")
@@ -78,6 +85,12 @@ func (f *flags) checkAccounting(c *config) error {
 		c.adminAddr = ""
 		return nil
 	}
+	if dsn, ok := postgresDSN(c.dbDir); ok {
+		c.pgDSN, c.pg = dsn, true
+		if c.spoolFile == "" {
+			return usagef("%s keeps the ledger in PostgreSQL: give -spool FILE, a file on a local disk where announces wait while the database cannot take them (one per tracker instance)", f.src("db"))
+		}
+	}
 	if c.spoolFile == "" {
 		c.spoolFile = filepath.Join(c.dbDir, "spool")
 	}
@@ -97,6 +110,37 @@ func (f *flags) checkAccounting(c *config) error {
 		return usagef("%s %s is not a loopback address: the admin API changes users and reads ratios; give -admin-allow-remote to serve it there", f.src("admin"), c.adminAddr)
 	}
 	return nil
+}
+
+// postgresDSN reports whether the value of -db names a PostgreSQL
+// database rather than a directory, and returns its DSN: the URL, or empty
+// for the word postgres (the PG* environment variables then say it all).
+func postgresDSN(db string) (string, bool) {
+	if db == "postgres" {
+		return "", true
+	}
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		return db, true
+	}
+	return "", false
+}
+
+// redactDB returns the value of -db as logs show it: without the password
+// a PostgreSQL URL may carry.
+func redactDB(db string) string {
+	if _, ok := postgresDSN(db); !ok || db == "postgres" {
+		return db
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // isLoopback reports whether host names a loopback address only. An empty
@@ -133,7 +177,8 @@ func parseSize(s string) (int64, error) {
 type accountant struct {
 	cfg    *config
 	log    *slog.Logger
-	db     *logdb.DB
+	db     *logdb.DB         // nil with PostgreSQL
+	pg     *postgres.Backend // nil with the embedded database
 	ledger *accounting.Ledger
 
 	admin   *http.Server // nil with -admin ""
@@ -147,23 +192,49 @@ type accountant struct {
 	memory     sync.WaitGroup
 }
 
+// pgPollInterval is how often a tracker over PostgreSQL reads back the
+// users and torrents changed by the site or by another instance.
+const pgPollInterval = 2 * time.Second
+
+// pgConnectTimeout bounds the connection and migration at start.
+const pgConnectTimeout = 30 * time.Second
+
 // openAccounting opens the database and the Ledger over it, with the rules
 // of a tracker configured as tc.
 func openAccounting(cfg *config, log *slog.Logger, tc tracker.Config) (*accountant, error) {
 	start := time.Now()
-	db, err := logdb.Open(cfg.dbDir, accounting.RulesFor(tc), logdb.Options{})
+	a := &accountant{cfg: cfg, log: log, stopMemory: make(chan struct{})}
+	lc := accounting.Config{Spool: cfg.spoolFile, Logger: log}
+	var backend accounting.Backend
+	if cfg.pg {
+		ctx, cancel := context.WithTimeout(context.Background(), pgConnectTimeout)
+		pg, err := postgres.Open(ctx, postgres.Config{DSN: cfg.pgDSN, Rules: accounting.RulesFor(tc)})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("-db %s: %w", redactDB(cfg.dbDir), err)
+		}
+		a.pg, backend = pg, pg
+		lc.PollInterval = pgPollInterval
+		// Other instances may share the database: started, completed
+		// and stopped are answered once in it, not on the spool alone.
+		lc.Shared = true
+	} else {
+		db, err := logdb.Open(cfg.dbDir, accounting.RulesFor(tc), logdb.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("-db: %w", err)
+		}
+		a.db, backend = db, db
+	}
+	ledger, err := accounting.Open(context.Background(), backend, lc)
 	if err != nil {
+		backend.Close()
 		return nil, fmt.Errorf("-db: %w", err)
 	}
-	ledger, err := accounting.Open(context.Background(), db, accounting.Config{Spool: cfg.spoolFile, Logger: log})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("-db: %w", err)
-	}
+	a.ledger = ledger
 	st := ledger.Stats()
-	log.Info("accounting opened", "db", cfg.dbDir, "spool", cfg.spoolFile, "users", st.Users, "torrents", st.Torrents,
+	log.Info("accounting opened", "db", redactDB(cfg.dbDir), "spool", cfg.spoolFile, "users", st.Users, "torrents", st.Torrents,
 		"took", time.Since(start).Round(time.Millisecond).String())
-	return &accountant{cfg: cfg, log: log, db: db, ledger: ledger, stopMemory: make(chan struct{})}, nil
+	return a, nil
 }
 
 // lists returns the -passkeys and -torrents files as lists that import
@@ -371,9 +442,14 @@ func limitMemory(log *slog.Logger, limit int64, tables func() int64, stop <-chan
 
 // start starts what runs beside the server: the memory limit.
 func (a *accountant) start() {
-	if a.cfg.memoryLimit > 0 {
-		limitMemory(a.log, a.cfg.memoryLimit, func() int64 { return a.db.Stats().MemoryBytes }, a.stopMemory, &a.memory)
+	if a.cfg.memoryLimit == 0 {
+		return
 	}
+	var tables func() int64 // PostgreSQL keeps the tables in its own process
+	if a.db != nil {
+		tables = func() int64 { return a.db.Stats().MemoryBytes }
+	}
+	limitMemory(a.log, a.cfg.memoryLimit, tables, a.stopMemory, &a.memory)
 }
 
 // shutdownAdmin stops the admin API, within ctx.

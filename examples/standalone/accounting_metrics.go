@@ -4,7 +4,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// accountingCollector exports the Ledger's and the database's counters.
+// accountingCollector exports the Ledger's and the database's counters:
+// the embedded database's, or PostgreSQL's connection pool.
 type accountingCollector struct{ a *accountant }
 
 func (a *accountant) collector() prometheus.Collector { return accountingCollector{a} }
@@ -34,10 +35,14 @@ var (
 	dbSnapFailingDesc  = accountingDesc("logdb_snapshot_failing", "1 while the last snapshot failed.")
 	dbRowsDesc         = accountingDesc("logdb_rows", "Rows of the database's tables.", "table")
 	dbMemoryBytesDesc  = accountingDesc("logdb_memory_bytes", "Memory of the database's tables, outside the Go heap.")
+	pgConnsDesc        = accountingDesc("postgres_connections", "Connections to PostgreSQL, by state.", "state")
+	pgAcquiresDesc     = accountingDesc("postgres_acquires_total", "Connections taken from the pool.")
+	pgAcquireWaitDesc  = accountingDesc("postgres_acquire_wait_seconds_total", "Time spent waiting for a connection of the pool.")
 	allAccountingDescs = []*prometheus.Desc{
 		acctUsersDesc, acctTorrentsDesc, acctBacklogDesc, acctSpooledDesc, acctAppliedDesc, acctBatchesDesc, acctErrorsDesc,
 		acctFailingDesc, acctRateDesc, acctLastFlushDesc, dbCommitsDesc, dbRecordsDesc, dbLogBytesDesc, dbSnapshotsDesc,
 		dbSnapBytesDesc, dbSnapSecondsDesc, dbSnapWaitDesc, dbSnapFailingDesc, dbRowsDesc, dbMemoryBytesDesc,
+		pgConnsDesc, pgAcquiresDesc, pgAcquireWaitDesc,
 	}
 )
 
@@ -72,6 +77,15 @@ func (c accountingCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(acctRateDesc, l.RowsPerSecond)
 	gauge(acctLastFlushDesc, l.LastFlush.Seconds())
 
+	if p := c.a.pg; p != nil {
+		st := p.Pool().Stat()
+		gauge(pgConnsDesc, float64(st.AcquiredConns()), "acquired")
+		gauge(pgConnsDesc, float64(st.IdleConns()), "idle")
+		gauge(pgConnsDesc, float64(st.ConstructingConns()), "connecting")
+		counter(pgAcquiresDesc, float64(st.AcquireCount()))
+		counter(pgAcquireWaitDesc, st.AcquireDuration().Seconds())
+		return
+	}
 	d := c.a.db.Stats()
 	counter(dbCommitsDesc, float64(d.Commits))
 	counter(dbRecordsDesc, float64(d.Records))

@@ -40,6 +40,15 @@ func TestAccountingConfig(t *testing.T) {
 		{name: "localhost", args: []string{"-db", "d", "-admin-token-file", "t", "-admin", "localhost:6970"},
 			check: func(c *config) bool { return c.adminAddr == "localhost:6970" }},
 		{name: "bad admin address", args: []string{"-db", "d", "-admin-token-file", "t", "-admin", "6970"}, err: `-admin "6970": want host:port`},
+		{name: "postgres without spool", args: []string{"-db", "postgres://tracker@db/site", "-admin", ""}, err: "-db keeps the ledger in PostgreSQL: give -spool FILE"},
+		{name: "postgres URL", args: []string{"-db", "postgresql://tracker:pw@db/site", "-admin", "", "-spool", "s"},
+			check: func(c *config) bool {
+				return c.pg && c.pgDSN == "postgresql://tracker:pw@db/site" && c.spoolFile == "s"
+			}},
+		{name: "postgres from PG variables", env: []string{"ANNUAIRE_DB=postgres", "ANNUAIRE_SPOOL=s", "ANNUAIRE_ADMIN="},
+			check: func(c *config) bool { return c.pg && c.pgDSN == "" }},
+		{name: "directory", args: []string{"-db", "./postgres", "-admin", ""},
+			check: func(c *config) bool { return !c.pg && c.spoolFile == filepath.Join("postgres", "spool") }},
 		{name: "memory limit", args: []string{"-memory-limit", "1GiB"}, check: func(c *config) bool { return c.memoryLimit == 1<<30 }},
 		{name: "memory limit in bytes", env: []string{"ANNUAIRE_MEMORY_LIMIT=900000000"}, check: func(c *config) bool { return c.memoryLimit == 900_000_000 }},
 		{name: "bad memory limit", args: []string{"-memory-limit", "lots"}, err: `-memory-limit "lots": want a number of bytes`},
@@ -56,6 +65,19 @@ func TestAccountingConfig(t *testing.T) {
 				t.Errorf("parseConfig(%q) = %+v, %v", tc.args, c, err)
 			}
 		})
+	}
+}
+
+func TestRedactDB(t *testing.T) {
+	for _, tc := range []struct{ db, want string }{
+		{"/var/lib/ledger", "/var/lib/ledger"},
+		{"postgres", "postgres"},
+		{"postgres://tracker:secret@db.example:5432/site?sslmode=verify-full", "postgres://tracker:xxxxx@db.example:5432/site?sslmode=verify-full"},
+		{"postgresql://tracker@db.example/site?password=secret", "postgresql://tracker@db.example/site?password=xxxxx"},
+	} {
+		if got := redactDB(tc.db); got != tc.want {
+			t.Errorf("redactDB(%q) = %q; want %q", tc.db, got, tc.want)
+		}
 	}
 }
 

@@ -97,6 +97,7 @@ type chaosClient struct {
 type chaosServer struct {
 	t                          *testing.T
 	db, token                  string
+	extra                      []string // more flags
 	httpAddr, udpAddr, admAddr string
 	p                          *proc
 	starts                     int
@@ -104,7 +105,7 @@ type chaosServer struct {
 
 func (s *chaosServer) start() {
 	s.t.Helper()
-	s.p = start(s.t, nil, privateArgs(s.db, s.token, s.httpAddr, s.udpAddr, s.admAddr)...)
+	s.p = start(s.t, nil, append(privateArgs(s.db, s.token, s.httpAddr, s.udpAddr, s.admAddr), s.extra...)...)
 	s.httpAddr, s.udpAddr, s.admAddr = s.p.addr("http"), s.p.addr("udp"), s.p.addr("admin")
 	s.starts++
 }
@@ -125,6 +126,47 @@ func TestChaosAccounting(t *testing.T) {
 	srv.start()
 	adm := &admin{t: t, addr: srv.admAddr, token: adminToken}
 
+	users, torrents, clients := newChaosWorld(set, adm)
+
+	var finishing atomic.Bool
+	deadline := time.Now().Add(time.Duration(set.kills)*(set.maxUp+5*time.Second) + time.Minute)
+	addrs := &chaosAddrs{http: []string{srv.httpAddr}, udp: []string{srv.udpAddr}}
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Go(func() { c.run(addrs, &finishing, deadline) })
+	}
+
+	// The kills: each at a random moment of the server's run.
+	for k := range set.kills {
+		up := set.minUp + time.Duration(rng.Int64N(int64(set.maxUp-set.minUp)))
+		time.Sleep(up)
+		srv.kill()
+		time.Sleep(time.Duration(rng.Int64N(int64(200 * time.Millisecond))))
+		srv.start()
+		if srv.httpAddr != addrs.http[0] || srv.udpAddr != addrs.udp[0] {
+			t.Fatalf("restart %d: listening on %s and %s; want %s and %s", k+1, srv.httpAddr, srv.udpAddr, addrs.http[0], addrs.udp[0])
+		}
+	}
+	time.Sleep(set.minUp)
+	finishing.Store(true)
+	wg.Wait()
+
+	logChaosClients(t, clients, srv.starts)
+
+	checkChaosTotals(t, adm, users, torrents, clients)
+	// And once more after a graceful restart.
+	srv.p.signal(syscall.SIGTERM)
+	if code := srv.p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM; log:\n%s", code, srv.p.log.text())
+	}
+	srv.start()
+	adm.addr = srv.admAddr
+	checkChaosTotals(t, adm, users, torrents, clients)
+}
+
+// newChaosWorld registers the users and torrents of a chaos run through
+// adm, and makes their clients.
+func newChaosWorld(set chaosSettings, adm *admin) ([]*chaosUser, []*chaosTorrent, []*chaosClient) {
 	users := []*chaosUser{
 		{id: 1, up: 100, down: 100},
 		{id: 2, up: 200, down: 100}, // double upload
@@ -157,30 +199,13 @@ func TestChaosAccounting(t *testing.T) {
 			}
 		}
 	}
+	return users, torrents, clients
+}
 
-	var finishing atomic.Bool
-	deadline := time.Now().Add(time.Duration(set.kills)*(set.maxUp+5*time.Second) + time.Minute)
-	addrs := &chaosAddrs{http: srv.httpAddr, udp: srv.udpAddr}
-	var wg sync.WaitGroup
-	for _, c := range clients {
-		wg.Go(func() { c.run(addrs, &finishing, deadline) })
-	}
-
-	// The kills: each at a random moment of the server's run.
-	for k := range set.kills {
-		up := set.minUp + time.Duration(rng.Int64N(int64(set.maxUp-set.minUp)))
-		time.Sleep(up)
-		srv.kill()
-		time.Sleep(time.Duration(rng.Int64N(int64(200 * time.Millisecond))))
-		srv.start()
-		if srv.httpAddr != addrs.http || srv.udpAddr != addrs.udp {
-			t.Fatalf("restart %d: listening on %s and %s; want %s and %s", k+1, srv.httpAddr, srv.udpAddr, addrs.http, addrs.udp)
-		}
-	}
-	time.Sleep(set.minUp)
-	finishing.Store(true)
-	wg.Wait()
-
+// logChaosClients fails t if a client gave up, and logs what the clients
+// did.
+func logChaosClients(t *testing.T, clients []*chaosClient, starts int) {
+	t.Helper()
 	sessions, announces, retries := 0, 0, 0
 	failures := map[string]int{}
 	for _, c := range clients {
@@ -194,17 +219,7 @@ func TestChaosAccounting(t *testing.T) {
 			failures[f] += n
 		}
 	}
-	t.Logf("%d clients, %d sessions, %d announces, %d retries, %d server starts; tracker failures %v", len(clients), sessions, announces, retries, srv.starts, failures)
-
-	checkChaosTotals(t, adm, users, torrents, clients)
-	// And once more after a graceful restart.
-	srv.p.signal(syscall.SIGTERM)
-	if code := srv.p.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit status %d after SIGTERM; log:\n%s", code, srv.p.log.text())
-	}
-	srv.start()
-	adm.addr = srv.admAddr
-	checkChaosTotals(t, adm, users, torrents, clients)
+	t.Logf("%d clients, %d sessions, %d announces, %d retries, %d server starts; tracker failures %v", len(clients), sessions, announces, retries, starts, failures)
 }
 
 // checkChaosTotals compares the totals the admin API reads with what the
@@ -258,8 +273,9 @@ func checkChaosTotals(t *testing.T, adm *admin, users []*chaosUser, torrents []*
 	}
 }
 
-// chaosAddrs are the server's addresses, the same across restarts.
-type chaosAddrs struct{ http, udp string }
+// chaosAddrs are the servers' addresses, the same across restarts: a
+// client sends each try to one of them at random.
+type chaosAddrs struct{ http, udp []string }
 
 func (c *chaosClient) proto() string {
 	if c.udp {
@@ -339,15 +355,19 @@ type transport struct {
 	addrs    *chaosAddrs
 	deadline time.Time
 	http     *http.Client
-	conn     *net.UDPConn
-	connID   uint64
+	to       int            // the server of the try under way
+	conns    []*net.UDPConn // per server
+	connIDs  []uint64
+	conn     *net.UDPConn // conns[to]
 	txID     uint32
 	buf      []byte
 }
 
 func (tr *transport) close() {
-	if tr.conn != nil {
-		tr.conn.Close()
+	for _, c := range tr.conns {
+		if c != nil {
+			c.Close()
+		}
 	}
 	if tr.http != nil {
 		tr.http.CloseIdleConnections()
@@ -368,6 +388,10 @@ func (tr *transport) send(a *chaosAnnounce) error {
 		}
 		var failure string
 		var err error
+		tr.to = 0
+		if n := len(tr.addrs.http); n > 1 {
+			tr.to = tr.c.rng.IntN(n)
+		}
 		if tr.c.udp {
 			failure, err = tr.sendUDP(a)
 		} else {
@@ -392,7 +416,7 @@ func (tr *transport) sendHTTP(a *chaosAnnounce) (failure string, err error) {
 		tr.http = &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	}
 	u := fmt.Sprintf("http://%s/announce/%s?info_hash=%s&peer_id=%s&port=%d&uploaded=%d&downloaded=%d&left=%d&key=%08X&compact=1&numwant=5",
-		tr.addrs.http, c.user.passkey, escapeAll(c.torrent.hash[:]), escapeAll(c.peerID[:]), c.port, a.uploaded, a.downloaded, a.left, a.key)
+		tr.addrs.http[tr.to], c.user.passkey, escapeAll(c.torrent.hash[:]), escapeAll(c.peerID[:]), c.port, a.uploaded, a.downloaded, a.left, a.key)
 	if ev := eventNames[a.event]; ev != "" {
 		u += "&event=" + ev
 	}
@@ -423,16 +447,20 @@ const udpTimeout = 300 * time.Millisecond
 
 func (tr *transport) sendUDP(a *chaosAnnounce) (failure string, err error) {
 	c := tr.c
-	if tr.conn == nil {
-		raddr, err := net.ResolveUDPAddr("udp", tr.addrs.udp)
+	if tr.conns == nil {
+		tr.conns, tr.connIDs = make([]*net.UDPConn, len(tr.addrs.udp)), make([]uint64, len(tr.addrs.udp))
+	}
+	if tr.conns[tr.to] == nil {
+		raddr, err := net.ResolveUDPAddr("udp", tr.addrs.udp[tr.to])
 		if err != nil {
 			return "", err
 		}
-		if tr.conn, err = net.DialUDP("udp", nil, raddr); err != nil {
+		if tr.conns[tr.to], err = net.DialUDP("udp", nil, raddr); err != nil {
 			return "", err
 		}
 	}
-	if tr.connID == 0 {
+	tr.conn = tr.conns[tr.to]
+	if tr.connIDs[tr.to] == 0 {
 		tr.txID++
 		action, body, err := tr.roundTrip(udpwire.AppendConnectRequest(tr.buf[:0], tr.txID))
 		if err != nil {
@@ -441,18 +469,18 @@ func (tr *transport) sendUDP(a *chaosAnnounce) (failure string, err error) {
 		if action != udpwire.ActionConnect || len(body) < 8 {
 			return "", fmt.Errorf("connect: action %d", action)
 		}
-		tr.connID = binary.BigEndian.Uint64(body)
+		tr.connIDs[tr.to] = binary.BigEndian.Uint64(body)
 	}
 	tr.txID++
 	req := udpwire.AppendAnnounceRequest(tr.buf[:0], &udpwire.Announce{
-		ConnID: tr.connID, TxID: tr.txID, InfoHash: c.torrent.hash, PeerID: c.peerID,
+		ConnID: tr.connIDs[tr.to], TxID: tr.txID, InfoHash: c.torrent.hash, PeerID: c.peerID,
 		Downloaded: uint64(a.downloaded), Left: uint64(a.left), Uploaded: uint64(a.uploaded),
 		Event: a.event, Key: a.key, NumWant: 5, Port: c.port,
 		URLData: []byte("/announce/" + c.user.passkey),
 	})
 	action, body, err := tr.roundTrip(req)
 	if err != nil {
-		tr.connID = 0 // the server may have restarted: connect again
+		tr.connIDs[tr.to] = 0 // the server may have restarted: connect again
 		return "", err
 	}
 	switch action {
@@ -460,7 +488,7 @@ func (tr *transport) sendUDP(a *chaosAnnounce) (failure string, err error) {
 		return "", nil
 	case udpwire.ActionError:
 		// After a restart the connection id is unknown: connect again.
-		tr.connID = 0
+		tr.connIDs[tr.to] = 0
 		return string(body), nil
 	}
 	return "", fmt.Errorf("announce: reply action %d", action)

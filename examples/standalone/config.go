@@ -30,7 +30,9 @@ type config struct {
 	torrentsFile string // empty: every torrent is served
 
 	// Accounting (accounting.go).
-	dbDir          string // empty: no accounting
+	dbDir          string // empty: no accounting; else the value of -db
+	pg             bool   // dbDir names a PostgreSQL database
+	pgDSN          string // with pg: empty for the PG* environment variables
 	spoolFile      string // with dbDir
 	adminAddr      string // with dbDir; empty: no admin API
 	adminTokenFile string // with adminAddr
@@ -432,8 +434,9 @@ http://HOST:6969/announce/PASSKEY (UDP clients send the passkey as BEP 41
 URL data).
 
 With -db, the site registers users (passkey, factors) and torrents (factors:
-freeleech is a download factor of 0) through the admin API, and reads their
-totals back there: PUT/GET/DELETE /api/v1/users/ID, GET
+freeleech is a download factor of 0) through the admin API (with PostgreSQL,
+also in its tables, which every instance reads back within seconds), and
+reads their totals back there: PUT/GET/DELETE /api/v1/users/ID, GET
 /api/v1/users/ID/torrents, PUT/GET/DELETE /api/v1/torrents/INFOHASH, each
 with "Authorization: Bearer TOKEN". -passkeys (a passkey and a user id a
 line) and -torrents are then imported into the database at start and on

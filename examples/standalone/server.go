@@ -407,7 +407,7 @@ func (s *server) logStart() {
 		"udp", cfg.udpAddrs,
 		"metrics", cfg.metricsAddr,
 		"pprof", cfg.pprof,
-		"db", cfg.dbDir,
+		"db", redactDB(cfg.dbDir),
 		"admin", cfg.adminAddr,
 		"memory_limit", cfg.memoryLimit,
 	}
