@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -146,6 +147,9 @@ type HTTPHandler struct {
 	pool     sync.Pool // *httpState
 	// The largest scratch space kept in pool.
 	maxPooled struct{ bytes, peers, hashes int }
+
+	// panics reports the panics recovered in a FastListener.
+	panics rareLog
 
 	// The full-scrape cache: fullBody is the last body built; while a
 	// build runs, fullBuild is a channel that it closes when done.
@@ -576,6 +580,16 @@ func (h *HTTPHandler) notBlocked(err error) error {
 		return h.t.fail(ErrBusy, "")
 	}
 	return err
+}
+
+// recovered reports a panic recovered while answering a request from
+// remote on a FastListener; the connection is closed without a reply, as
+// net/http does.
+func (h *HTTPHandler) recovered(v any, remote netip.AddrPort) {
+	if ok, held := h.panics.allow(time.Now()); ok {
+		h.log.Error("tracker: http: recovered from a panic answering a request", "remote", remote.String(),
+			"panic", v, "stack", string(debug.Stack()), "suppressed", held)
+	}
 }
 
 // reject counts a failure of the front-end's own checks, an *Error, in
