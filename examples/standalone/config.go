@@ -19,6 +19,7 @@ import (
 // environment and checked whole before anything starts.
 type config struct {
 	httpAddrs   []string // empty: no HTTP
+	httpFast    bool     // answer the common HTTP request without net/http
 	httpsAddrs  []string // empty: no HTTPS
 	tlsCert     string   // with httpsAddrs: the certificate's file
 	tlsKey      string   // and its key's
@@ -137,6 +138,10 @@ func newFlags(c *config) *flags {
 
 	fs.Var(&f.http, "http", "serve HTTP announces and scrapes on `ADDR` (host:port; with no host, every\n"+
 		"address, IPv4 and IPv6); repeatable; empty disables HTTP")
+	fs.BoolVar(&c.httpFast, "http-fast", true, "on -http, answer an announce or a scrape that comes on a connection of its\n"+
+		"own (Connection: close, as most clients send) as soon as it is accepted,\n"+
+		"without net/http (Linux); other requests are served as usual; false\n"+
+		"serves every request with net/http")
 	fs.Var(&f.https, "https", "serve HTTPS announces and scrapes on `ADDR`, with -tls-cert and -tls-key;\n"+
 		"repeatable; private trackers want it, since passkeys travel in the URL")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "the certificate of -https, PEM, chain included, in `FILE`; re-read on\n"+
@@ -204,7 +209,7 @@ func newFlags(c *config) *flags {
 		"before the server stops anyway")
 
 	f.groups = []flagGroup{
-		{"Listeners", []string{"http", "https", "tls-cert", "tls-key", "udp", "metrics", "pprof"}},
+		{"Listeners", []string{"http", "http-fast", "https", "tls-cert", "tls-key", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
 		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "rate-burst", "max-conns-per-addr", "max-conns", "full-scrape", "public-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
 		{"Operations", []string{"log-format", "log-level", "shutdown-grace", "shutdown-timeout"}},

@@ -33,6 +33,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 	want := &config{
 		httpAddrs:       []string{":6969"},
+		httpFast:        true,
 		udpAddrs:        []string{":6969"},
 		interval:        30 * time.Minute,
 		maxPeers:        50_000_000,

@@ -185,7 +185,14 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			if err != nil {
 				return nil, fmt.Errorf("-http: %w", err)
 			}
-			s.httpLns = append(s.httpLns, s.conns.Listener(l))
+			if cfg.httpFast {
+				// The server's handler is h, behind drainable: replies
+				// the listener sends itself close their connection
+				// already.
+				s.httpLns = append(s.httpLns, h.NewFastListener(l, s.conns))
+			} else {
+				s.httpLns = append(s.httpLns, s.conns.Listener(l))
+			}
 		}
 		if err := s.listenHTTPS(); err != nil {
 			return nil, err
@@ -378,6 +385,7 @@ func (s *server) logStart() {
 	attrs := []any{
 		"mode", mode,
 		"http", cfg.httpAddrs,
+		"http_fast", cfg.httpFast,
 		"https", cfg.httpsAddrs,
 		"udp", cfg.udpAddrs,
 		"metrics", cfg.metricsAddr,
