@@ -71,6 +71,8 @@ die() {
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 self="$root/scripts/$(basename "$0")"
+# shellcheck source=scripts/bench-lib.sh
+. "$root/scripts/bench-lib.sh"
 
 annuaire_cmd=""
 opentracker=/usr/bin/opentracker
@@ -85,51 +87,20 @@ modes="udp-announce,udp-scrape,http-keepalive,http-close"
 server_cpu=0
 loadgen_cpu=1
 out=""
-serve=""
+serve_opentracker=""
 
-while [ $# -gt 0 ]; do
-	flag=$1
-	case "$flag" in
-	-h | -help | --help)
-		usage
-		exit 0
-		;;
-	-annuaire-cmd | -opentracker | -rounds | -duration | -warmup | -swarms | -peers | -prefill-peers | -settle | \
-		-modes | -server-cpu | -loadgen-cpu | -out | -serve-opentracker)
-		[ $# -ge 2 ] || die "$flag needs a value"
-		val=$2
-		shift 2
-		;;
-	*) die "unknown argument $flag (see -h)" ;;
-	esac
-	case "$flag" in
-	-annuaire-cmd) annuaire_cmd=$val ;;
-	-opentracker) opentracker=$val ;;
-	-rounds) rounds=$val ;;
-	-duration) duration=$val ;;
-	-warmup) warmup=$val ;;
-	-swarms) swarms=$val ;;
-	-peers) peers=$val ;;
-	-prefill-peers) prefill_peers=$val ;;
-	-settle) settle=$val ;;
-	-modes) modes=$val ;;
-	-server-cpu) server_cpu=$val ;;
-	-loadgen-cpu) loadgen_cpu=$val ;;
-	-out) out=$val ;;
-	-serve-opentracker) serve=$val ;;
-	esac
-done
+parse_flags "annuaire-cmd opentracker rounds duration warmup swarms peers prefill-peers settle modes server-cpu loadgen-cpu out serve-opentracker" "$@"
 
 # -serve-opentracker: a foreground opentracker for the given address, with
 # its root directory (and the whitelist) in the comparison's work folder.
-if [ -n "$serve" ]; then
+if [ -n "$serve_opentracker" ]; then
 	[ -n "${BENCH_WORK:-}" ] || die "-serve-opentracker runs under bench-compare.sh, which sets BENCH_WORK"
 	dir=$(mktemp -d "$BENCH_WORK/opentracker.XXXXXX")
 	chmod 755 "$dir"
 	cp "$BENCH_WORK/whitelist.txt" "$dir/whitelist.txt"
 	chmod 644 "$dir/whitelist.txt"
 	cat >"$dir/opentracker.conf" <<EOF
-listen.tcp_udp $serve
+listen.tcp_udp $serve_opentracker
 access.whitelist /whitelist.txt
 tracker.rootdir $dir
 tracker.user nobody
@@ -167,28 +138,11 @@ for tool in taskset setsid go; do
 	command -v "$tool" >/dev/null || die "$tool not found"
 done
 
-work=$(mktemp -d /tmp/bench-compare.XXXXXX)
+make_work bench-compare "$root"
 chmod 755 "$work"
 export BENCH_WORK=$work
 results=${out:-$work/results}
 mkdir -p "$results"
-
-pids=()
-loadgen_pid=""
-cleanup() {
-	local pid
-	[ -z "$loadgen_pid" ] || kill -KILL "$loadgen_pid" 2>/dev/null || true
-	for pid in "${pids[@]}"; do
-		kill -KILL -- "-$pid" 2>/dev/null || true
-	done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-echo "building the load generator"
-(cd "$root" && go build -o "$work/loadgen" ./internal/cmd/loadgen)
 loadgen=$work/loadgen
 "$loadgen" -write-hashes "$work/whitelist.txt" -swarms "$swarms"
 if $https; then
@@ -201,48 +155,6 @@ if $https; then
 		-addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null ||
 		die "openssl could not make a certificate"
 fi
-
-# free_port prints a loopback port that no socket uses, TCP or UDP.
-free_port() {
-	local port
-	for _ in $(seq 50); do
-		port=$((20000 + RANDOM % 20000))
-		if command -v ss >/dev/null; then
-			[ -z "$(ss -Htuan "( sport = :$port )" 2>/dev/null)" ] && echo "$port" && return
-		elif ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port" && return
-		fi
-	done
-	die "no free port"
-}
-
-# start_server CMD LOG: starts CMD in its own process group, pinned to the
-# server core, and waits until it accepts TCP connections on $port.
-server_pid=""
-start_server() {
-	local cmd=$1 log=$2
-	setsid taskset -c "$server_cpu" bash -c "exec $cmd" >"$log" 2>&1 </dev/null &
-	server_pid=$!
-	pids+=("$server_pid")
-	for _ in $(seq 200); do
-		if ! kill -0 "$server_pid" 2>/dev/null; then
-			echo "bench-compare: the server exited: $cmd" >&2
-			tail -n 20 "$log" >&2
-			exit 1
-		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			sleep 0.2 # let it open its UDP socket too
-			return
-		fi
-		sleep 0.05
-	done
-	die "the server did not listen on 127.0.0.1:$port within 10 s: $cmd"
-}
-
-stop_server() {
-	kill -KILL -- "-$server_pid" 2>/dev/null || true
-	wait "$server_pid" 2>/dev/null || true
-}
 
 contender_cmd() {
 	local addr=127.0.0.1:$port
@@ -278,7 +190,7 @@ for round in $(seq "$rounds"); do
 	for who in "${contenders[@]}"; do
 		port=$(free_port)
 		tls_port=$(free_port)
-		start_server "$(contender_cmd "$who")" "$work/$who-$round.log"
+		start_server "$(contender_cmd "$who")" "$work/$who-$round.log" "$port"
 		prefill=true
 		for mode in "${mode_list[@]}"; do
 			file=$results/$who-$mode-$round.json
@@ -301,23 +213,9 @@ for round in $(seq "$rounds"); do
 	done
 done
 
-# field FILE KEY: a number from a flat JSON result.
-field() {
-	grep -o "\"$2\":[-0-9.eE+]*" "$1" 2>/dev/null | head -n1 | cut -d: -f2
-}
-
 # median WHO MODE KEY [SCALE]: the median over the rounds.
 median() {
-	local who=$1 mode=$2 key=$3 scale=${4:-1} f v
-	for f in "$results/$who-$mode-"*.json; do
-		v=$(field "$f" "$key")
-		[ -n "$v" ] && echo "$v"
-	done | sort -g | awk -v s="$scale" '{ v[NR] = $1 }
-		END {
-			if (NR == 0) { print "nan"; exit }
-			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			print m * s
-		}'
+	median_of "$3" "${4:-1}" "$results/$1-$2-"*.json
 }
 
 ratio() {

@@ -30,6 +30,14 @@ type config struct {
 	passkeysFile string // empty: a public tracker
 	torrentsFile string // empty: every torrent is served
 
+	// Accounting (accounting.go).
+	dbDir          string // empty: no accounting
+	spoolFile      string // with dbDir
+	adminAddr      string // with dbDir; empty: no admin API
+	adminTokenFile string // with adminAddr
+	adminRemote    bool   // adminAddr may be other than loopback
+	memoryLimit    int64  // bytes, for the whole process; 0: none
+
 	interval       time.Duration
 	maxPeers       int     // 0: no bound
 	rateLimit      float64 // requests per second per address; 0: none
@@ -119,8 +127,10 @@ type flags struct {
 	logLevel                  string
 	connIDKey, keyFile        string
 	maxPeers                  int
+	memoryLimit               string
 	secrets                   map[string]bool // flags whose values are never shown
 	fromEnv                   map[string]bool // flags set by their variable
+	given                     map[string]bool // flags set on the command line or by their variable
 }
 
 // newFlags defines the flags, writing their values into c.
@@ -131,6 +141,7 @@ func newFlags(c *config) *flags {
 		udp:     listFlag{values: []string{":6969"}},
 		secrets: map[string]bool{"conn-id-key": true},
 		fromEnv: make(map[string]bool),
+		given:   make(map[string]bool),
 	}
 	fs := f.fs
 	fs.SetOutput(io.Discard) // errors are returned, help is printed by run
@@ -157,6 +168,7 @@ func newFlags(c *config) *flags {
 		"on SIGHUP")
 	fs.StringVar(&c.torrentsFile, "torrents", "", "serve only the info hashes listed in `FILE`, 40 hex digits per line; others\n"+
 		"get \"unregistered torrent\"; re-read on SIGHUP")
+	defineAccountingFlags(f, c)
 	fs.StringVar(&f.connIDKey, "conn-id-key", "", "secret of the UDP connection ids, `HEX` of at least 16 bytes, so that\n"+
 		"instances behind one address accept each other's ids; random if unset\n"+
 		"(prefer the variable or -conn-id-key-file: command lines are public)")
@@ -211,6 +223,7 @@ func newFlags(c *config) *flags {
 	f.groups = []flagGroup{
 		{"Listeners", []string{"http", "http-fast", "https", "tls-cert", "tls-key", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
+		{"Private tracker with accounting", []string{"db", "spool", "admin", "admin-token-file", "admin-allow-remote", "memory-limit"}},
 		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "rate-burst", "max-conns-per-addr", "max-conns", "full-scrape", "public-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
 		{"Operations", []string{"log-format", "log-level", "shutdown-grace", "shutdown-timeout"}},
 	}
@@ -235,7 +248,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 	}
 	// The environment fills in the flags the command line left alone.
 	onCommandLine := make(map[string]bool)
-	f.fs.Visit(func(fl *flag.Flag) { onCommandLine[fl.Name] = true })
+	f.fs.Visit(func(fl *flag.Flag) { onCommandLine[fl.Name], f.given[fl.Name] = true, true })
 	var envErr error
 	f.fs.VisitAll(func(fl *flag.Flag) {
 		if envErr != nil || onCommandLine[fl.Name] {
@@ -253,7 +266,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 			}
 			envErr = usagef("%s=%s: invalid value for -%s: %v", name, shown, fl.Name, err)
 		}
-		f.fromEnv[fl.Name] = true
+		f.fromEnv[fl.Name], f.given[fl.Name] = true, true
 	})
 	if envErr != nil {
 		return nil, envErr
@@ -348,6 +361,10 @@ func (f *flags) check(c *config) error {
 		return usagef("%s %q: want debug, info, warn or error", f.src("log-level"), f.logLevel)
 	}
 
+	if err := f.checkAccounting(c); err != nil {
+		return err
+	}
+
 	switch {
 	case f.connIDKey != "" && f.keyFile != "":
 		return usagef("-conn-id-key and -conn-id-key-file are both set: give one")
@@ -415,8 +432,18 @@ keeps its swarms in memory.
 Usage: annuaire [flags]
 
 Clients announce to http://HOST:6969/announce and udp://HOST:6969/announce;
-a private tracker (-passkeys) gives each user http://HOST:6969/announce/PASSKEY
-(UDP clients send the passkey as BEP 41 URL data).
+a private tracker (-passkeys, or -db with accounting) gives each user
+http://HOST:6969/announce/PASSKEY (UDP clients send the passkey as BEP 41
+URL data).
+
+With -db, the site registers users (passkey, factors) and torrents (factors:
+freeleech is a download factor of 0) through the admin API, and reads their
+totals back there: PUT/GET/DELETE /api/v1/users/ID, GET
+/api/v1/users/ID/torrents, PUT/GET/DELETE /api/v1/torrents/INFOHASH, each
+with "Authorization: Bearer TOKEN". -passkeys (a passkey and a user id a
+line) and -torrents are then imported into the database at start and on
+SIGHUP: the users and torrents it lacks are added, with factors of 100;
+those it holds are left as they are, and nothing is removed.
 
 Every flag can also be set through an environment variable, named in the
 list below; a flag on the command line wins over its variable. Repeatable
@@ -443,16 +470,19 @@ flags take a comma-separated list from their variable.
 	}
 	fmt.Fprint(w, `
 Signals:
-  SIGHUP           re-read -passkeys, -torrents and -tls-cert with -tls-key,
-                   swapping each whole while requests go on; a file that
-                   cannot be read or parsed is logged and its previous
-                   content stays in force
+  SIGHUP           re-read -passkeys, -torrents, -admin-token-file and
+                   -tls-cert with -tls-key, swapping each whole while
+                   requests go on (with -db, the lists are imported); a
+                   file that cannot be read or parsed is logged and its
+                   previous content stays in force
   SIGINT, SIGTERM  shut down gracefully: /readyz turns 503 and everything is
                    served as before for -shutdown-grace; then the listeners
                    close, every request received is answered, kept-alive
                    connections close after their next reply (Connection:
-                   close), and the server exits 0; past -shutdown-timeout,
-                   or on a second signal, it stops at once and exits 1
+                   close), with -db every announce answered is written to
+                   the database (or to the spool, past -shutdown-timeout),
+                   and the server exits 0; past -shutdown-timeout, or on a
+                   second signal, it stops at once and exits 1
 
 Exit status: 0 after a graceful shutdown or -h, 2 for a mistake in the flags
 or variables, 1 for any other failure (a file or an address that cannot be

@@ -66,7 +66,8 @@ type server struct {
 	cfg   *config
 	log   *slog.Logger
 	t     *tracker.Tracker
-	lists []*list // the files SIGHUP re-reads
+	lists []*list     // the files SIGHUP re-reads
+	acct  *accountant // nil without -db
 
 	http     *http.Server   // nil without -http and -https
 	httpLns  []net.Listener // bounded by conns
@@ -127,12 +128,26 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 	if cfg.maxPeers == 0 {
 		tc.Memory.MaxPeers = tracker.Disabled // no bound
 	}
-	if cfg.passkeysFile != "" {
+	if cfg.dbDir != "" {
+		if s.acct, err = openAccounting(cfg, log, tc); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				s.acct.closeNow()
+			}
+		}()
+		tc.Passkeys, tc.Torrents, tc.Accounting = s.acct.ledger, s.acct.ledger, s.acct.ledger
+		s.lists = s.acct.lists()
+	} else if cfg.memoryLimit > 0 {
+		limitMemory(log, cfg.memoryLimit, nil, nil, nil)
+	}
+	if cfg.passkeysFile != "" && s.acct == nil {
 		ps := tracker.NewPasskeySet()
 		s.lists = append(s.lists, &list{"-passkeys", "passkeys", cfg.passkeysFile, ps.Load, ps.Len})
 		tc.Passkeys = ps
 	}
-	if cfg.torrentsFile != "" {
+	if cfg.torrentsFile != "" && s.acct == nil {
 		tl := tracker.NewTorrentAllowList()
 		s.lists = append(s.lists, &list{"-torrents", "torrents", cfg.torrentsFile, tl.Load, tl.Len})
 		tc.Torrents = tl
@@ -157,6 +172,11 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			s.t.Close()
 		}
 	}()
+	if s.acct != nil {
+		if err := s.acct.listenAdmin(s.t); err != nil {
+			return nil, err
+		}
+	}
 
 	if len(cfg.httpAddrs) > 0 || len(cfg.httpsAddrs) > 0 {
 		h, err := s.t.NewHTTPHandler(tracker.HTTPConfig{
@@ -240,6 +260,11 @@ func (s *server) metricsHandler(reqs *prom.Requests) (http.Handler, error) {
 	reg, err := newRegistry(reqs, s.t, s.conns)
 	if err != nil {
 		return nil, err
+	}
+	if s.acct != nil {
+		if err := reg.Register(s.acct.collector()); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -375,7 +400,7 @@ func (s *server) connsMax() int {
 func (s *server) logStart() {
 	cfg := s.cfg
 	mode := "public"
-	if cfg.passkeysFile != "" {
+	if cfg.passkeysFile != "" || cfg.dbDir != "" {
 		mode = "private"
 	}
 	proxies := make([]string, 0, len(cfg.trustedProxies))
@@ -390,6 +415,9 @@ func (s *server) logStart() {
 		"udp", cfg.udpAddrs,
 		"metrics", cfg.metricsAddr,
 		"pprof", cfg.pprof,
+		"db", cfg.dbDir,
+		"admin", cfg.adminAddr,
+		"memory_limit", cfg.memoryLimit,
 	}
 	for _, l := range s.lists {
 		attrs = append(attrs, l.name+"_file", l.file, l.name, l.len())
@@ -429,6 +457,9 @@ func (s *server) logStart() {
 	if s.metLn != nil {
 		s.log.Info("listening", "protocol", "metrics", "addr", s.metLn.Addr().String(), "pprof", s.cfg.pprof)
 	}
+	if s.acct != nil && s.acct.adminLn != nil {
+		s.log.Info("listening", "protocol", "admin", "addr", s.acct.adminLn.Addr().String())
+	}
 }
 
 // serve serves until a SIGINT or SIGTERM arrives, ctx is done, or a
@@ -436,7 +467,7 @@ func (s *server) logStart() {
 func (s *server) serve(ctx context.Context, signals <-chan os.Signal) error {
 	s.logStart()
 	var wg sync.WaitGroup
-	n := len(s.httpLns) + len(s.httpsLns) + 1
+	n := len(s.httpLns) + len(s.httpsLns) + 2
 	for _, conns := range s.udpConns {
 		n += len(conns)
 	}
@@ -454,6 +485,12 @@ func (s *server) serve(ctx context.Context, signals <-chan os.Signal) error {
 	}
 	if s.metrics != nil {
 		wg.Go(func() { errs <- fmt.Errorf("metrics %v: %w", s.metLn.Addr(), s.metrics.Serve(s.metLn)) })
+	}
+	if s.acct != nil {
+		if a := s.acct; a.admin != nil {
+			wg.Go(func() { errs <- fmt.Errorf("admin %v: %w", a.adminLn.Addr(), a.admin.Serve(a.adminLn)) })
+		}
+		s.acct.start()
 	}
 	s.ready.Store(true)
 	s.log.Info("ready")
@@ -494,7 +531,10 @@ func (s *server) wait(ctx context.Context, signals <-chan os.Signal, errs <-chan
 // cannot be read or parsed keeps its previous content, and so does the
 // certificate.
 func (s *server) reload() {
-	if len(s.lists) == 0 && s.cert == nil {
+	if s.acct != nil {
+		s.acct.reloadToken(s.t)
+	}
+	if len(s.lists) == 0 && s.cert == nil && s.acct == nil {
 		s.log.Info("SIGHUP: no -passkeys, -torrents or -tls-cert file to reload")
 		return
 	}
@@ -627,6 +667,9 @@ func (s *server) shutdown(signals <-chan os.Signal) error {
 	if s.udp != nil {
 		drain.Go(func() { s.udp.Shutdown(ctx) })
 	}
+	if s.acct != nil {
+		drain.Go(func() { s.acct.shutdownAdmin(ctx) })
+	}
 	drain.Wait()
 	drained := ctx.Err() == nil
 	if !drained {
@@ -643,10 +686,20 @@ func (s *server) shutdown(signals <-chan os.Signal) error {
 	if err := s.t.Close(); err != nil {
 		s.log.Error("closing the tracker", "err", err)
 	}
+	var acctErr error
+	if s.acct != nil {
+		// Every announce answered is in the Ledger: apply it all, or spool
+		// what remains if this takes too long or a second signal comes.
+		actx, cancel := context.WithTimeout(signalled, s.cfg.shutdownTimeout)
+		acctErr = s.acct.close(actx)
+		cancel()
+	}
 	if s.metrics != nil && s.metrics.Shutdown(ctx) != nil {
 		s.metrics.Close()
 	}
 	switch {
+	case acctErr != nil:
+		return acctErr
 	case forced.Load():
 		return errForced
 	case !drained:

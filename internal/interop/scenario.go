@@ -32,6 +32,11 @@ type Scenario struct {
 	// The clients listen on ::1 when its host is an IPv6 address, else on
 	// 127.0.0.1. If empty, the torrent's own announce URL.
 	Tracker string
+	// LeecherTracker, if not empty, is the announce URL of the leecher,
+	// when it differs from the seeder's: on a private tracker each user
+	// has a passkey of its own. It must be on the same loopback address
+	// family as Tracker.
+	LeecherTracker string
 	// Torrent is what the seeder shares; the leecher starts from nothing.
 	Torrent *Torrent
 	// Timeout bounds the whole scenario, in addition to the context.
@@ -89,6 +94,20 @@ func (sc *Scenario) check() (*url.URL, error) {
 	return u, nil
 }
 
+// leecherURL returns the leecher's tracker URL, checked as check does.
+func (sc *Scenario) leecherURL(seeder *url.URL) (*url.URL, error) {
+	if sc.LeecherTracker == "" {
+		return seeder, nil
+	}
+	c := *sc
+	c.Tracker = sc.LeecherTracker
+	u, err := c.check()
+	if err == nil && loopback(u) != loopback(seeder) {
+		err = fmt.Errorf("interop: leecher's tracker URL %q: not on the seeder's address family", u)
+	}
+	return u, err
+}
+
 // checkContent is check, and also returns the content of sc's torrent,
 // which a run's download must equal.
 func (sc *Scenario) checkContent() (*url.URL, []byte, error) {
@@ -126,6 +145,11 @@ type Seen struct {
 	// Peers holds the distinct addresses it dialled, in order: those the
 	// tracker handed out, its own included when the tracker hands it back.
 	Peers []string
+	// Uploaded and Downloaded are the payload bytes the session sent and
+	// received, as libtorrent counted them when it stopped
+	// (total_payload_upload and total_payload_download): what it reports
+	// to the tracker as uploaded and downloaded.
+	Uploaded, Downloaded int64
 }
 
 // Result is what a scenario observed. The runners return it also when the

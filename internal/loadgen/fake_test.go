@@ -49,7 +49,12 @@ type fakeCounts struct {
 	closeHeaders                      atomic.Int64
 	lastBad                           atomic.Value // string
 	peersMu                           sync.Mutex
-	peers                             map[[20]byte]bool // peer ids seen
+	peers                             map[[20]byte]netip.Addr // peer ids seen, and the address each came from
+	twoAddrs                          int                     // peer ids seen from a second address
+	events                            [4]int                  // announces by event
+	// flood makes the fake take announces of any info hash, and stopped
+	// ones, as a flood sends.
+	flood atomic.Bool
 }
 
 func (c *fakeCounts) bad(format string, a ...any) {
@@ -57,13 +62,28 @@ func (c *fakeCounts) bad(format string, a ...any) {
 	c.lastBad.Store(fmt.Sprintf(format, a...))
 }
 
-func (c *fakeCounts) sawPeer(id [20]byte) {
+func (c *fakeCounts) sawPeer(id [20]byte, from netip.Addr, event uint32) {
 	c.peersMu.Lock()
 	defer c.peersMu.Unlock()
 	if c.peers == nil {
-		c.peers = map[[20]byte]bool{}
+		c.peers = map[[20]byte]netip.Addr{}
 	}
-	c.peers[id] = true
+	if a, ok := c.peers[id]; ok && a != from {
+		c.twoAddrs++
+	}
+	c.peers[id] = from
+	c.events[event&3]++
+}
+
+// addrs returns the addresses the peers came from.
+func (c *fakeCounts) addrs() map[netip.Addr]int {
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	m := map[netip.Addr]int{}
+	for _, a := range c.peers {
+		m[a]++
+	}
+	return m
 }
 
 func (c *fakeCounts) distinctPeers() int {
@@ -159,7 +179,7 @@ func (f *fakeUDP) serve() {
 		var reply []byte
 		switch h.Action {
 		case udpwire.ActionAnnounce:
-			if !f.checkAnnounce(p) {
+			if !f.checkAnnounce(p, from.Addr()) {
 				continue
 			}
 			reply = udpwire.AppendAnnounce(nil, h.TxID, 1800, 7, 1)
@@ -216,23 +236,28 @@ func (f *fakeUDP) serve() {
 	}
 }
 
-func (f *fakeUDP) checkAnnounce(p []byte) bool {
+func (f *fakeUDP) checkAnnounce(p []byte, from netip.Addr) bool {
 	var a udpwire.Announce
 	if err := udpwire.ParseAnnounce(p, &a); err != nil || len(p) != udpwire.AnnounceLen {
 		f.bad("announce of %d bytes", len(p))
 		return false
 	}
+	last := udpwire.EventStarted
+	flood := f.flood.Load()
+	if flood {
+		last = udpwire.EventStopped
+	}
 	switch {
-	case !f.hashes[a.InfoHash]:
+	case !f.hashes[a.InfoHash] && !flood:
 		f.bad("announce of an unknown hash")
 	case !bytes.HasPrefix(a.PeerID[:], []byte(f.w.PeerIDPrefix)):
 		f.bad("peer id %q", a.PeerID)
-	case a.Event > udpwire.EventStarted || a.Event == udpwire.EventCompleted && a.Left != 0:
+	case a.Event > last || a.Event == udpwire.EventCompleted && a.Left != 0:
 		f.bad("event %d with left %d", a.Event, a.Left)
 	case a.NumWant != int32(f.w.NumWant) || a.Port < firstPort:
 		f.bad("numwant %d, port %d", a.NumWant, a.Port)
 	default:
-		f.sawPeer(a.PeerID)
+		f.sawPeer(a.PeerID, from, a.Event)
 		return true
 	}
 	return false
@@ -452,7 +477,8 @@ func (f *fakeHTTP) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	var body []byte
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/announce/PK"):
-		body = f.announce(r.URL.RawQuery)
+		ap, _ := netip.ParseAddrPort(r.RemoteAddr)
+		body = f.announce(r.URL.RawQuery, ap.Addr())
 	case strings.HasPrefix(r.URL.Path, "/scrape/PK"):
 		body = f.scrape(r.URL.RawQuery)
 	default:
@@ -495,7 +521,7 @@ func (f *fakeHTTP) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (f *fakeHTTP) announce(rawQuery string) []byte {
+func (f *fakeHTTP) announce(rawQuery string, from netip.Addr) []byte {
 	var keys []string
 	params := map[string]string{}
 	for kv := range strings.SplitSeq(rawQuery, "&") {
@@ -516,7 +542,7 @@ func (f *fakeHTTP) announce(rawQuery string) []byte {
 	switch {
 	case strings.Join(keys, ",") != strings.Join(want, ","):
 		f.bad("query keys %v", keys)
-	case len(params["info_hash"]) != 20 || !f.hashes[[20]byte([]byte(params["info_hash"]))]:
+	case len(params["info_hash"]) != 20 || !f.hashes[[20]byte([]byte(params["info_hash"]))] && !f.flood.Load():
 		f.bad("info_hash %q", params["info_hash"])
 	case len(id) != 20 || !strings.HasPrefix(id, f.w.PeerIDPrefix):
 		f.bad("peer_id %q", id)
@@ -525,7 +551,8 @@ func (f *fakeHTTP) announce(rawQuery string) []byte {
 	case params["event"] == "completed" && params["left"] != "0":
 		f.bad("completed with left=%s", params["left"])
 	default:
-		f.sawPeer([20]byte([]byte(id)))
+		ev := map[string]uint32{"": udpwire.EventNone, "completed": udpwire.EventCompleted, "started": udpwire.EventStarted, "stopped": udpwire.EventStopped}
+		f.sawPeer([20]byte([]byte(id)), from, ev[params["event"]])
 		return []byte("d8:completei1e10:downloadedi0e10:incompletei2e8:intervali1800e12:min intervali900e5:peers12:" + peers(2) + "e")
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"syscall"
 	"time"
 )
@@ -22,6 +23,8 @@ type httpWorker struct {
 	timeout      time.Duration
 	dialer       net.Dialer
 	tlsConfig    *tls.Config // for an https:// target
+	k, n         int         // the worker's index and the number of workers, for pacing
+	pace         pacer
 
 	conn   net.Conn
 	opened bool // a connection was opened before
@@ -34,8 +37,12 @@ type httpWorker struct {
 	ws   workerStats
 }
 
-func newHTTPWorker(g *Generator) *httpWorker {
+// newHTTPWorker makes worker k of n, whose connections come from address
+// src (any if src is the zero Addr).
+func newHTTPWorker(g *Generator, k, n int, src netip.Addr) *httpWorker {
 	h := &httpWorker{
+		k:            k,
+		n:            n,
 		w:            &g.w,
 		target:       g.announce,
 		scrapeTarget: g.scrape,
@@ -45,6 +52,9 @@ func newHTTPWorker(g *Generator) *httpWorker {
 		dialer: net.Dialer{Timeout: g.cfg.Timeout, KeepAlive: -1},
 		req:    make([]byte, 0, 1024),
 		hashes: make([][20]byte, g.w.ScrapeHashes),
+	}
+	if src.IsValid() {
+		h.dialer.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
 	}
 	if g.announce.tls {
 		// A benchmark measures the server's work, not a certificate's
@@ -71,17 +81,25 @@ func (h *httpWorker) close() error {
 
 // run sends requests until the phase stops or the picker runs out.
 func (h *httpWorker) run(p *phase) error {
-	h.ws = workerStats{}
+	h.ws.reset(p)
+	h.pace.start(p, h.k, h.n)
 	for {
 		now := p.now()
 		if !p.sending(now) {
 			return nil
 		}
+		due, ok, skipped := h.pace.take(now, int64(h.timeout))
+		st := p.statsAt(&h.ws, now)
+		st.Requests += skipped
+		st.Timeouts += skipped
+		if !ok {
+			sleepUntil(p, min(h.pace.due, now+int64(udpWake)))
+			continue
+		}
 		r, ok := h.pick.next()
 		if !ok {
 			return nil
 		}
-		st := p.statsAt(&h.ws, now)
 		st.Requests++
 		if r.scrape {
 			h.req = h.w.appendHTTPScrape(h.req[:0], h.scrapeTarget, r, h.hashes)
@@ -89,13 +107,14 @@ func (h *httpWorker) run(p *phase) error {
 			h.req = h.w.appendHTTPAnnounce(h.req[:0], h.target, r)
 		}
 		resp, err := h.roundTrip(st, p.base.Add(time.Duration(now)+h.timeout))
+		latency := time.Duration(p.now() - due)
 		switch {
 		case err == nil && resp.status != 200:
 			st.Malformed++
 		case err == nil && r.scrape:
-			st.count(checkHTTPScrape(resp.body, h.hashes), time.Duration(p.now()-now))
+			countHTTP(st, checkHTTPScrape(resp.body, h.hashes), latency, resp.body)
 		case err == nil:
-			st.count(checkHTTPAnnounce(resp.body), time.Duration(p.now()-now))
+			countHTTP(st, checkHTTPAnnounce(resp.body), latency, resp.body)
 		case errors.Is(err, errBadResponse):
 			st.Malformed++
 		case isTimeout(err):
@@ -168,4 +187,14 @@ func (h *httpWorker) dial(deadline time.Time) (net.Conn, error) {
 func closedByPeer(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE)
+}
+
+// countHTTP counts reply body of outcome o, with its latency, or its
+// failure reason if it is a refusal.
+func countHTTP(st *stats, o outcome, latency time.Duration, body []byte) {
+	if o == outFailure {
+		st.refused(failureReason(body))
+		return
+	}
+	st.count(o, latency)
 }

@@ -23,7 +23,7 @@ func TestHTTPAnnounceRequest(t *testing.T) {
 	r := request{peer: 13, event: udpwire.EventStarted, swarm: 3}
 	got := string(w.appendHTTPAnnounce(nil, tg, r))
 	h, id := w.InfoHash(3), w.PeerID(13)
-	down, left, up := w.transfer(13, udpwire.EventStarted)
+	down, left, up := w.transfer(r)
 	want := fmt.Sprintf("GET /announce?info_hash=%s&peer_id=%s&port=%d&uploaded=%d&downloaded=%d&left=%d"+
 		"&corrupt=0&key=%08X&event=started&numwant=50&compact=1&no_peer_id=1&supportcrypto=1&redundant=0 HTTP/1.1\r\n"+
 		"Host: 127.0.0.1:6969\r\nUser-Agent: "+userAgent+"\r\n\r\n",

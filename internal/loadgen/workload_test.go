@@ -106,7 +106,7 @@ func TestWorkloadMix(t *testing.T) {
 	for i := range w.Peers {
 		if w.Seeder(i) {
 			seeders++
-			if _, left, _ := w.transfer(i, udpwire.EventNone); left != 0 {
+			if _, left, _ := w.transfer(request{peer: i}); left != 0 {
 				t.Fatalf("seeder %d has left=%d", i, left)
 			}
 		}
@@ -130,7 +130,7 @@ func TestWorkloadMix(t *testing.T) {
 			t.Errorf("event %d: %.4f of announces; want %.2f", ev, got, want)
 		}
 	}
-	if _, left, _ := w.transfer(1, udpwire.EventCompleted); left != 0 {
+	if _, left, _ := w.transfer(request{peer: 1, event: udpwire.EventCompleted}); left != 0 {
 		t.Errorf("completed announce has left=%d; want 0", left)
 	}
 }
