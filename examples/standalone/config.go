@@ -40,6 +40,8 @@ type config struct {
 
 	interval       time.Duration
 	maxPeers       int     // 0: no bound
+	maxAddrPeers   int     // peers of one address over all swarms; 0: no bound
+	maxSwarmAddr   int     // peers of one address in one swarm; 0: no bound
 	rateLimit      float64 // requests per second per address; 0: none
 	rateBurst      int     // requests at once per address
 	fullScrape     bool
@@ -180,6 +182,10 @@ func newFlags(c *config) *flags {
 		"are kept at most 16h)")
 	fs.IntVar(&f.maxPeers, "max-peers", 50_000_000, "most peers held in memory (the default needs about 2 GB); past `N`, new\n"+
 		"peers are refused with \"tracker is full\"; 0 for no bound")
+	fs.IntVar(&c.maxAddrPeers, "max-peers-per-addr", 50_000, "most peers one address (one /64 for IPv6) holds over all swarms; past `N`,\n"+
+		"its announces are answered but add no peer; 0 for no bound")
+	fs.IntVar(&c.maxSwarmAddr, "max-peers-per-swarm-addr", 32, "most peers one address (one /64 for IPv6) holds in one swarm; past `N`,\n"+
+		"its announces are answered but add no peer; 0 for no bound")
 	fs.Float64Var(&c.rateLimit, "rate-limit", defaultRateLimit, "most announces and scrapes per second (`N` may be a fraction) from one\n"+
 		"address, or one /64 for IPv6, once -rate-burst is spent; requests over\n"+
 		"it are refused at once with \"retry in\" 1 minute; 0 for no limit. A client\n"+
@@ -224,7 +230,7 @@ func newFlags(c *config) *flags {
 		{"Listeners", []string{"http", "http-fast", "https", "tls-cert", "tls-key", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
 		{"Private tracker with accounting", []string{"db", "spool", "admin", "admin-token-file", "admin-allow-remote", "memory-limit"}},
-		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "rate-burst", "max-conns-per-addr", "max-conns", "full-scrape", "public-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
+		{"Limits and behaviour", []string{"interval", "max-peers", "max-peers-per-addr", "max-peers-per-swarm-addr", "rate-limit", "rate-burst", "max-conns-per-addr", "max-conns", "full-scrape", "public-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
 		{"Operations", []string{"log-format", "log-level", "shutdown-grace", "shutdown-timeout"}},
 	}
 	return f
@@ -317,6 +323,10 @@ func (f *flags) check(c *config) error {
 		return usagef("%s %v: want between 1s and 14h", f.src("interval"), c.interval)
 	case f.maxPeers < 0:
 		return usagef("%s %d is negative (0 means no bound)", f.src("max-peers"), f.maxPeers)
+	case c.maxAddrPeers < 0:
+		return usagef("%s %d is negative (0 means no bound)", f.src("max-peers-per-addr"), c.maxAddrPeers)
+	case c.maxSwarmAddr < 0:
+		return usagef("%s %d is negative (0 means no bound)", f.src("max-peers-per-swarm-addr"), c.maxSwarmAddr)
 	case c.rateLimit < 0 || math.IsNaN(c.rateLimit) || math.IsInf(c.rateLimit, 0):
 		return usagef("%s %v: want a number of requests per second, 0 for no limit", f.src("rate-limit"), c.rateLimit)
 	case c.connsPerAddr < 0:

@@ -121,9 +121,10 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 	tc := tracker.Config{
 		AnnounceInterval: cfg.interval,
 		PublicScrape:     cfg.publicScrape,
-		Memory:           tracker.MemoryConfig{MaxPeers: cfg.maxPeers},
-		RateLimit:        tracker.RateLimitConfig{PerIP: cfg.rateLimit, IPBurst: cfg.rateBurst},
-		Logger:           log,
+		Memory: tracker.MemoryConfig{MaxPeers: cfg.maxPeers,
+			MaxPeersPerAddr: orDisabled(cfg.maxAddrPeers), MaxPeersPerSwarmAddr: orDisabled(cfg.maxSwarmAddr)},
+		RateLimit: tracker.RateLimitConfig{PerIP: cfg.rateLimit, IPBurst: cfg.rateBurst},
+		Logger:    log,
 	}
 	if cfg.maxPeers == 0 {
 		tc.Memory.MaxPeers = tracker.Disabled // no bound
@@ -708,4 +709,12 @@ func (s *server) shutdown(signals <-chan os.Signal) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// orDisabled returns n, or tracker.Disabled for 0: the flags' "no bound".
+func orDisabled(n int) int {
+	if n == 0 {
+		return tracker.Disabled
+	}
+	return n
 }
