@@ -1,16 +1,19 @@
 package tracker
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/annuaire/tracker/internal/httpwire"
 )
@@ -144,6 +147,9 @@ type HTTPHandler struct {
 	pool     sync.Pool // *httpState
 	// The largest scratch space kept in pool.
 	maxPooled struct{ bytes, peers, hashes int }
+
+	// panics reports the panics recovered in a FastListener.
+	panics rareLog
 
 	// The full-scrape cache: fullBody is the last body built; while a
 	// build runs, fullBuild is a channel that it closes when done.
@@ -302,12 +308,25 @@ type httpState struct {
 	order  []int
 	out    []byte
 	zipped httpBuffer
+	// full is the reply to a full scrape, shared by every client: when
+	// it is set, the reply is its body rather than out.
+	full *httpFullBody
+	// strs, when set, interns the strings of a request read from a
+	// buffer that the next request reuses (see FastListener): the
+	// passkey and the User-Agent, which go on to the plug-ins; pk is
+	// scratch for decoding the passkey.
+	strs *internTable
+	pk   []byte
 }
 
 func (h *HTTPHandler) getState() *httpState {
 	if st, ok := h.pool.Get().(*httpState); ok {
 		return st
 	}
+	return h.newState()
+}
+
+func (h *HTTPHandler) newState() *httpState {
 	return &httpState{
 		resp: AnnounceResponse{Peers: make([]Peer, 0, h.t.cfg.MaxNumWant)},
 		out:  make([]byte, 0, 1024),
@@ -319,12 +338,37 @@ func (h *HTTPHandler) putState(st *httpState) {
 		cap(st.resp.Peers) > h.maxPooled.peers || cap(st.sreq.InfoHashes) > h.maxPooled.hashes {
 		return
 	}
-	// Drop what refers to the request, so the pool keeps nothing alive.
+	st.clear()
+	h.pool.Put(st)
+}
+
+// clear drops what refers to the last request, so that a state kept for
+// the next one keeps nothing else alive.
+func (st *httpState) clear() {
 	st.query = httpwire.AnnounceQuery{}
 	st.req = AnnounceRequest{}
 	st.resp = AnnounceResponse{Peers: st.resp.Peers[:0]}
 	st.sreq = ScrapeRequest{InfoHashes: st.sreq.InfoHashes[:0]}
-	h.pool.Put(st)
+	st.full = nil
+}
+
+// httpRequest is what the handler reads of an announce or a scrape,
+// whether net/http or a FastListener read it.
+type httpRequest struct {
+	ctx context.Context
+	// remote is the address of the connection's peer; not valid when it
+	// could not be read.
+	remote      netip.AddrPort
+	route       httpwire.Route
+	pathPasskey string // still escaped
+	query       string // raw
+	userAgent   string
+	// The lines of Accept-Encoding and of the client address header.
+	acceptEncoding, clientIP []string
+	// fast is set for a request a FastListener answers on its own
+	// goroutine: it must not wait, and it is left to net/http when it
+	// could (see answer).
+	fast bool
 }
 
 // ServeHTTP answers one announce or scrape; see [HTTPHandler] for the paths.
@@ -349,41 +393,99 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	rq := httpRequest{
+		ctx:            r.Context(),
+		route:          route,
+		pathPasskey:    pathPasskey,
+		query:          r.URL.RawQuery,
+		acceptEncoding: r.Header["Accept-Encoding"],
+		clientIP:       r.Header[h.ipHeader],
+	}
+	if ua := r.Header["User-Agent"]; len(ua) > 0 {
+		rq.userAgent = ua[0]
+	}
+	rq.remote, _ = netip.ParseAddrPort(r.RemoteAddr)
 	start := h.t.observeStart()
 	st := h.getState()
 	defer h.putState(st)
-	src, addrErr := h.clientAddr(r)
-	var err error
-	op := OpAnnounce
-	if route != httpwire.Announce {
+	op, err := h.answer(st, &rq)
+	h.write(w, st, rq.acceptEncoding)
+	h.t.observe(ProtocolHTTP, op, start, err)
+}
+
+// answer answers an announce or a scrape, leaving the reply in st (see
+// reply), and returns the operation and the failure, if any, that the
+// reply reports.
+//
+// The client's rate limit comes first, so that a client over its limit
+// costs no parsing. A fast request is parsed first all the same, to learn
+// whether it needs a plug-in that may block, or is a full scrape; for
+// such a request answer returns errWouldBlock, having charged and counted
+// nothing, and the request goes to net/http, which answers it as if it
+// had come that way.
+func (h *HTTPHandler) answer(st *httpState, rq *httpRequest) (op string, err error) {
+	op = OpAnnounce
+	if rq.route != httpwire.Announce {
 		op = OpScrape
 	}
-	// Rate limit first: a client over its limit costs no parsing. Every
-	// request is charged to an address, or refused.
+	st.full = nil
+	src, addrErr := h.clientAddr(rq.remote, rq.clientIP)
+	var parseErr *Error
+	if rq.fast {
+		if parseErr = h.parse(st, rq); parseErr == nil && h.mayBlock(st, rq) {
+			return op, errWouldBlock
+		}
+	}
+	// Every request is charged to an address, or refused.
 	switch {
 	case !src.IsValid():
 		err = h.reject(ErrInvalidAddress)
 	case !h.t.allowIP(src):
 		err = h.reject(ErrRateLimited)
-	case op == OpAnnounce:
-		err = h.announce(w, r, st, pathPasskey, src, addrErr)
 	default:
-		err = h.scrape(w, r, st, pathPasskey, src)
+		if !rq.fast {
+			parseErr = h.parse(st, rq)
+		}
+		switch {
+		case parseErr != nil:
+			err = h.reject(parseErr)
+		case op == OpAnnounce:
+			err = h.announce(st, rq, src, addrErr)
+		default:
+			err = h.scrape(st, rq, src)
+		}
 	}
 	if err != nil {
-		h.writeFailure(w, r, st, err)
+		e, ok := err.(*Error) // the common case, without errors.As
+		if !ok {
+			e, _ = clientError(err)
+		}
+		st.full = nil
+		st.out = appendFailure(st.out[:0], e, h.t.cfg.AnnounceInterval, h.t.cfg.MinAnnounceInterval)
 	}
-	h.t.observe(ProtocolHTTP, op, start, err)
+	return op, err
 }
 
-// announce parses and answers an announce. An error is the failure to
-// send, not yet written.
-// src is the address the request comes from, and addrErr the failure an
-// announce from it gets, if any.
-func (h *HTTPHandler) announce(w http.ResponseWriter, r *http.Request, st *httpState, pathPasskey string, src netip.Addr, addrErr *Error) error {
+// parse reads the query and the passkey of an announce into st.query and
+// st.req, or those of a scrape into st.sreq. It changes nothing else: a
+// failure is returned, not counted.
+func (h *HTTPHandler) parse(st *httpState, rq *httpRequest) *Error {
+	if rq.route != httpwire.Announce {
+		sreq := &st.sreq
+		hashes, queryPasskey, err := httpwire.ParseScrape(rq.query, sreq.InfoHashes[:0], h.t.cfg.MaxScrapeHashes)
+		sreq.InfoHashes = hashes
+		if err != nil {
+			return httpQueryError(err)
+		}
+		var ok bool
+		if sreq.Passkey, ok = st.passkey(rq.pathPasskey, queryPasskey); !ok {
+			return ErrInvalidPasskey
+		}
+		return nil
+	}
 	q := &st.query
-	if err := httpwire.ParseAnnounce(r.URL.RawQuery, q); err != nil {
-		return h.reject(httpQueryError(err))
+	if err := httpwire.ParseAnnounce(rq.query, q); err != nil {
+		return httpQueryError(err)
 	}
 	req := &st.req
 	*req = AnnounceRequest{
@@ -397,12 +499,43 @@ func (h *HTTPHandler) announce(w http.ResponseWriter, r *http.Request, st *httpS
 		Key:        q.Key,
 	}
 	var ok bool
-	if req.Passkey, ok = httpPasskey(pathPasskey, q.Passkey); !ok {
-		return h.reject(ErrInvalidPasskey)
+	if req.Passkey, ok = st.passkey(rq.pathPasskey, q.Passkey); !ok {
+		return ErrInvalidPasskey
 	}
+	req.UserAgent = rq.userAgent
+	if st.strs != nil && req.UserAgent != "" {
+		req.UserAgent = st.strs.intern(unsafe.Slice(unsafe.StringData(req.UserAgent), len(req.UserAgent)))
+	}
+	return nil
+}
+
+// mayBlock reports whether the request parsed into st needs a plug-in
+// that may block, or is a full scrape (which may wait for a build and
+// sends a big reply).
+func (h *HTTPHandler) mayBlock(st *httpState, rq *httpRequest) bool {
+	if rq.route == httpwire.Announce {
+		return h.t.blocks.announce(&st.req)
+	}
+	return len(st.sreq.InfoHashes) == 0 || h.t.blocks.scrape(st.sreq.Passkey != "")
+}
+
+// flags returns how the core is called for rq: its client's address is
+// charged already, and a fast request must not wait.
+func (rq *httpRequest) flags() reqFlags {
+	if rq.fast {
+		return ipCheckedFlag | noWait
+	}
+	return ipCheckedFlag
+}
+
+// announce answers an announce parsed into st, from src; addrErr is the
+// failure an announce from there gets, if any. An error is the failure
+// to send.
+func (h *HTTPHandler) announce(st *httpState, rq *httpRequest, src netip.Addr, addrErr *Error) error {
 	if addrErr != nil {
 		return h.reject(addrErr)
 	}
+	q, req := &st.query, &st.req
 	addr := src
 	if h.cfg.AllowIPParam {
 		a, err := h.claimedAddr(q, src)
@@ -414,11 +547,8 @@ func (h *HTTPHandler) announce(w http.ResponseWriter, r *http.Request, st *httpS
 		}
 	}
 	req.Addr = netip.AddrPortFrom(addr, q.Port)
-	if ua := r.Header["User-Agent"]; len(ua) > 0 {
-		req.UserAgent = ua[0]
-	}
-	if err := h.t.announce(r.Context(), req, &st.resp, true); err != nil {
-		return err
+	if err := h.t.announceFlags(rq.ctx, req, &st.resp, rq.flags()); err != nil {
+		return h.notBlocked(err)
 	}
 	st.out = appendAnnounce(st.out[:0], &st.resp, replyOptions{
 		Compact:    q.Compact,
@@ -426,32 +556,40 @@ func (h *HTTPHandler) announce(w http.ResponseWriter, r *http.Request, st *httpS
 		ExternalIP: src,
 		TrackerID:  h.cfg.TrackerID,
 	})
-	h.write(w, r, st, st.out)
 	return nil
 }
 
-// scrape parses and answers a scrape, full or not.
-func (h *HTTPHandler) scrape(w http.ResponseWriter, r *http.Request, st *httpState, pathPasskey string, src netip.Addr) error {
+// scrape answers a scrape parsed into st, full or not.
+func (h *HTTPHandler) scrape(st *httpState, rq *httpRequest, src netip.Addr) error {
 	sreq := &st.sreq
-	hashes, queryPasskey, err := httpwire.ParseScrape(r.URL.RawQuery, sreq.InfoHashes[:0], h.t.cfg.MaxScrapeHashes)
-	sreq.InfoHashes = hashes
-	if err != nil {
-		return h.reject(httpQueryError(err))
-	}
-	var ok bool
-	if sreq.Passkey, ok = httpPasskey(pathPasskey, queryPasskey); !ok {
-		return h.reject(ErrInvalidPasskey)
-	}
 	sreq.Addr = src
-	if len(hashes) == 0 {
-		return h.fullScrape(w, r, sreq.Passkey)
+	if len(sreq.InfoHashes) == 0 {
+		return h.fullScrape(rq.ctx, st, sreq.Passkey)
 	}
-	if err := h.t.scrape(r.Context(), sreq, &st.sresp, true); err != nil {
-		return err
+	if err := h.t.scrapeFlags(rq.ctx, sreq, &st.sresp, rq.flags()); err != nil {
+		return h.notBlocked(err)
 	}
-	st.out, st.order = appendScrape(st.out[:0], hashes, st.sresp.Files, st.sresp.MinInterval, st.order)
-	h.write(w, r, st, st.out)
+	st.out, st.order = appendScrape(st.out[:0], sreq.InfoHashes, st.sresp.Files, st.sresp.MinInterval, st.order)
 	return nil
+}
+
+// notBlocked returns err, or ErrBusy, counted, in place of errWouldBlock:
+// a fast request whose plug-ins answered mayBlock's question wrong.
+func (h *HTTPHandler) notBlocked(err error) error {
+	if err == errWouldBlock {
+		return h.t.fail(ErrBusy, "")
+	}
+	return err
+}
+
+// recovered reports a panic recovered while answering a request from
+// remote on a FastListener; the connection is closed without a reply, as
+// net/http does.
+func (h *HTTPHandler) recovered(v any, remote netip.AddrPort) {
+	if ok, held := h.panics.allow(time.Now()); ok {
+		h.log.Error("tracker: http: recovered from a panic answering a request", "remote", remote.String(),
+			"panic", v, "stack", string(debug.Stack()), "suppressed", held)
+	}
 }
 
 // reject counts a failure of the front-end's own checks, an *Error, in
@@ -461,10 +599,10 @@ func (h *HTTPHandler) reject(err *Error) error {
 	return err
 }
 
-// httpPasskey returns the request's passkey, decoded, from the one in its
+// passkey returns the request's passkey, decoded, from the one in its
 // path if there is one or else the one in its query, both still escaped;
 // "" if none. It reports false for a passkey too long to be valid.
-func httpPasskey(inPath, inQuery string) (string, bool) {
+func (st *httpState) passkey(inPath, inQuery string) (string, bool) {
 	pk := inPath
 	if pk == "" {
 		pk = inQuery
@@ -472,36 +610,65 @@ func httpPasskey(inPath, inQuery string) (string, bool) {
 	if len(pk) > 3*httpMaxPasskey {
 		return "", false // too long even if every byte is escaped
 	}
-	pk = httpwire.Unescape(pk)
-	return pk, len(pk) <= httpMaxPasskey
+	if st.strs == nil {
+		pk = httpwire.Unescape(pk)
+		return pk, len(pk) <= httpMaxPasskey
+	}
+	st.pk = httpwire.AppendUnescaped(st.pk[:0], pk)
+	if len(st.pk) > httpMaxPasskey {
+		return "", false
+	}
+	return st.strs.intern(st.pk), true
 }
 
-// write sends a successful or failed reply, gzipped when it is big enough
-// and the client accepts it.
-func (h *HTTPHandler) write(w http.ResponseWriter, r *http.Request, st *httpState, body []byte) {
+// reply returns the body of the reply in st as sent to a client whose
+// Accept-Encoding lines are accept: gzipped when it is big enough and the
+// client accepts it. vary reports whether the choice depended on
+// Accept-Encoding, and zipped whether the body is gzipped.
+func (h *HTTPHandler) reply(st *httpState, accept []string) (body []byte, vary, zipped bool) {
+	if fb := st.full; fb != nil {
+		switch {
+		case fb.zipped == nil:
+			return fb.plain, false, false
+		case httpAcceptsGzip(accept):
+			return fb.zipped, true, true
+		}
+		return fb.plain, true, false
+	}
+	body = st.out
+	if h.gzipMin < 0 || len(body) < h.gzipMin {
+		return body, false, false
+	}
+	if !httpAcceptsGzip(accept) {
+		return body, true, false
+	}
+	st.zipped.b = st.zipped.b[:0]
+	httpGzip(&st.zipped, body)
+	return st.zipped.b, true, true
+}
+
+// write sends the reply in st through net/http.
+func (h *HTTPHandler) write(w http.ResponseWriter, st *httpState, accept []string) {
+	body, vary, zipped := h.reply(st, accept)
 	hdr := w.Header()
 	hdr["Content-Type"] = httpTextPlain
-	if h.gzipMin >= 0 && len(body) >= h.gzipMin {
+	if vary {
 		hdr["Vary"] = httpVaryEncoding
-		if httpAcceptsGzip(r.Header["Accept-Encoding"]) {
-			st.zipped.b = st.zipped.b[:0]
-			httpGzip(&st.zipped, body)
-			body = st.zipped.b
-			hdr["Content-Encoding"] = httpGzipEncoding
-		}
+	}
+	if zipped {
+		hdr["Content-Encoding"] = httpGzipEncoding
 	}
 	hdr["Content-Length"] = httpContentLength(len(body))
 	w.WriteHeader(http.StatusOK)
-	w.Write(body) // a client gone away is not the tracker's failure
-}
-
-// writeFailure sends err as a failure reply: its text when it is an *Error,
-// a generic one otherwise.
-func (h *HTTPHandler) writeFailure(w http.ResponseWriter, r *http.Request, st *httpState, err error) {
-	e, ok := err.(*Error) // the common case, without errors.As
-	if !ok {
-		e, _ = clientError(err)
+	// A full scrape's body is shared by every client: write it in
+	// chunks, so that nothing is copied per request beyond the server's
+	// buffers.
+	const chunk = 32 << 10
+	for len(body) > 0 {
+		n := min(len(body), chunk)
+		if _, err := w.Write(body[:n]); err != nil {
+			break // a client gone away is not the tracker's failure
+		}
+		body = body[n:]
 	}
-	st.out = appendFailure(st.out[:0], e, h.t.cfg.AnnounceInterval, h.t.cfg.MinAnnounceInterval)
-	h.write(w, r, st, st.out)
 }

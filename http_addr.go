@@ -5,7 +5,6 @@ package tracker
 // announced as a peer's.
 
 import (
-	"net/http"
 	"net/netip"
 	"strings"
 
@@ -30,23 +29,22 @@ var (
 // their peer's address to.
 const httpXForwardedFor = "X-Forwarded-For"
 
-// clientAddr returns the address the request comes from: the connection's,
-// or the one a trusted proxy names in the configured header. That address
+// clientAddr returns the address a request comes from: the connection's,
+// remote, or the one a trusted proxy names in lines, the request's lines
+// of the configured header. That address
 // is what the request is charged to; when the header names no valid
 // address it is the connection's (the proxy's), and the zero Addr only
 // when the connection's own address cannot be read. peerErr is the
 // failure an announce gets: a header that names no valid address, or one
 // that names an address that may not be a peer's.
-func (h *HTTPHandler) clientAddr(r *http.Request) (_ netip.Addr, peerErr *Error) {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
+func (h *HTTPHandler) clientAddr(remote netip.AddrPort, vs []string) (_ netip.Addr, peerErr *Error) {
+	if !remote.IsValid() {
 		return netip.Addr{}, ErrInvalidAddress
 	}
-	a := ap.Addr().Unmap().WithZone("")
+	a := remote.Addr().Unmap().WithZone("")
 	if !h.trusted(a) {
 		return a, nil
 	}
-	vs := r.Header[h.ipHeader]
 	if len(vs) == 0 {
 		return a, nil
 	}

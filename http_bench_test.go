@@ -42,6 +42,44 @@ func BenchmarkHTTPAnnounce(b *testing.B) {
 	httpBenchServe(b, h, "/announce", queries, remotes, "Accept-Encoding", "gzip")
 }
 
+// BenchmarkHTTPAnnounceFast is BenchmarkHTTPAnnounce through the server of
+// a FastListener: from the bytes of a request head, as a client that asks
+// to close its connection sends it, to the bytes of the reply; sockets
+// apart.
+func BenchmarkHTTPAnnounceFast(b *testing.B) {
+	const swarms, peers = 100_000, 1_000_000
+	t := benchTracker(b, swarms, peers)
+	h, err := t.NewHTTPHandler(HTTPConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	queries, remotes := httpBenchRequests(1024, swarms, peers/swarms)
+	heads := make([][]byte, len(queries))
+	for i, q := range queries {
+		heads[i] = []byte("GET /announce?" + q + " HTTP/1.1\r\nHost: tracker.example:6969\r\n" +
+			"User-Agent: qBittorrent/5.0.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+	}
+	froms := make([]netip.AddrPort, len(remotes))
+	for i, r := range remotes {
+		froms[i] = netip.MustParseAddrPort(r)
+	}
+	s := newFastServer(h)
+	bytes, i := 0, 0
+	b.ReportAllocs()
+	cpu := processCPU()
+	for b.Loop() {
+		reply, ok := s.answer(heads[i%len(heads)], froms[i%len(froms)])
+		if !ok {
+			b.Fatalf("request %d left to net/http", i)
+		}
+		s.done()
+		bytes += len(reply)
+		i++
+	}
+	reportCPU(b, cpu, i)
+	b.ReportMetric(float64(bytes)/float64(i), "B/reply")
+}
+
 // httpBenchServe serves GETs of path with the queries in turn, from the
 // remotes in turn, with a qBittorrent User-Agent and the extra header
 // name, value pairs, and reports the CPU time and the size of a reply.

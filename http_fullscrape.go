@@ -7,7 +7,6 @@ package tracker
 import (
 	"bytes"
 	"context"
-	"net/http"
 	"slices"
 	"time"
 )
@@ -18,12 +17,12 @@ type httpFullBody struct {
 	built         time.Time
 }
 
-// fullScrape answers a scrape that names no info_hash.
-func (h *HTTPHandler) fullScrape(w http.ResponseWriter, r *http.Request, passkey string) error {
+// fullScrape answers a scrape that names no info_hash: it leaves the
+// shared reply in st.full.
+func (h *HTTPHandler) fullScrape(ctx context.Context, st *httpState, passkey string) error {
 	if h.full == nil {
 		return h.reject(httpErrFullScrape)
 	}
-	ctx := r.Context()
 	if h.t.closed.Load() {
 		return h.t.fail(ErrClosed, "http full scrape")
 	}
@@ -34,28 +33,7 @@ func (h *HTTPHandler) fullScrape(w http.ResponseWriter, r *http.Request, passkey
 	if err != nil {
 		return err
 	}
-	body := fb.plain
-	hdr := w.Header()
-	hdr["Content-Type"] = httpTextPlain
-	if fb.zipped != nil {
-		hdr["Vary"] = httpVaryEncoding
-		if httpAcceptsGzip(r.Header["Accept-Encoding"]) {
-			body = fb.zipped
-			hdr["Content-Encoding"] = httpGzipEncoding
-		}
-	}
-	hdr["Content-Length"] = httpContentLength(len(body))
-	w.WriteHeader(http.StatusOK)
-	// The body is shared by every client: write it in chunks, so that
-	// nothing is copied per request beyond the server's buffers.
-	const chunk = 32 << 10
-	for len(body) > 0 {
-		n := min(len(body), chunk)
-		if _, err := w.Write(body[:n]); err != nil {
-			break
-		}
-		body = body[n:]
-	}
+	st.full = fb
 	return nil
 }
 

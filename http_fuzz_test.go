@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -27,12 +28,12 @@ var httpSeedHash = sha1.Sum([]byte("annuaire fuzz seed"))
 // not serve, a 405 for a method it does not serve, and otherwise a 200
 // with a canonical bencoded body of the length Content-Length says.
 func FuzzRequestPath(f *testing.F) {
-	pub := httpNewFixture(f, Config{}, HTTPConfig{
+	pub := httpNewFixture(f, httpNetHTTP, Config{}, HTTPConfig{
 		FullScrape:     true,
 		AllowIPParam:   true,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")},
 	})
-	priv := httpNewFixture(f, Config{Passkeys: PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) {
+	priv := httpNewFixture(f, httpNetHTTP, Config{Passkeys: PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) {
 		if strings.HasPrefix(pk, "k") {
 			return Identity{UserID: 1, Warning: pk}, nil
 		}
@@ -112,4 +113,92 @@ func FuzzRequestPath(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzFastRequest sends raw request heads to the fast servers of a public
+// and of a private tracker: whatever they answer themselves is an
+// HTTP/1.1 200 that closes the connection, with the body Content-Length
+// says, canonical bencode, and a failure reason the same as net/http's
+// for the same request.
+func FuzzFastRequest(f *testing.F) {
+	proxies := []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")}
+	keys := NewPasskeySet()
+	keys.Set("kpk", 1)
+	pub := httpNewFixture(f, httpFast, Config{}, HTTPConfig{FullScrape: true, AllowIPParam: true, TrustedProxies: proxies})
+	priv := httpNewFixture(f, httpFast, Config{Passkeys: keys}, HTTPConfig{TrackerID: "t", GzipMinSize: 64, TrustedProxies: proxies})
+	lt := httpLT(httpSeedHash[:])
+	for i, q := range httpwire.ClientQueries() {
+		for _, path := range []string{"/announce", "/announce/kpk", "/kpk/announce", "/announce.php"} {
+			f.Add(fastHead("GET", path+"?"+q), uint8(i))
+		}
+		f.Add(fastHead("HEAD", "/announce.php?passkey=kpk&"+q, "X-Forwarded-For: 198.51.100.1, 192.168.0.1"), uint8(i))
+	}
+	for _, target := range []string{
+		"/scrape?info_hash=" + lt + "&info_hash=" + lt, "/scrape/kpk?info_hash=" + lt, "/kpk/scrape?info_hash=" + lt,
+		"/scrape", "/announce/a%2Fb?x=1", "/announce?passkey=" + strings.Repeat("k", 200),
+	} {
+		f.Add(fastHead("GET", target), uint8(0))
+		f.Add(fastHead("GET", target, "Accept-Encoding: x-gzip;q=0.5, *;q=0"), uint8(2))
+	}
+	remotes := []netip.AddrPort{fastFromClient, netip.MustParseAddrPort("203.0.113.9:1"), netip.MustParseAddrPort("[2001:db8::9]:2")}
+	f.Fuzz(func(t *testing.T, head []byte, from uint8) {
+		remote := remotes[int(from)%len(remotes)]
+		for _, fx := range []*httpFixture{pub, priv} {
+			reply, ok := fx.fast.answer(head, remote)
+			if !ok {
+				continue
+			}
+			fx.fast.done()
+			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+			if err != nil {
+				t.Fatalf("answered %q, which net/http does not read: %v", head, err)
+			}
+			rd := bufio.NewReader(bytes.NewReader(reply))
+			resp, err := http.ReadResponse(rd, req)
+			if err != nil {
+				t.Fatalf("%q: reply %q: %v", head, reply, err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			switch {
+			case err != nil || rd.Buffered() != 0:
+				t.Fatalf("%q: reply %q: %v, or bytes after the body", head, reply, err)
+			case resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/1.1" || !resp.Close:
+				t.Fatalf("%q: reply %q: want 200, HTTP/1.1, Connection: close", head, reply)
+			case req.Method == http.MethodHead:
+				continue
+			case resp.Header.Get("Content-Length") != fmt.Sprint(len(body)):
+				t.Fatalf("%q: Content-Length %q for %d bytes", head, resp.Header.Get("Content-Length"), len(body))
+			}
+			body = httpGunzip(t, resp.Header, body)
+			if err := strict.Valid(body); err != nil {
+				t.Fatalf("%q: body %q: %v", head, body, err)
+			}
+			if !bytes.HasPrefix(body, []byte("d14:failure reason")) {
+				continue
+			}
+			// A failure changes nothing: net/http gives the same.
+			req.RemoteAddr = remote.String()
+			w := httptest.NewRecorder()
+			fx.h.ServeHTTP(w, req)
+			if theirs := httpGunzip(t, w.Header(), w.Body.Bytes()); !bytes.Equal(theirs, body) {
+				t.Fatalf("%q: fast failure %q; net/http %q", head, body, theirs)
+			}
+		}
+	})
+}
+
+// httpGunzip returns body decoded when its header says it is gzipped.
+func httpGunzip(t *testing.T, h http.Header, body []byte) []byte {
+	t.Helper()
+	if h.Get("Content-Encoding") != "gzip" {
+		return body
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, err = io.ReadAll(zr); err != nil {
+		t.Fatal(err)
+	}
+	return body
 }

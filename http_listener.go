@@ -189,18 +189,36 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 func (cl *ConnLimiter) admit(c net.Conn) net.Conn {
 	var key netip.Addr
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		key = ta.AddrPort().Addr().Unmap().WithZone("")
-		if key.Is6() {
-			key = netip.PrefixFrom(key, cl.v6Bits).Masked().Addr()
-		}
+		key = cl.key(ta.AddrPort().Addr())
 	}
+	lc := &limitedConn{Conn: c, cl: cl, key: key}
+	if !cl.take(key, lc) {
+		return nil
+	}
+	return lc.withCloseWrite()
+}
+
+// key returns what the connections from a are counted under: a, or its
+// IPv6 prefix.
+func (cl *ConnLimiter) key(a netip.Addr) netip.Addr {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		a = netip.PrefixFrom(a, cl.v6Bits).Masked().Addr()
+	}
+	return a
+}
+
+// take counts in a new connection from key, making room for it at the
+// bound, or reports false if it is over a bound. lc, if not nil, is that
+// connection: it may make room for another one from now on.
+func (cl *ConnLimiter) take(key netip.Addr, lc *limitedConn) bool {
 	var victim *limitedConn
 	cl.mu.Lock()
 	switch {
 	case cl.perAddr > 0 && cl.byAddr[key] >= cl.perAddr:
 		cl.mu.Unlock()
 		cl.refusedAddr.Add(1)
-		return nil
+		return false
 	case cl.maxConns > 0 && cl.open.Load() >= int64(cl.maxConns):
 		// Only an address holding fewer connections than the average
 		// may take another's place: a flood from a few addresses stops
@@ -213,13 +231,12 @@ func (cl *ConnLimiter) admit(c net.Conn) net.Conn {
 		if victim == nil {
 			cl.mu.Unlock()
 			cl.refusedMax.Add(1)
-			return nil
+			return false
 		}
 	}
 	cl.byAddr[key]++
 	cl.open.Add(1)
-	lc := &limitedConn{Conn: c, cl: cl, key: key}
-	if cl.tracked {
+	if lc != nil && cl.tracked {
 		cl.fresh.push(lc, time.Now())
 	}
 	cl.mu.Unlock()
@@ -227,10 +244,28 @@ func (cl *ConnLimiter) admit(c net.Conn) net.Conn {
 		cl.evicted.Add(1)
 		victim.Close()
 	}
-	if cw, ok := c.(closeWriter); ok {
-		return &limitedTCPConn{lc, cw}
+	return true
+}
+
+// conn returns c, a connection from key that take counted in without
+// it, as a connection whose Close gives its place back.
+func (cl *ConnLimiter) conn(c net.Conn, key netip.Addr) net.Conn {
+	lc := &limitedConn{Conn: c, cl: cl, key: key}
+	cl.mu.Lock()
+	if cl.tracked {
+		cl.fresh.push(lc, time.Now())
 	}
-	return lc
+	cl.mu.Unlock()
+	return lc.withCloseWrite()
+}
+
+// withCloseWrite returns c, with a CloseWrite method when the connection
+// it wraps has one.
+func (c *limitedConn) withCloseWrite() net.Conn {
+	if cw, ok := c.Conn.(closeWriter); ok {
+		return &limitedTCPConn{c, cw}
+	}
+	return c
 }
 
 // freshEvictable is how long a connection may wait for its first request
@@ -301,13 +336,25 @@ func (cl *ConnLimiter) release(c *limitedConn) {
 	if c.list != nil {
 		c.list.remove(c)
 	}
-	if n := cl.byAddr[c.key]; n <= 1 {
-		delete(cl.byAddr, c.key)
+	cl.giveLocked(c.key)
+	cl.mu.Unlock()
+}
+
+// give gives back the place of a connection from key that take counted
+// in without a limitedConn.
+func (cl *ConnLimiter) give(key netip.Addr) {
+	cl.mu.Lock()
+	cl.giveLocked(key)
+	cl.mu.Unlock()
+}
+
+func (cl *ConnLimiter) giveLocked(key netip.Addr) {
+	if n := cl.byAddr[key]; n <= 1 {
+		delete(cl.byAddr, key)
 	} else {
-		cl.byAddr[c.key] = n - 1
+		cl.byAddr[key] = n - 1
 	}
 	cl.open.Add(-1)
-	cl.mu.Unlock()
 }
 
 // connList is a list of connections in the order they were pushed.

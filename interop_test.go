@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -188,9 +189,25 @@ func TestInteropUDPAria2PrivateNeedsHTTP(t *testing.T) {
 	}
 }
 
+// eachListener runs test, in parallel, once with net/http reading every
+// request and once behind a FastListener.
+func eachListener(t *testing.T, test func(t *testing.T, fast bool)) {
+	for _, fast := range []bool{false, true} {
+		name := "net-http"
+		if fast {
+			name = "fast"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, fast)
+		})
+	}
+}
+
 // serveHTTP serves tr over HTTP on a loopback address of network ("tcp4"
-// or "tcp6") and returns host:port.
-func serveHTTP(t *testing.T, tr *tracker.Tracker, network string, cfg tracker.HTTPConfig) string {
+// or "tcp6"), behind a FastListener if fast, and returns host:port and
+// the FastListener (nil if not fast).
+func serveHTTP(t *testing.T, tr *tracker.Tracker, network string, cfg tracker.HTTPConfig, fast bool) (string, *tracker.FastListener) {
 	t.Helper()
 	host := "127.0.0.1:0"
 	if network == "tcp6" {
@@ -205,6 +222,11 @@ func serveHTTP(t *testing.T, tr *tracker.Tracker, network string, cfg tracker.HT
 		t.Fatal(err)
 	}
 	srv := tracker.NewHTTPServer(h)
+	var fl *tracker.FastListener
+	if fast {
+		fl = h.NewFastListener(l, nil)
+		l = fl
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	t.Cleanup(func() {
@@ -215,109 +237,142 @@ func serveHTTP(t *testing.T, tr *tracker.Tracker, network string, cfg tracker.HT
 			t.Errorf("Serve = %v; want ErrServerClosed", err)
 		}
 	})
-	return l.Addr().String()
+	return l.Addr().String(), fl
+}
+
+// answeredFast logs which requests of client fl, if not nil, answered
+// itself, and if must, checks that it answered some: the client asks to
+// close its connections, and its requests took the fast path.
+func answeredFast(t *testing.T, fl *tracker.FastListener, client string, must bool) {
+	t.Helper()
+	if fl == nil {
+		return
+	}
+	st := fl.Stats()
+	t.Logf("%s: %d requests answered by the FastListener, %d connections handed to net/http", client, st.Answered, st.HandedOver)
+	if must && runtime.GOOS == "linux" && st.Answered == 0 {
+		t.Errorf("%s: the FastListener answered no request itself", client)
+	}
 }
 
 func TestInteropHTTPLibtorrent(t *testing.T) {
 	t.Parallel()
-	tr := interopTracker(t, tracker.Config{})
-	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
-	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce", 1<<20, false)
-	res, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("libtorrent over HTTP: downloaded in %v", res.Elapsed)
+	eachListener(t, func(t *testing.T, fast bool) {
+		tr := interopTracker(t, tracker.Config{})
+		addr, fl := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{}, fast)
+		tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce", 1<<20, false)
+		res, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("libtorrent over HTTP: downloaded in %v", res.Elapsed)
+		answeredFast(t, fl, "libtorrent", true)
+	})
 }
 
 func TestInteropHTTPLibtorrentPasskey(t *testing.T) {
 	t.Parallel()
-	tr := privateTracker(t)
-	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
-	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/"+interopPasskey, 1<<20, true)
-	res, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("libtorrent over HTTP with /announce/<passkey>: downloaded in %v", res.Elapsed)
+	eachListener(t, func(t *testing.T, fast bool) {
+		tr := privateTracker(t)
+		addr, fl := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{}, fast)
+		tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/"+interopPasskey, 1<<20, true)
+		res, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("libtorrent over HTTP with /announce/<passkey>: downloaded in %v", res.Elapsed)
+		answeredFast(t, fl, "libtorrent", true)
 
-	// A wrong passkey: the client reads the failure reason.
-	bad := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/ffffffffffffffffffffffffffffffff", 256<<10, true)
-	ctx, cancel := context.WithTimeout(interopContext(t), 40*time.Second)
-	defer cancel()
-	_, err = interop.Libtorrent(ctx, t, interop.Scenario{Torrent: bad, Timeout: 30 * time.Second})
-	if err == nil {
-		t.Fatal("libtorrent completed a download with an unknown passkey")
-	}
-	if !strings.Contains(err.Error(), "invalid passkey") {
-		t.Errorf("libtorrent's error does not carry the failure reason: %v", err)
-	}
+		// A wrong passkey: the client reads the failure reason.
+		bad := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/ffffffffffffffffffffffffffffffff", 256<<10, true)
+		ctx, cancel := context.WithTimeout(interopContext(t), 40*time.Second)
+		defer cancel()
+		_, err = interop.Libtorrent(ctx, t, interop.Scenario{Torrent: bad, Timeout: 30 * time.Second})
+		if err == nil {
+			t.Fatal("libtorrent completed a download with an unknown passkey")
+		}
+		if !strings.Contains(err.Error(), "invalid passkey") {
+			t.Errorf("libtorrent's error does not carry the failure reason: %v", err)
+		}
+	})
 }
 
 func TestInteropHTTPScrape(t *testing.T) {
 	t.Parallel()
-	tr := privateTracker(t)
-	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
-	url := "http://" + addr + "/announce/" + interopPasskey
-	tor := interop.MakeTorrent(t, t.TempDir(), url, 256<<10, true)
-	ctx := interopContext(t)
-	seeder, err := interop.Seed(ctx, t, interop.Scenario{Torrent: tor})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// libtorrent scrapes /scrape/<passkey>.
-	got, err := interop.LibtorrentScrape(ctx, t, url, tor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Complete != 1 || got.Incomplete != 0 {
-		t.Errorf("scrape with the seeder running = %+v; want 1 seeder, 0 leechers", got)
-	}
-	seeder.Stop()
-	if got, err = interop.LibtorrentScrape(ctx, t, url, tor); err != nil || got.Complete != 0 {
-		t.Errorf("scrape after the seeder stopped = %+v, %v; want no seeder", got, err)
-	}
+	eachListener(t, func(t *testing.T, fast bool) {
+		tr := privateTracker(t)
+		addr, fl := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{}, fast)
+		url := "http://" + addr + "/announce/" + interopPasskey
+		tor := interop.MakeTorrent(t, t.TempDir(), url, 256<<10, true)
+		ctx := interopContext(t)
+		seeder, err := interop.Seed(ctx, t, interop.Scenario{Torrent: tor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// libtorrent scrapes /scrape/<passkey>.
+		got, err := interop.LibtorrentScrape(ctx, t, url, tor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Complete != 1 || got.Incomplete != 0 {
+			t.Errorf("scrape with the seeder running = %+v; want 1 seeder, 0 leechers", got)
+		}
+		seeder.Stop()
+		if got, err = interop.LibtorrentScrape(ctx, t, url, tor); err != nil || got.Complete != 0 {
+			t.Errorf("scrape after the seeder stopped = %+v, %v; want no seeder", got, err)
+		}
+		answeredFast(t, fl, "libtorrent", true)
+	})
 }
 
 func TestInteropHTTPLibtorrentIPv6(t *testing.T) {
 	t.Parallel()
-	tr := interopTracker(t, tracker.Config{})
-	addr := serveHTTP(t, tr, "tcp6", tracker.HTTPConfig{})
-	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce", 1<<20, false)
-	if _, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor}); err != nil {
-		t.Fatal(err)
-	}
+	eachListener(t, func(t *testing.T, fast bool) {
+		tr := interopTracker(t, tracker.Config{})
+		addr, fl := serveHTTP(t, tr, "tcp6", tracker.HTTPConfig{}, fast)
+		tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce", 1<<20, false)
+		if _, err := interop.Libtorrent(interopContext(t), t, interop.Scenario{Torrent: tor}); err != nil {
+			t.Fatal(err)
+		}
+		answeredFast(t, fl, "libtorrent", true)
+	})
 }
 
 func TestInteropHTTPAria2(t *testing.T) {
 	t.Parallel()
-	tr := privateTracker(t)
-	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
-	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/"+interopPasskey, 1<<20, true)
-	if _, err := interop.Aria2(interopContext(t), t, interop.Scenario{Torrent: tor}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := interop.Aria2Seeder(interopContext(t), t, interop.Scenario{Torrent: tor}); err != nil {
-		t.Fatal(err)
-	}
-	// aria2 never sends completed; its finished download counts anyway.
-	st, err := tr.Scrape(context.Background(), &tracker.ScrapeRequest{InfoHashes: []tracker.InfoHash{tor.InfoHash}, Passkey: interopPasskey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Files[0].Downloaded < 2 {
-		t.Errorf("downloads counted after two aria2 runs: %+v; want at least 2", st.Files[0])
-	}
+	eachListener(t, func(t *testing.T, fast bool) {
+		tr := privateTracker(t)
+		addr, fl := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{}, fast)
+		tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce/"+interopPasskey, 1<<20, true)
+		if _, err := interop.Aria2(interopContext(t), t, interop.Scenario{Torrent: tor}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := interop.Aria2Seeder(interopContext(t), t, interop.Scenario{Torrent: tor}); err != nil {
+			t.Fatal(err)
+		}
+		// aria2 never sends completed; its finished download counts anyway.
+		st, err := tr.Scrape(context.Background(), &tracker.ScrapeRequest{InfoHashes: []tracker.InfoHash{tor.InfoHash}, Passkey: interopPasskey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Files[0].Downloaded < 2 {
+			t.Errorf("downloads counted after two aria2 runs: %+v; want at least 2", st.Files[0])
+		}
+		answeredFast(t, fl, "aria2", false)
+	})
 }
 
 func TestInteropHTTPTransmission(t *testing.T) {
 	t.Parallel()
-	tr := interopTracker(t, tracker.Config{})
-	addr := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{})
-	tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce", 1<<20, false)
-	res, err := interop.Transmission(interopContext(t), t, interop.Scenario{Torrent: tor})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("Transmission over HTTP: downloaded in %v", res.Elapsed)
+	eachListener(t, func(t *testing.T, fast bool) {
+		tr := interopTracker(t, tracker.Config{})
+		addr, fl := serveHTTP(t, tr, "tcp4", tracker.HTTPConfig{}, fast)
+		tor := interop.MakeTorrent(t, t.TempDir(), "http://"+addr+"/announce", 1<<20, false)
+		res, err := interop.Transmission(interopContext(t), t, interop.Scenario{Torrent: tor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("Transmission over HTTP: downloaded in %v", res.Elapsed)
+		answeredFast(t, fl, "Transmission", false)
+	})
 }

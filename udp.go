@@ -70,9 +70,6 @@ const (
 	maxRequest = 2048
 	// maxReply is the largest reply a UDP datagram can carry over IPv4.
 	maxReply = 65507
-	// maxInterned bounds each reader's cache of passkey strings.
-	maxInterned    = 4096
-	maxInternedLen = 128
 )
 
 // Client-visible failures of the UDP front-end.
@@ -475,7 +472,7 @@ type udpHandler struct {
 	// pk is scratch for decoding a passkey; passkeys interns the strings
 	// made from it, so that a returning passkey costs no allocation.
 	pk       []byte
-	passkeys map[string]string
+	passkeys *internTable
 }
 
 func (s *UDPServer) newHandler() *udpHandler {
@@ -488,7 +485,7 @@ func (s *UDPServer) newHandler() *udpHandler {
 		aresp:    AnnounceResponse{Peers: make([]Peer, 0, s.maxPeers)},
 		sreq:     ScrapeRequest{InfoHashes: make([]InfoHash, 0, udpwire.MaxScrapeHashes)},
 		sresp:    ScrapeResponse{Files: make([]ScrapeStats, 0, udpwire.MaxScrapeHashes)},
-		passkeys: make(map[string]string),
+		passkeys: newInternTable(),
 	}
 }
 
@@ -634,7 +631,7 @@ func (h *udpHandler) announce(ctx context.Context, p []byte, from netip.AddrPort
 	if h.t.cfg.Passkeys != nil && len(w.URLData) > 0 {
 		var ok bool
 		if h.pk, ok = httpwire.AppendPasskey(h.pk[:0], w.URLData); ok {
-			req.Passkey = h.intern(h.pk)
+			req.Passkey = h.passkeys.intern(h.pk)
 		}
 	}
 	resp := &h.aresp
@@ -690,26 +687,6 @@ func (h *udpHandler) scrape(ctx context.Context, p []byte, from netip.AddrPort, 
 		out = udpwire.AppendScrapeEntry(out, clamp32(f.Complete), clamp32(f.Downloaded), clamp32(f.Incomplete))
 	}
 	return out, nil
-}
-
-// intern returns b as a string, from a bounded cache of the passkeys this
-// reader saw lately, so that a returning client costs no allocation.
-func (h *udpHandler) intern(b []byte) string {
-	if s, ok := h.passkeys[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	if len(s) > maxInternedLen {
-		return s
-	}
-	if len(h.passkeys) >= maxInterned {
-		for k := range h.passkeys { // map order is random: evict any one
-			delete(h.passkeys, k)
-			break
-		}
-	}
-	h.passkeys[s] = s
-	return s
 }
 
 // udpFailure appends the error reply for err: the reason of an *Error,

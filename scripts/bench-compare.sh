@@ -38,7 +38,9 @@ the rounds.
                       command (the server's pid is measured), e.g. a built
                       binary or a wrapper that ends with exec. The load
                       comes from one address: give the standalone server
-                      -rate-limit 0, or it refuses nearly all of it.
+                      -rate-limit 0, or it refuses nearly all of it, and
+                      -max-peers-per-addr 0 -max-peers-per-swarm-addr 0,
+                      or it keeps only 50,000 of the peers announced.
   -opentracker BIN    opentracker binary (default /usr/bin/opentracker)
   -rounds N           rounds (default 6)
   -duration S         measured seconds per mode (default 10)

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -179,8 +180,10 @@ func TestBinaryIsStatic(t *testing.T) {
 	}
 }
 
-func TestServeHTTPAndUDP(t *testing.T) {
-	p := start(t, nil, loopback...)
+func TestServeHTTPAndUDP(t *testing.T) { eachHTTPPath(t, testServeHTTPAndUDP) }
+
+func testServeHTTPAndUDP(t *testing.T, args []string) {
+	p := start(t, nil, slices.Concat(loopback, args)...)
 	httpAddr, udpAddr, metrics := p.addr("http"), p.addr("udp"), "http://"+p.addr("metrics")
 	httpGet(t, metrics+"/healthz", 200)
 	httpGet(t, metrics+"/readyz", 200)
@@ -493,9 +496,11 @@ func TestHelp(t *testing.T) {
 
 // TestProxyHeader checks -client-ip-header and -allow-private-addrs behind
 // a trusted proxy on loopback.
-func TestProxyHeader(t *testing.T) {
+func TestProxyHeader(t *testing.T) { eachHTTPPath(t, testProxyHeader) }
+
+func testProxyHeader(t *testing.T, pathArgs []string) {
 	for _, allow := range []bool{false, true} {
-		args := append(loopback, "-trusted-proxy", "127.0.0.1", "-client-ip-header", "X-Real-IP")
+		args := append(slices.Concat(loopback, pathArgs), "-trusted-proxy", "127.0.0.1", "-client-ip-header", "X-Real-IP")
 		if allow {
 			args = append(args, "-allow-private-addrs")
 		}
@@ -508,7 +513,7 @@ func TestProxyHeader(t *testing.T) {
 				p.addr("http"), escapeAll(hash[:]), escapeAll(peer[:])), nil)
 			req.Header.Set("X-Forwarded-For", "203.0.113.66") // passed on from the client: not believed
 			req.Header.Set("X-Real-IP", realIP)
-			resp, err := httpClient.Do(req)
+			resp, err := closingClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -140,15 +140,44 @@ func announceHTTP(t *testing.T, addr, path string, hash, peer [20]byte, port int
 	t.Helper()
 	u := fmt.Sprintf("http://%s%s?info_hash=%s&peer_id=%s&port=%d&uploaded=0&downloaded=0&left=%d&compact=1",
 		addr, path, escapeAll(hash[:]), escapeAll(peer[:]), port, left)
-	return httpGet(t, u, http.StatusOK)
+	return httpGetWith(t, closingClient, u, http.StatusOK)
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
+// closingClient opens a connection per request and asks to close it after
+// the reply (Connection: close), as most BitTorrent clients do: with
+// -http-fast, the listener answers it itself.
+var closingClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// httpPaths are the two ways the server answers HTTP requests: with
+// -http-fast (the default) and without.
+var httpPaths = []struct {
+	name string
+	args []string
+}{
+	{"fast", []string{"-http-fast=true"}},
+	{"net-http", []string{"-http-fast=false"}},
+}
+
+// eachHTTPPath runs test once for each of httpPaths, with the flags that
+// choose it.
+func eachHTTPPath(t *testing.T, test func(t *testing.T, args []string)) {
+	for _, path := range httpPaths {
+		t.Run(path.name, func(t *testing.T) { test(t, path.args) })
+	}
+}
+
 // httpGet fetches url, checks its status and returns the body.
 func httpGet(t *testing.T, url string, status int) string {
 	t.Helper()
-	resp, err := httpClient.Get(url)
+	return httpGetWith(t, httpClient, url, status)
+}
+
+// httpGetWith is httpGet with client c.
+func httpGetWith(t *testing.T, c *http.Client, url string, status int) string {
+	t.Helper()
+	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}

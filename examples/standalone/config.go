@@ -19,6 +19,7 @@ import (
 // environment and checked whole before anything starts.
 type config struct {
 	httpAddrs   []string // empty: no HTTP
+	httpFast    bool     // answer the common HTTP request without net/http
 	httpsAddrs  []string // empty: no HTTPS
 	tlsCert     string   // with httpsAddrs: the certificate's file
 	tlsKey      string   // and its key's
@@ -41,6 +42,8 @@ type config struct {
 
 	interval       time.Duration
 	maxPeers       int     // 0: no bound
+	maxAddrPeers   int     // peers of one address over all swarms; 0: no bound
+	maxSwarmAddr   int     // peers of one address in one swarm; 0: no bound
 	rateLimit      float64 // requests per second per address; 0: none
 	rateBurst      int     // requests at once per address
 	fullScrape     bool
@@ -150,6 +153,10 @@ func newFlags(c *config) *flags {
 
 	fs.Var(&f.http, "http", "serve HTTP announces and scrapes on `ADDR` (host:port; with no host, every\n"+
 		"address, IPv4 and IPv6); repeatable; empty disables HTTP")
+	fs.BoolVar(&c.httpFast, "http-fast", true, "on -http, answer an announce or a scrape that comes on a connection of its\n"+
+		"own (Connection: close, as most clients send) as soon as it is accepted,\n"+
+		"without net/http (Linux); other requests are served as usual; false\n"+
+		"serves every request with net/http")
 	fs.Var(&f.https, "https", "serve HTTPS announces and scrapes on `ADDR`, with -tls-cert and -tls-key;\n"+
 		"repeatable; private trackers want it, since passkeys travel in the URL")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "the certificate of -https, PEM, chain included, in `FILE`; re-read on\n"+
@@ -177,6 +184,10 @@ func newFlags(c *config) *flags {
 		"are kept at most 16h)")
 	fs.IntVar(&f.maxPeers, "max-peers", 50_000_000, "most peers held in memory (the default needs about 2 GB); past `N`, new\n"+
 		"peers are refused with \"tracker is full\"; 0 for no bound")
+	fs.IntVar(&c.maxAddrPeers, "max-peers-per-addr", 50_000, "most peers one address (one /64 for IPv6) holds over all swarms; past `N`,\n"+
+		"its announces are answered but add no peer; 0 for no bound")
+	fs.IntVar(&c.maxSwarmAddr, "max-peers-per-swarm-addr", 32, "most peers one address (one /64 for IPv6) holds in one swarm; past `N`,\n"+
+		"its announces are answered but add no peer; 0 for no bound")
 	fs.Float64Var(&c.rateLimit, "rate-limit", defaultRateLimit, "most announces and scrapes per second (`N` may be a fraction) from one\n"+
 		"address, or one /64 for IPv6, once -rate-burst is spent; requests over\n"+
 		"it are refused at once with \"retry in\" 1 minute; 0 for no limit. A client\n"+
@@ -218,10 +229,10 @@ func newFlags(c *config) *flags {
 		"before the server stops anyway")
 
 	f.groups = []flagGroup{
-		{"Listeners", []string{"http", "https", "tls-cert", "tls-key", "udp", "metrics", "pprof"}},
+		{"Listeners", []string{"http", "http-fast", "https", "tls-cert", "tls-key", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
 		{"Private tracker with accounting", []string{"db", "spool", "admin", "admin-token-file", "admin-allow-remote", "memory-limit"}},
-		{"Limits and behaviour", []string{"interval", "max-peers", "rate-limit", "rate-burst", "max-conns-per-addr", "max-conns", "full-scrape", "public-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
+		{"Limits and behaviour", []string{"interval", "max-peers", "max-peers-per-addr", "max-peers-per-swarm-addr", "rate-limit", "rate-burst", "max-conns-per-addr", "max-conns", "full-scrape", "public-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
 		{"Operations", []string{"log-format", "log-level", "shutdown-grace", "shutdown-timeout"}},
 	}
 	return f
@@ -314,6 +325,10 @@ func (f *flags) check(c *config) error {
 		return usagef("%s %v: want between 1s and 14h", f.src("interval"), c.interval)
 	case f.maxPeers < 0:
 		return usagef("%s %d is negative (0 means no bound)", f.src("max-peers"), f.maxPeers)
+	case c.maxAddrPeers < 0:
+		return usagef("%s %d is negative (0 means no bound)", f.src("max-peers-per-addr"), c.maxAddrPeers)
+	case c.maxSwarmAddr < 0:
+		return usagef("%s %d is negative (0 means no bound)", f.src("max-peers-per-swarm-addr"), c.maxSwarmAddr)
 	case c.rateLimit < 0 || math.IsNaN(c.rateLimit) || math.IsInf(c.rateLimit, 0):
 		return usagef("%s %v: want a number of requests per second, 0 for no limit", f.src("rate-limit"), c.rateLimit)
 	case c.connsPerAddr < 0:

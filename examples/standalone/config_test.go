@@ -33,9 +33,12 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 	want := &config{
 		httpAddrs:       []string{":6969"},
+		httpFast:        true,
 		udpAddrs:        []string{":6969"},
 		interval:        30 * time.Minute,
 		maxPeers:        50_000_000,
+		maxAddrPeers:    50_000,
+		maxSwarmAddr:    32,
 		rateLimit:       50,
 		rateBurst:       500,
 		connsPerAddr:    128,

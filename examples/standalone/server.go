@@ -121,9 +121,10 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 	tc := tracker.Config{
 		AnnounceInterval: cfg.interval,
 		PublicScrape:     cfg.publicScrape,
-		Memory:           tracker.MemoryConfig{MaxPeers: cfg.maxPeers},
-		RateLimit:        tracker.RateLimitConfig{PerIP: cfg.rateLimit, IPBurst: cfg.rateBurst},
-		Logger:           log,
+		Memory: tracker.MemoryConfig{MaxPeers: cfg.maxPeers,
+			MaxPeersPerAddr: orDisabled(cfg.maxAddrPeers), MaxPeersPerSwarmAddr: orDisabled(cfg.maxSwarmAddr)},
+		RateLimit: tracker.RateLimitConfig{PerIP: cfg.rateLimit, IPBurst: cfg.rateBurst},
+		Logger:    log,
 	}
 	if cfg.maxPeers == 0 {
 		tc.Memory.MaxPeers = tracker.Disabled // no bound
@@ -205,7 +206,14 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			if err != nil {
 				return nil, fmt.Errorf("-http: %w", err)
 			}
-			s.httpLns = append(s.httpLns, s.conns.Listener(l))
+			if cfg.httpFast {
+				// The server's handler is h, behind drainable: replies
+				// the listener sends itself close their connection
+				// already.
+				s.httpLns = append(s.httpLns, h.NewFastListener(l, s.conns))
+			} else {
+				s.httpLns = append(s.httpLns, s.conns.Listener(l))
+			}
 		}
 		if err := s.listenHTTPS(); err != nil {
 			return nil, err
@@ -403,6 +411,7 @@ func (s *server) logStart() {
 	attrs := []any{
 		"mode", mode,
 		"http", cfg.httpAddrs,
+		"http_fast", cfg.httpFast,
 		"https", cfg.httpsAddrs,
 		"udp", cfg.udpAddrs,
 		"metrics", cfg.metricsAddr,
@@ -700,4 +709,12 @@ func (s *server) shutdown(signals <-chan os.Signal) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// orDisabled returns n, or tracker.Disabled for 0: the flags' "no bound".
+func orDisabled(n int) int {
+	if n == 0 {
+		return tracker.Disabled
+	}
+	return n
 }

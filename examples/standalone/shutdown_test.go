@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,8 +52,10 @@ func waitNotReady(t *testing.T, base string) {
 	})
 }
 
-func TestShutdownDrains(t *testing.T) {
-	p := start(t, nil, append(loopback, "-shutdown-timeout", "20s")...)
+func TestShutdownDrains(t *testing.T) { eachHTTPPath(t, testShutdownDrains) }
+
+func testShutdownDrains(t *testing.T, args []string) {
+	p := start(t, nil, append(slices.Concat(loopback, args), "-shutdown-timeout", "20s")...)
 	httpAddr, metrics := p.addr("http"), "http://"+p.addr("metrics")
 	conn := halfRequest(t, httpAddr)
 
@@ -261,9 +264,11 @@ func (l *keepAliveLoad) lose(why string) {
 // clients: during the grace period every request is answered as before;
 // then each connection is closed after a reply that says so, and not one
 // request a client wrote is left unanswered.
-func TestShutdownUnderLoad(t *testing.T) {
+func TestShutdownUnderLoad(t *testing.T) { eachHTTPPath(t, testShutdownUnderLoad) }
+
+func testShutdownUnderLoad(t *testing.T, args []string) {
 	const clients, grace = 64, time.Second
-	p := start(t, nil, append(loopback, "-rate-limit", "0", "-shutdown-grace", grace.String())...)
+	p := start(t, nil, append(slices.Concat(loopback, args), "-rate-limit", "0", "-shutdown-grace", grace.String())...)
 	metrics := "http://" + p.addr("metrics")
 	load := startKeepAliveLoad(t, p.addr("http"), clients)
 	time.Sleep(300 * time.Millisecond) // the load is running
