@@ -23,6 +23,13 @@ import "context"
 //     parameter cannot serve instead: aria2 sends a new one with every UDP
 //     announce.) Peers of the two address families are kept apart: an IPv4
 //     announcer gets IPv4 peers only, an IPv6 announcer IPv6 peers only.
+//   - A client that announces over both families (BEP 7: once per family,
+//     with the same peer id and key) does so from two addresses, so it is
+//     two peers, one in each family. Each counts in Complete or Incomplete
+//     (the counts add up the families), each gets the peers of its own
+//     family, a stop over one family leaves the other, and a completion
+//     reported over both counts two snatches. Telling the two apart from
+//     two clients would take trusting the peer id, which anyone can send.
 //   - The reply never holds the announcing peer; a seeder (Left 0) gets only
 //     leechers; a leecher gets a uniform random sample of the other peers;
 //     at most req.NumWant peers, appended to resp.Peers. A stopping peer gets
@@ -32,11 +39,15 @@ import "context"
 //     A repeated or retransmitted announce does not count it again.
 //   - A partial seed (EventPaused with Left above 0) counts in Incomplete
 //     but not in Downloaders.
-//   - Peers not heard from for the store's peer TTL disappear.
+//   - Peers not heard from for the store's peer TTL disappear, from
+//     replies and counts alike. Once a swarm has no peers left, a scrape
+//     of it reports zero peers; its snatch count may be kept for a while
+//     of the store's choosing (a swarm TTL), then drops to zero.
 //
 // Announce fills resp.Complete, resp.Incomplete and resp.Downloaded and
-// appends to resp.Peers; it leaves the other fields alone. req.NumWant has
-// already been resolved by the [Tracker] (never negative).
+// appends to resp.Peers; it leaves the other fields of resp (Interval,
+// MinInterval, Warning, Identity) and the whole of req alone. req.NumWant
+// has already been resolved by the [Tracker] (never negative).
 //
 // Errors: a store at its configured bound returns an *Error of
 // KindCapacity; a store used after Close returns ErrClosed; any other error
@@ -46,7 +57,8 @@ type Store interface {
 	// Scrape appends one ScrapeStats per hash to dst, in order, zero for
 	// unknown swarms, and returns the extended slice.
 	Scrape(ctx context.Context, hashes []InfoHash, dst []ScrapeStats) ([]ScrapeStats, error)
-	// Close releases the store's resources and stops its goroutines.
+	// Close releases the store's resources and stops its goroutines. It
+	// may be called more than once; calls after the first return nil.
 	Close() error
 }
 
