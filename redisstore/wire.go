@@ -1,0 +1,199 @@
+// What travels between the store and its scripts: key names, peer
+// members, and the decoding of the scripts' replies.
+
+package redisstore
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+
+	"github.com/annuaire/tracker"
+)
+
+// The address families, which index key names.
+const (
+	inet4 = 0
+	inet6 = 1
+)
+
+var familyNames = [2]string{"4", "6"}
+
+func family(ip netip.Addr) int {
+	if ip.Is4() {
+		return inet4
+	}
+	return inet6
+}
+
+// swarmBase returns the common start of a swarm's key names: the prefix
+// and the hash tag, the info hash in unpadded base64url (27 characters,
+// never a brace).
+func (s *Store) swarmBase(h *tracker.InfoHash) []byte {
+	b := make([]byte, 0, len(s.prefix)+2+27+2)
+	b = append(b, s.prefix...)
+	b = append(b, '{')
+	b = base64.RawURLEncoding.AppendEncode(b, h[:])
+	return append(b, '}')
+}
+
+// Key name suffixes: the counters, then per family the seeders, leechers,
+// partial seeds and peer states.
+var announceSuffixes = [2][8]string{
+	inet4: {"c", "s4", "l4", "p4", "h4", "s6", "l6", "p6"},
+	inet6: {"c", "s6", "l6", "p6", "h6", "s4", "l4", "p4"},
+}
+
+var scrapeSuffixes = [7]string{"c", "s4", "l4", "p4", "s6", "l6", "p6"}
+
+// announceKeys returns the keys of announce.lua for an announcer of family
+// fam.
+func (s *Store) announceKeys(h *tracker.InfoHash, fam int) []string {
+	return withSuffixes(s.swarmBase(h), announceSuffixes[fam][:])
+}
+
+// scrapeKeys returns the keys of scrape.lua.
+func (s *Store) scrapeKeys(h *tracker.InfoHash) []string {
+	return withSuffixes(s.swarmBase(h), scrapeSuffixes[:])
+}
+
+func withSuffixes(base []byte, suffixes []string) []string {
+	keys := make([]string, len(suffixes))
+	for i, suf := range suffixes {
+		keys[i] = string(append(base, suf...))
+	}
+	return keys
+}
+
+// identity returns the 8-byte hash that tells a peer from the others of
+// its swarm: its user, address and peer id (see [tracker.Store]). Every
+// instance computes the same hash, so the hash is not keyed; SHA-256 keeps
+// anyone from making a peer id whose hash is another peer's.
+func identity(user uint64, ip netip.Addr, id tracker.PeerID) [8]byte {
+	var b [8 + 16 + 20]byte
+	binary.LittleEndian.PutUint64(b[:8], user)
+	*(*[16]byte)(b[8:24]) = ip.As16()
+	*(*[20]byte)(b[24:]) = id
+	sum := sha256.Sum256(b[:])
+	return [8]byte(sum[:8])
+}
+
+// member returns a peer's member of its class's sorted set: its identity,
+// its address (4 or 16 bytes) and its port (2 bytes, big-endian).
+func member(id [8]byte, ip netip.Addr, port uint16) string {
+	b := make([]byte, 0, 8+16+2)
+	b = append(b, id[:]...)
+	b = append(b, ip.AsSlice()...)
+	b = binary.BigEndian.AppendUint16(b, port)
+	return string(b)
+}
+
+// The lengths of members: identity, address, port.
+const (
+	member4Len = 8 + 4 + 2
+	member6Len = 8 + 16 + 2
+)
+
+var errReply = errors.New("malformed reply from Redis")
+
+// parseMember returns the address in a member of family fam.
+func parseMember(m string, fam int) (netip.AddrPort, error) {
+	var ip netip.Addr
+	switch {
+	case fam == inet4 && len(m) == member4Len:
+		ip = netip.AddrFrom4([4]byte([]byte(m[8:12])))
+	case fam == inet6 && len(m) == member6Len:
+		ip = netip.AddrFrom16([16]byte([]byte(m[8:24])))
+	default:
+		return netip.AddrPort{}, fmt.Errorf("%w: a member of %d bytes in an IPv%s reply", errReply, len(m), familyNames[fam])
+	}
+	return netip.AddrPortFrom(ip, binary.BigEndian.Uint16([]byte(m[len(m)-2:]))), nil
+}
+
+// count returns a reply's element i as a count.
+func count(r []any, i int) (int, error) {
+	n, ok := r[i].(int64)
+	if !ok || n < 0 || n > 1<<40 {
+		return 0, fmt.Errorf("%w: element %d is %T %v, not a count", errReply, i, r[i], r[i])
+	}
+	return int(n), nil
+}
+
+// decodeAnnounce reads the reply of announce.lua into resp, for an
+// announcer of family fam. On error resp is as it was.
+func decodeAnnounce(v any, fam int, resp *tracker.AnnounceResponse) error {
+	r, ok := v.([]any)
+	if !ok || len(r) == 0 {
+		return fmt.Errorf("%w: %T", errReply, v)
+	}
+	code, err := count(r, 0)
+	switch {
+	case err != nil:
+		return err
+	case code == 1 && len(r) == 1:
+		return tracker.ErrTooManyPeers
+	case code != 0 || len(r) < 4:
+		return fmt.Errorf("%w: status %d with %d elements", errReply, code, len(r))
+	}
+	var c [3]int
+	for i := range c {
+		if c[i], err = count(r, 1+i); err != nil {
+			return err
+		}
+	}
+	var members string
+	switch len(r) {
+	case 4:
+	case 5:
+		if members, ok = r[4].(string); !ok {
+			return fmt.Errorf("%w: peers of type %T", errReply, r[4])
+		}
+	default:
+		return fmt.Errorf("%w: %d elements", errReply, len(r))
+	}
+	size := member4Len
+	if fam == inet6 {
+		size = member6Len
+	}
+	if len(members)%size != 0 {
+		return fmt.Errorf("%w: %d bytes of IPv%s members", errReply, len(members), familyNames[fam])
+	}
+	n := len(resp.Peers)
+	for i := 0; i < len(members); i += size {
+		ap, err := parseMember(members[i:i+size], fam)
+		if err != nil {
+			resp.Peers = resp.Peers[:n]
+			return err
+		}
+		resp.Peers = append(resp.Peers, tracker.Peer{Addr: ap})
+	}
+	// The script answers in no random order: windows of consecutive
+	// peers, ZRANDMEMBER's order.
+	sample := resp.Peers[n:]
+	rand.Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
+	resp.Complete, resp.Incomplete, resp.Downloaded = c[0], c[1], c[2]
+	return nil
+}
+
+// decodeScrape appends the stats in a reply of scrape.lua to dst.
+func decodeScrape(v any, dst []tracker.ScrapeStats) ([]tracker.ScrapeStats, error) {
+	r, ok := v.([]any)
+	if !ok || len(r) != 4 {
+		return dst, fmt.Errorf("%w: %T of %d elements", errReply, v, len(r))
+	}
+	var c [4]int
+	for i := range c {
+		var err error
+		if c[i], err = count(r, i); err != nil {
+			return dst, err
+		}
+	}
+	if c[3] > c[1] {
+		return dst, fmt.Errorf("%w: %d downloaders among %d leechers", errReply, c[3], c[1])
+	}
+	return append(dst, tracker.ScrapeStats{Complete: c[0], Incomplete: c[1], Downloaded: c[2], Downloaders: c[3]}), nil
+}

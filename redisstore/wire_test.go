@@ -1,0 +1,160 @@
+package redisstore
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/annuaire/tracker"
+)
+
+func TestMemberRoundTrip(t *testing.T) {
+	for _, ap := range []netip.AddrPort{
+		netip.MustParseAddrPort("10.1.2.3:6881"),
+		netip.MustParseAddrPort("[2001:db8::1]:51413"),
+		netip.MustParseAddrPort("0.0.0.0:1"),
+		netip.MustParseAddrPort("[::ffff:0:0]:65535"),
+	} {
+		ip := ap.Addr()
+		m := member(identity(7, ip, tracker.PeerID{1}), ip, ap.Port())
+		got, err := parseMember(m, family(ip))
+		if err != nil || got != ap {
+			t.Errorf("parseMember(member(%v)) = %v, %v", ap, got, err)
+		}
+		if _, err := parseMember(m, 1-family(ip)); !errors.Is(err, errReply) {
+			t.Errorf("member of %v parsed as the other family: %v", ap, err)
+		}
+	}
+	// The identity tells users, addresses and peer ids apart.
+	a := netip.MustParseAddr("10.0.0.1")
+	ids := map[[8]byte]bool{
+		identity(0, a, tracker.PeerID{1}):                               true,
+		identity(1, a, tracker.PeerID{1}):                               true,
+		identity(0, netip.MustParseAddr("10.0.0.2"), tracker.PeerID{1}): true,
+		identity(0, a, tracker.PeerID{2}):                               true,
+	}
+	if len(ids) != 4 {
+		t.Errorf("identities collide: %d distinct of 4", len(ids))
+	}
+}
+
+func TestDecodeAnnounce(t *testing.T) {
+	ip4, ip6 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("2001:db8::7")
+	m4 := member([8]byte{1}, ip4, 6881) + member([8]byte{2}, ip4, 6882)
+	m6 := member([8]byte{3}, ip6, 6883)
+	for _, tc := range []struct {
+		name  string
+		reply any
+		fam   int
+		want  *tracker.AnnounceResponse
+		err   error
+	}{
+		{"counts", []any{int64(0), int64(1), int64(2), int64(3)}, inet4, &tracker.AnnounceResponse{Complete: 1, Incomplete: 2, Downloaded: 3}, nil},
+		{"IPv4 peers", []any{int64(0), int64(1), int64(2), int64(0), m4}, inet4,
+			&tracker.AnnounceResponse{Complete: 1, Incomplete: 2, Peers: []tracker.Peer{{Addr: netip.AddrPortFrom(ip4, 6881)}, {Addr: netip.AddrPortFrom(ip4, 6882)}}}, nil},
+		{"IPv6 peer", []any{int64(0), int64(0), int64(2), int64(0), m6}, inet6,
+			&tracker.AnnounceResponse{Incomplete: 2, Peers: []tracker.Peer{{Addr: netip.AddrPortFrom(ip6, 6883)}}}, nil},
+		{"full", []any{int64(1)}, inet4, nil, tracker.ErrTooManyPeers},
+		{"IPv6 members in an IPv4 reply", []any{int64(0), int64(0), int64(2), int64(0), m6}, inet4, nil, errReply},
+		{"a cut member", []any{int64(0), int64(0), int64(2), int64(0), m4[:20]}, inet4, nil, errReply},
+		{"a negative count", []any{int64(0), int64(-1), int64(2), int64(0)}, inet4, nil, errReply},
+		{"a string count", []any{int64(0), "1", int64(2), int64(0)}, inet4, nil, errReply},
+		{"too short", []any{int64(0), int64(1)}, inet4, nil, errReply},
+		{"too long", []any{int64(0), int64(1), int64(1), int64(1), m4, m4}, inet4, nil, errReply},
+		{"not an array", "OK", inet4, nil, errReply},
+		{"an unknown status", []any{int64(2), int64(1), int64(1), int64(1)}, inet4, nil, errReply},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := &tracker.AnnounceResponse{Warning: "kept"}
+			err := decodeAnnounce(tc.reply, tc.fam, resp)
+			if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+				t.Fatalf("decodeAnnounce = %v; want %v", err, tc.err)
+			}
+			if err != nil {
+				if resp.Complete != 0 || len(resp.Peers) != 0 || resp.Warning != "kept" {
+					t.Errorf("resp changed on error: %+v", resp)
+				}
+				return
+			}
+			tc.want.Warning = "kept"
+			slices.SortFunc(resp.Peers, func(a, b tracker.Peer) int { return a.Addr.Compare(b.Addr) })
+			if resp.Complete != tc.want.Complete || resp.Incomplete != tc.want.Incomplete || resp.Downloaded != tc.want.Downloaded ||
+				!slices.Equal(resp.Peers, tc.want.Peers) {
+				t.Errorf("decodeAnnounce = %+v; want %+v", resp, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeScrape(t *testing.T) {
+	dst, err := decodeScrape([]any{int64(1), int64(3), int64(9), int64(2)}, []tracker.ScrapeStats{{Complete: 5}})
+	if err != nil || len(dst) != 2 || dst[1] != (tracker.ScrapeStats{Complete: 1, Incomplete: 3, Downloaded: 9, Downloaders: 2}) {
+		t.Errorf("decodeScrape = %+v, %v", dst, err)
+	}
+	for _, bad := range []any{
+		[]any{int64(1), int64(3), int64(9)},
+		[]any{int64(1), int64(3), int64(9), int64(4)}, // more downloaders than leechers
+		[]any{int64(1), int64(3), "9", int64(2)},
+		nil,
+	} {
+		if dst, err := decodeScrape(bad, nil); !errors.Is(err, errReply) || len(dst) != 0 {
+			t.Errorf("decodeScrape(%v) = %v, %v; want errReply and nothing appended", bad, dst, err)
+		}
+	}
+}
+
+// replyOf builds a script reply from fuzz input: shape picks how many
+// elements it has and which are of the wrong type.
+func replyOf(shape uint8, counts [4]int64, members string) any {
+	r := []any{counts[0], counts[1], counts[2], counts[3], members}
+	n := int(shape % 7)
+	if n > len(r) {
+		return members
+	}
+	r = r[:n]
+	if shape&0x80 != 0 && n > 0 {
+		r[int(shape>>3)%n] = members // a string where a count goes
+	}
+	return r
+}
+
+// FuzzDecode feeds the decoders replies of every shape: they never panic,
+// accept what fits and leave the response alone otherwise.
+func FuzzDecode(f *testing.F) {
+	ip4, ip6 := netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("2001:db8::9")
+	f.Add(uint8(5), int64(0), int64(3), int64(4), int64(1), []byte(member([8]byte{9}, ip4, 1)), false)
+	f.Add(uint8(5), int64(0), int64(3), int64(4), int64(1), []byte(member([8]byte{9}, ip6, 2)+member([8]byte{8}, ip6, 3)), true)
+	f.Add(uint8(4), int64(0), int64(0), int64(0), int64(0), []byte{}, false)
+	f.Add(uint8(1), int64(1), int64(0), int64(0), int64(0), []byte{}, false)
+	f.Add(uint8(0x85), int64(0), int64(-1), int64(1<<41), int64(7), []byte("xyz"), true)
+	f.Fuzz(func(t *testing.T, shape uint8, code, a, b, c int64, members []byte, v6 bool) {
+		fam := inet4
+		if v6 {
+			fam = inet6
+		}
+		reply := replyOf(shape, [4]int64{code, a, b, c}, string(members))
+		resp := &tracker.AnnounceResponse{Peers: []tracker.Peer{{}}}
+		if err := decodeAnnounce(reply, fam, resp); err != nil {
+			if len(resp.Peers) != 1 || resp.Complete != 0 {
+				t.Fatalf("on error %v the response changed: %+v", err, resp)
+			}
+		} else {
+			if resp.Complete < 0 || resp.Incomplete < 0 || resp.Downloaded < 0 {
+				t.Fatalf("negative counts: %+v", resp)
+			}
+			for _, p := range resp.Peers[1:] {
+				if p.Addr.Addr().Is4() != (fam == inet4) {
+					t.Fatalf("a peer %v of the other family", p.Addr)
+				}
+			}
+		}
+		dst, err := decodeScrape(reply, nil)
+		if err == nil && (len(dst) != 1 || dst[0].Downloaders > dst[0].Incomplete) {
+			t.Fatalf("decodeScrape = %+v", dst)
+		}
+		if err != nil && len(dst) != 0 {
+			t.Fatalf("decodeScrape appended %+v on error %v", dst, err)
+		}
+	})
+}
