@@ -337,7 +337,8 @@ func startSeeder(ctx context.Context, t testing.TB, sc *Scenario, tracker *url.U
 
 // Libtorrent runs sc between two libtorrent sessions, each in its own
 // process: a seeder of sc.Torrent, then, once the seeder has announced, a
-// leecher that starts from nothing. It returns when the leecher holds a
+// leecher that starts from nothing, announcing to sc.LeecherTracker when
+// it is set. It returns when the leecher holds a
 // copy equal to the original, or fails with what went wrong and the
 // sessions' logs. It gives up early when the leecher's tracker fails three
 // times in a row without a reply in between. It skips t when libtorrent's
@@ -346,6 +347,10 @@ func Libtorrent(ctx context.Context, t testing.TB, sc Scenario) (*Result, error)
 	t.Helper()
 	requireLibtorrent(t)
 	tracker, want, err := sc.checkContent()
+	if err != nil {
+		return nil, err
+	}
+	leechTracker, err := sc.leecherTracker()
 	if err != nil {
 		return nil, err
 	}
@@ -360,7 +365,7 @@ func Libtorrent(ctx context.Context, t testing.TB, sc Scenario) (*Result, error)
 	defer seeder.stop()
 	leechDir := t.TempDir()
 	start := time.Now()
-	leecher, err := startSession(t, "leech", &sc, tracker, leechDir)
+	leecher, err := startSession(t, "leech", &sc, leechTracker, leechDir)
 	if err != nil {
 		return res, report(err, []*ltSession{seeder})
 	}

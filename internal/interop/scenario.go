@@ -32,6 +32,11 @@ type Scenario struct {
 	// The clients listen on ::1 when its host is an IPv6 address, else on
 	// 127.0.0.1. If empty, the torrent's own announce URL.
 	Tracker string
+	// LeecherTracker, when not empty, is the announce URL of the leecher,
+	// and Tracker the seeder's: two trackers that share their swarms, such
+	// as two instances on one store. Only [Libtorrent] runs such a
+	// scenario; the others refuse it.
+	LeecherTracker string
 	// Torrent is what the seeder shares; the leecher starts from nothing.
 	Torrent *Torrent
 	// Timeout bounds the whole scenario, in addition to the context.
@@ -75,7 +80,30 @@ func (sc *Scenario) check() (*url.URL, error) {
 	if sc.Torrent == nil {
 		return nil, errors.New("interop: scenario without a torrent")
 	}
-	u, err := url.Parse(sc.tracker())
+	return checkTracker(sc.tracker())
+}
+
+// leecherTracker returns the leecher's tracker URL: LeecherTracker, or
+// the seeder's.
+func (sc *Scenario) leecherTracker() (*url.URL, error) {
+	if sc.LeecherTracker == "" {
+		return checkTracker(sc.tracker())
+	}
+	return checkTracker(sc.LeecherTracker)
+}
+
+// oneTracker refuses a scenario with a tracker per side, for the runners
+// that do not run one.
+func (sc *Scenario) oneTracker() error {
+	if sc.LeecherTracker != "" {
+		return errors.New("interop: only the libtorrent runner takes a LeecherTracker")
+	}
+	return nil
+}
+
+// checkTracker parses a tracker URL, which must be on loopback.
+func checkTracker(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
 	if err != nil {
 		return nil, fmt.Errorf("interop: tracker URL: %w", err)
 	}
