@@ -259,6 +259,19 @@ func (s *Store) run(ctx context.Context, sc script, keys []string, args ...any) 
 
 func noScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }
 
+// Ping checks that Redis answers, waiting as long as ctx allows (not
+// Config.Timeout): a server checks its store at start, or in a readiness
+// probe.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return tracker.ErrClosed
+	}
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisstore: %w", err)
+	}
+	return nil
+}
+
 // Close implements [tracker.Store]. It closes the client only if the
 // store made it ([Open]); later calls of the store fail with
 // [tracker.ErrClosed].

@@ -330,6 +330,28 @@ func TestOneRoundTrip(t *testing.T) {
 	}
 }
 
+func TestPing(t *testing.T) {
+	srv := redisserver.ForTest(t)
+	s, err := redisstore.Open(srv.URL(), redisstore.Config{Prefix: prefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping = %v", err)
+	}
+	srv.Kill()
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := s.Ping(short); err == nil {
+		t.Error("Ping of a killed Redis succeeded")
+	}
+	s.Close()
+	if err := s.Ping(ctx); !errors.Is(err, tracker.ErrClosed) {
+		t.Errorf("Ping after Close = %v; want ErrClosed", err)
+	}
+}
+
 func TestConfig(t *testing.T) {
 	c := newClient(t)
 	for _, cfg := range []redisstore.Config{
