@@ -5,8 +5,10 @@ go 1.26.0
 require (
 	github.com/annuaire/tracker v0.0.0
 	github.com/annuaire/tracker/prom v0.0.0
+	github.com/annuaire/tracker/redisstore v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
+	github.com/redis/go-redis/v9 v9.23.0
 )
 
 require (
@@ -16,6 +18,7 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
@@ -24,4 +27,5 @@ require (
 replace (
 	github.com/annuaire/tracker => ../
 	github.com/annuaire/tracker/prom => ../prom
+	github.com/annuaire/tracker/redisstore => ../redisstore
 )

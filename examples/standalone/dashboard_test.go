@@ -9,6 +9,7 @@ import (
 
 	"github.com/annuaire/tracker"
 	"github.com/annuaire/tracker/prom"
+	"github.com/annuaire/tracker/redisstore"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -23,7 +24,7 @@ func exportedSeries(t *testing.T) (series map[string]bool, families []string) {
 	defer tr.Close()
 	reqs := prom.NewRequests(metricsNamespace)
 	reqs.ObserveRequest(tracker.RequestInfo{Protocol: tracker.ProtocolUDP, Op: tracker.OpAnnounce})
-	reg, err := newRegistry(reqs, tr)
+	reg, err := newRegistry(reqs, tr, func() redisstore.Stats { return redisstore.Stats{} })
 	if err != nil {
 		t.Fatal(err)
 	}

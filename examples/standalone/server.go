@@ -19,6 +19,7 @@ import (
 
 	"github.com/annuaire/tracker"
 	"github.com/annuaire/tracker/prom"
+	"github.com/annuaire/tracker/redisstore"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -64,7 +65,8 @@ type server struct {
 	cfg   *config
 	log   *slog.Logger
 	t     *tracker.Tracker
-	lists []*list // the files SIGHUP re-reads
+	redis *redisstore.Store // nil with the memory store
+	lists []*list           // the files SIGHUP re-reads
 
 	http     *http.Server // nil without -http
 	httpLns  []net.Listener
@@ -130,6 +132,17 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 	}
+	if cfg.store.redisURL != "" {
+		if s.redis, err = openRedis(cfg); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				s.redis.Close()
+			}
+		}()
+		tc.Store = s.redis
+	}
 	var reqs *prom.Requests
 	if cfg.metricsAddr != "" {
 		// Timing requests costs two clock reads each: only with metrics.
@@ -175,9 +188,17 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			}
 			s.udpConns = append(s.udpConns, conns)
 		}
+		readers := max(1, runtime.GOMAXPROCS(0)/len(s.udpConns[0]))
+		batch := 0 // the default
+		if s.redis != nil {
+			// A reader waits for Redis at every announce: many readers,
+			// each with one packet in hand, keep Redis busy.
+			readers, batch = remoteReaders, 1
+		}
 		if s.udp, err = s.t.NewUDPServer(tracker.UDPConfig{
 			ConnIDKey: cfg.connIDKey,
-			Readers:   max(1, runtime.GOMAXPROCS(0)/len(s.udpConns[0])),
+			Readers:   readers,
+			Batch:     batch,
 		}); err != nil {
 			return nil, err
 		}
@@ -201,10 +222,36 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 	return s, nil
 }
 
+// remoteReaders is the number of readers per UDP socket with a remote
+// store.
+const remoteReaders = 32
+
+// openRedis opens the Redis store of -store and checks that Redis answers
+// within a few seconds, so that a wrong address stops the server at once.
+// Peers live as long as the memory store would keep them.
+func openRedis(cfg *config) (*redisstore.Store, error) {
+	ttl := min(cfg.interval+cfg.interval/10+cfg.interval/2, 24*time.Hour)
+	rs, err := redisstore.Open(cfg.store.redisURL, redisstore.Config{PeerTTL: ttl})
+	if err != nil {
+		return nil, fmt.Errorf("-store %s: %w", cfg.store, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rs.Ping(ctx); err != nil {
+		rs.Close()
+		return nil, fmt.Errorf("-store %s: %w", cfg.store, err)
+	}
+	return rs, nil
+}
+
 // metricsHandler serves /metrics, /healthz, /readyz and, with -pprof,
 // /debug/pprof/.
 func (s *server) metricsHandler(reqs *prom.Requests) (http.Handler, error) {
-	reg, err := newRegistry(reqs, s.t)
+	var stats func() redisstore.Stats
+	if s.redis != nil {
+		stats = s.redis.Stats
+	}
+	reg, err := newRegistry(reqs, s.t, stats)
 	if err != nil {
 		return nil, err
 	}
@@ -233,16 +280,21 @@ func (s *server) metricsHandler(reqs *prom.Requests) (http.Handler, error) {
 }
 
 // newRegistry returns a registry of the server's metrics: the requests
-// reqs observes, t's Stats, the Go runtime and the process. It is private
-// to the server: nothing is registered globally.
-func newRegistry(reqs *prom.Requests, t *tracker.Tracker) (*prometheus.Registry, error) {
+// reqs observes, t's Stats, the figures of a Redis store (when storeStats
+// is not nil), the Go runtime and the process. It is private to the
+// server: nothing is registered globally.
+func newRegistry(reqs *prom.Requests, t *tracker.Tracker, storeStats func() redisstore.Stats) (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
-	for _, c := range []prometheus.Collector{
+	cs := []prometheus.Collector{
 		reqs,
 		prom.NewStatsCollector(metricsNamespace, t),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
+	}
+	if storeStats != nil {
+		cs = append(cs, newStoreCollector(metricsNamespace, storeStats))
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
@@ -288,6 +340,7 @@ func (s *server) logStart() {
 		"udp", cfg.udpAddrs,
 		"metrics", cfg.metricsAddr,
 		"pprof", cfg.pprof,
+		"store", cfg.store.String(),
 	}
 	for _, l := range s.lists {
 		attrs = append(attrs, l.name+"_file", l.file, l.name, l.len())
@@ -305,6 +358,9 @@ func (s *server) logStart() {
 		"gomaxprocs", runtime.GOMAXPROCS(0),
 	)
 	s.log.Info("configuration", attrs...)
+	if s.redis != nil && cfg.connIDKey == nil && len(cfg.udpAddrs) > 0 {
+		s.log.Warn("the UDP connection-id key is random: instances sharing the store refuse each other's connection ids; set -conn-id-key")
+	}
 	for _, l := range s.httpLns {
 		s.log.Info("listening", "protocol", "http", "addr", l.Addr().String())
 	}
@@ -451,6 +507,9 @@ func (s *server) shutdown(signals <-chan os.Signal) error {
 	}
 	if err := s.t.Close(); err != nil {
 		s.log.Error("closing the tracker", "err", err)
+	}
+	if s.redis != nil {
+		s.redis.Close() // the tracker does not close a store it was given
 	}
 	if s.metrics != nil && s.metrics.Shutdown(ctx) != nil {
 		s.metrics.Close()
