@@ -46,6 +46,13 @@
 // incomplete and compact peers, or a failure reason, or for scrapes a
 // files dict with an entry per requested hash.
 //
+// By default the load is a closed loop: a reply frees a slot (UDP) or a
+// connection (HTTP) for the next request, so the rate is what the tracker
+// sustains. With Rate, each worker sends its share of that many requests
+// per second at regular times, whether replies have come or not (an open
+// loop, bounded by the slots or connections), which measures latencies at
+// a chosen load.
+//
 // UDP: a few sockets (Sockets), each connected to the tracker and driven
 // by one goroutine that keeps its share of InFlight requests outstanding.
 // Each socket obtains a connection id and renews it before a minute has

@@ -628,3 +628,31 @@ func TestNewRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestRate: a paced run sends at the rate asked for, over UDP and HTTP,
+// whatever the slots or connections would allow, and the prefill is not
+// paced.
+func TestRate(t *testing.T) {
+	w := Workload{Swarms: 20, Peers: 200}
+	const rate = 1500
+	for _, proto := range []string{"udp", "http"} {
+		t.Run(proto, func(t *testing.T) {
+			cfg := Config{Workload: w, Prefill: true, Rate: rate, Duration: time.Second, Warmup: 200 * time.Millisecond}
+			if proto == "udp" {
+				cfg.UDP, cfg.Sockets, cfg.InFlight = startFakeUDP(t, w, fakeRules{}, 0).addr(), 3, 64
+			} else {
+				cfg.HTTP, cfg.Conns = startFakeHTTP(t, w, fakeRules{}, 0, false).srv.URL+"/announce/PK", 6
+			}
+			res := runGenerator(t, cfg)
+			if got := float64(res.Requests) / cfg.Duration.Seconds(); got < rate*0.9 || got > rate*1.1 {
+				t.Errorf("%.0f requests per second; want %d ± 10%%", got, rate)
+			}
+			if res.PrefillRate < 2*rate {
+				t.Errorf("prefill at %.0f peers per second: paced too?", res.PrefillRate)
+			}
+		})
+	}
+	if _, err := New(Config{UDP: "127.0.0.1:1", Rate: -1}); err == nil {
+		t.Error("New with a negative rate succeeded")
+	}
+}

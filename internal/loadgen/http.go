@@ -29,6 +29,7 @@ type httpWorker struct {
 	hashes [][20]byte
 
 	pick picker
+	pace pacer
 	ws   workerStats
 }
 
@@ -66,6 +67,12 @@ func (h *httpWorker) run(p *phase) error {
 		now := p.now()
 		if !p.sending(now) {
 			return nil
+		}
+		if !h.pace.due(p, now) {
+			if sleepUntil(p, h.pace.wake(p)) != nil {
+				return nil
+			}
+			continue
 		}
 		r, ok := h.pick.next()
 		if !ok {
@@ -143,3 +150,21 @@ func closedByPeer(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE)
 }
+
+// sleepUntil sleeps until at (nanoseconds since the phase's base), or
+// until the phase stops.
+func sleepUntil(p *phase, at int64) error {
+	d := time.Duration(at - p.now())
+	if p.stopAt > 0 {
+		d = min(d, time.Duration(p.stopAt-p.now()))
+	}
+	if d > 0 {
+		time.Sleep(d)
+	}
+	if p.stop.Load() {
+		return errStopped
+	}
+	return nil
+}
+
+var errStopped = errors.New("loadgen: stopped")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -69,6 +70,13 @@ type Config struct {
 	// Conns is the number of concurrent HTTP connections, each carrying
 	// one request at a time. If zero, 64.
 	Conns int
+	// Rate, when positive, paces the run (not the prefill) at that many
+	// requests per second over all the sockets or connections: each sends
+	// its share at regular times, whether or not replies have come (an
+	// open loop, within InFlight or Conns), so that latencies are measured
+	// at a chosen load. Zero sends the next request as soon as a reply
+	// frees a slot.
+	Rate float64
 
 	// Timeout is how long a request waits for its reply before it counts
 	// as a timeout; requests are never sent again. If zero, 1 s.
@@ -151,6 +159,8 @@ func New(cfg Config) (*Generator, error) {
 		return nil, fmt.Errorf("loadgen: %d requests in flight over %d sockets: need one per socket at least", cfg.InFlight, cfg.Sockets)
 	case cfg.InFlight/cfg.Sockets >= 1<<16:
 		return nil, errors.New("loadgen: at most 65535 requests in flight per socket")
+	case cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0):
+		return nil, fmt.Errorf("loadgen: rate %v: want requests per second, or 0 for none", cfg.Rate)
 	case cfg.Timeout < 0 || cfg.Duration < 0 || cfg.Warmup < 0 || cfg.RSSSettle < 0:
 		return nil, errors.New("loadgen: durations must not be negative")
 	case cfg.ServerPID < 0:
@@ -309,6 +319,9 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 		base:      base,
 		measureAt: int64(start + g.cfg.Warmup),
 		stopAt:    int64(start + g.cfg.Warmup + g.cfg.Duration),
+	}
+	if g.cfg.Rate > 0 {
+		p.interval = int64(float64(len(workers)) * float64(time.Second) / g.cfg.Rate)
 	}
 	type phaseResult struct {
 		st  stats

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -84,10 +85,43 @@ type phase struct {
 	base      time.Time
 	measureAt int64
 	stopAt    int64 // zero: until the picker runs out
+	interval  int64 // when positive, each worker sends one request per interval
 	stop      atomic.Bool
 }
 
 func (p *phase) now() int64 { return int64(time.Since(p.base)) }
+
+// pacer spaces a worker's requests by the phase's interval.
+type pacer struct {
+	next int64 // when the next request is due
+}
+
+// due reports whether a request may be sent at now, and if so counts it
+// sent. A worker that fell behind (its slots were all busy) catches up at
+// most a tenth of a second of requests, not in one burst of everything it
+// missed.
+func (pc *pacer) due(p *phase, now int64) bool {
+	if p.interval <= 0 {
+		return true
+	}
+	if pc.next == 0 || now-pc.next > int64(100*time.Millisecond) {
+		pc.next = now
+	}
+	if now < pc.next {
+		return false
+	}
+	pc.next += p.interval
+	return true
+}
+
+// wake returns when the worker must wake up to send: the next due time
+// when paced, else far away.
+func (pc *pacer) wake(p *phase) int64 {
+	if p.interval <= 0 {
+		return math.MaxInt64
+	}
+	return pc.next
+}
 
 // sending reports whether workers may send new requests at now.
 func (p *phase) sending(now int64) bool {

@@ -78,6 +78,7 @@ type udpWorker struct {
 	sizes     []int
 
 	pick picker
+	pace pacer
 	ws   workerStats
 }
 
@@ -160,7 +161,9 @@ func (u *udpWorker) run(p *phase) error {
 			if !sending {
 				return nil
 			}
-			continue
+			if p.interval <= 0 {
+				continue
+			}
 		}
 		u.receive(p, sending)
 	}
@@ -225,7 +228,7 @@ func (u *udpWorker) fill(p *phase, now int64) bool {
 	if !u.hasConn {
 		return true
 	}
-	for len(u.free) > 0 {
+	for len(u.free) > 0 && u.pace.due(p, now) {
 		r, ok := u.pick.next()
 		if !ok {
 			return false
@@ -274,9 +277,16 @@ func (u *udpWorker) flush(p *phase, now int64) {
 // receive waits for replies until the earliest timeout, and handles them.
 func (u *udpWorker) receive(p *phase, sending bool) {
 	now := p.now()
-	dl := min(u.oldest+u.timeout, now+int64(udpWake))
+	dl := now + int64(udpWake)
+	if u.busy > 0 {
+		dl = min(dl, u.oldest+u.timeout)
+	}
 	if sending && p.stopAt > 0 {
 		dl = min(dl, p.stopAt)
+	}
+	if sending && u.hasConn && len(u.free) > 0 {
+		// Wake to send the next request, if there is a slot for it.
+		dl = min(dl, u.pace.wake(p))
 	}
 	// Setting a deadline costs a timer update: move it only when it has
 	// passed or must come sooner. Waking early is harmless.

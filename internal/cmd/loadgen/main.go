@@ -78,6 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		inflight = fs.Int("inflight", loadgen.DefaultInFlight, "UDP requests in flight, over all sockets")
 		sockets  = fs.Int("sockets", loadgen.DefaultSockets, "UDP sockets")
 		conns    = fs.Int("conns", loadgen.DefaultConns, "concurrent HTTP connections")
+		rate     = fs.Float64("rate", 0, "send the run (not the prefill) at `N` requests per second, whether replies\ncome or not (within -inflight or -conns), to measure latencies at a chosen\nload; 0 sends as fast as replies free slots")
 
 		duration = durationFlag(fs, "duration", loadgen.DefaultDuration, "length of the measured run")
 		warmup   = durationFlag(fs, "warmup", 2*time.Second, "load before measuring")
@@ -162,6 +163,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Sockets:   *sockets,
 		InFlight:  *inflight,
 		Conns:     *conns,
+		Rate:      *rate,
 		Timeout:   *timeout,
 		Duration:  *duration,
 		Warmup:    *warmup,

@@ -38,6 +38,7 @@ func TestBadFlags(t *testing.T) {
 		{"-http", "https://127.0.0.1:1/announce"},
 		{"-http", "http://127.0.0.1:1/tracker", "-mode", "scrape"},
 		{"-udp", "127.0.0.1:1", "extra"},
+		{"-udp", "127.0.0.1:1", "-rate", "-5"},
 	} {
 		code, stdout, stderr := runCmd(args...)
 		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "loadgen: ") ||
