@@ -17,7 +17,9 @@
 -- KEYS: c, sF lF pF hF of the announcer's family F, sO lO pO of the other.
 -- ARGV: now (ms), peer TTL (ms), swarm TTL (ms), member, event (0 none,
 -- 1 started, 2 stopped, 3 completed, 4 paused), 1 if the peer seeds,
--- numwant, random seed, most peers in the swarm (0: no bound), F (4 or 6).
+-- numwant, random seed, most peers in the swarm (0: no bound), F (4 or 6),
+-- the most members of a sorted set in a listpack (Redis's
+-- zset-max-listpack-entries).
 -- Reply: {0, complete, incomplete, downloaded, members}, the members of
 -- the sample one after the other in one string (in no random order), or
 -- {1} when the swarm is full.
@@ -236,14 +238,15 @@ if seeding then
 end
 local size = {0, 0, 0}
 local total = 0
-local small = true -- every class fits a listpack
+local listpack = tonumber(ARGV[11])
+local small = true -- every class is in a listpack
 for i = first, 3 do
 	size[i] = n[i]
 	if i == self then
 		size[i] = size[i] - 1
 	end
 	total = total + size[i]
-	small = small and n[i] <= 128
+	small = small and n[i] <= listpack
 end
 local reply = {0, n[1] + os, n[2] + n[3] + ol + op, snatches}
 local m = math.min(want, total)
@@ -289,10 +292,10 @@ end
 
 -- sample appends k members of class i other than the announcer to out.
 -- A set in a listpack (up to 128 members by default) gets ZRANDMEMBER,
--- which picks from it uniformly; a larger one gets a window of k
--- consecutive members (by last announce) from a uniformly random rank,
--- which makes every member equally likely, where ZRANDMEMBER on a hash
--- table favours some members several times over.
+-- which picks from it uniformly; a larger one, a skiplist with a hash
+-- table, gets a window of k consecutive members (by last announce) from a
+-- uniformly random rank, which makes every member equally likely, where
+-- ZRANDMEMBER on a hash table favours some members several times over.
 local out = {}
 local function sample(i, k)
 	local key = KEYS[1 + i]
@@ -302,7 +305,7 @@ local function sample(i, k)
 		need = k + 1 -- the announcer may be among them
 	end
 	local got
-	local window = n[i] > 128 or redis.call('OBJECT', 'ENCODING', key) == 'skiplist'
+	local window = n[i] > listpack
 	if not window then
 		got = redis.call('ZRANDMEMBER', key, need)
 	else

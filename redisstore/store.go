@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -87,8 +88,11 @@ type Store struct {
 	timeout  time.Duration
 	now      func() time.Time
 
-	closed atomic.Bool
-	stats  struct{ announce, scrape opStats }
+	// listpack is Redis's zset-max-listpack-entries plus one, read at the
+	// first announce; 0 until then.
+	listpack atomic.Int64
+	closed   atomic.Bool
+	stats    struct{ announce, scrape opStats }
 }
 
 var _ tracker.Store = (*Store)(nil)
@@ -180,7 +184,7 @@ func (s *Store) Announce(ctx context.Context, req *tracker.AnnounceRequest, resp
 		s.now().UnixMilli(), s.ttl, s.swarmTTL,
 		member(identity(resp.Identity.UserID, ip, req.PeerID), ip, req.Addr.Port()),
 		int(req.Event), seeding, req.NumWant, rand.Int32(), s.maxPeers,
-		familyNames[fam])
+		familyNames[fam], s.listpackMax(ctx))
 	if err != nil {
 		return fmt.Errorf("redisstore: announce: %w", err)
 	}
@@ -245,6 +249,29 @@ func (s *Store) scrapeMany(ctx context.Context, hashes []tracker.InfoHash, now i
 		}
 		return dst, nil
 	}
+}
+
+// listpackMax returns the most members a sorted set holds in a listpack
+// (zset-max-listpack-entries), the sets whose ZRANDMEMBER is uniform. It
+// asks Redis once; if Redis refuses CONFIG GET (as managed services may),
+// it assumes Redis's default, 128.
+func (s *Store) listpackMax(ctx context.Context) int64 {
+	if v := s.listpack.Load(); v > 0 {
+		return v - 1
+	}
+	const param = "zset-max-listpack-entries"
+	v := int64(128)
+	res, err := s.client.ConfigGet(ctx, param).Result()
+	switch {
+	case err == nil:
+		if n, err := strconv.ParseInt(res[param], 10, 64); err == nil && n >= 0 {
+			v = n
+		}
+	case failure(err) != failOther:
+		return v // Redis unreachable: ask again next time
+	}
+	s.listpack.Store(v + 1)
+	return v
 }
 
 // run runs a script by its digest, and by its source when Redis does not
