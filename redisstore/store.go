@@ -5,15 +5,26 @@
 //
 // An announce is one round trip: one Lua script (EVALSHA, and EVAL when
 // Redis answers NOSCRIPT, as after a restart) expires the swarm's stale
-// peers, inserts, moves or removes the announcer, counts a snatch, samples
-// the reply uniformly with ZRANDMEMBER and a shuffle, and returns the
-// counts. Per swarm, address family and class (seeders, leechers, partial
-// seeds), the peers are a sorted set scored by their last announce, whose
-// members are compact (an 8-byte identity hash, the packed address and
-// port). Keys expire with PEXPIRE, so idle swarms vanish with no
-// collection job, and every key of a swarm carries the swarm's hash tag,
-// so that Redis Cluster keeps a swarm in one slot. A scrape of N hashes is
-// one round trip too (one script call, or a pipeline of N).
+// peers when one may have expired, inserts, moves or removes the
+// announcer, counts a snatch, samples the reply and returns the counts. A
+// scrape of N hashes is one round trip too (one script call, or a
+// pipeline of N).
+//
+// Per swarm and address family, the peers of each class (seeders,
+// leechers, partial seeds) are an array of compact records (an 8-byte
+// identity hash, the packed address and port) in one Redis string, with
+// no gap; a sorted set of identities scored by last announce finds the
+// stale ones, and a hash maps each identity to its class, port and slot.
+// A reply is a window of consecutive records from a uniformly random slot
+// in each class (every peer is equally likely), fetched with GETRANGE:
+// the script handles one string per class rather than one per peer,
+// which is what Lua in Redis spends most on. ZRANDMEMBER would not do:
+// past a listpack's size it picks from a hash table and favours some
+// members several times over.
+//
+// Keys expire with PEXPIRE, so idle swarms vanish with no collection job,
+// and every key of a swarm carries the swarm's hash tag, so that Redis
+// Cluster keeps a swarm in one slot.
 //
 // A Store follows the [tracker.Store] contract and passes the conformance
 // suite of package trackertest. Each call is bounded by [Config.Timeout]
@@ -36,7 +47,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -88,23 +98,23 @@ type Store struct {
 	timeout  time.Duration
 	now      func() time.Time
 
-	// listpack is Redis's zset-max-listpack-entries plus one, read at the
-	// first announce; 0 until then.
-	listpack atomic.Int64
-	closed   atomic.Bool
-	stats    struct{ announce, scrape opStats }
+	closed atomic.Bool
+	stats  struct{ announce, scrape opStats }
 }
 
 var _ tracker.Store = (*Store)(nil)
 
-// The scripts, and their SHA-1 digests for EVALSHA.
+// The scripts, each with the functions they share, and their SHA-1
+// digests for EVALSHA.
 var (
+	//go:embed lib.lua
+	libSrc string
 	//go:embed announce.lua
 	announceSrc    string
-	announceScript = newScript(announceSrc)
+	announceScript = newScript(libSrc + announceSrc)
 	//go:embed scrape.lua
 	scrapeSrc    string
-	scrapeScript = newScript(scrapeSrc)
+	scrapeScript = newScript(libSrc + scrapeSrc)
 )
 
 type script struct{ src, sha string }
@@ -180,11 +190,10 @@ func (s *Store) Announce(ctx context.Context, req *tracker.AnnounceRequest, resp
 	if req.Left == 0 {
 		seeding = 1
 	}
-	v, err := s.run(ctx, announceScript, s.announceKeys(&req.InfoHash, fam),
+	v, err := s.run(ctx, announceScript, s.keys(&req.InfoHash),
 		s.now().UnixMilli(), s.ttl, s.swarmTTL,
-		member(identity(resp.Identity.UserID, ip, req.PeerID), ip, req.Addr.Port()),
-		int(req.Event), seeding, req.NumWant, rand.Int32(), s.maxPeers,
-		familyNames[fam], s.listpackMax(ctx))
+		record(identity(resp.Identity.UserID, ip, req.PeerID), ip, req.Addr.Port()),
+		int(req.Event), seeding, req.NumWant, rand.Int32(), s.maxPeers, fam+1)
 	if err != nil {
 		return fmt.Errorf("redisstore: announce: %w", err)
 	}
@@ -211,7 +220,7 @@ func (s *Store) Scrape(ctx context.Context, hashes []tracker.InfoHash, dst []tra
 	case 0:
 		return dst, nil
 	case 1:
-		if v, err = s.run(ctx, scrapeScript, s.scrapeKeys(&hashes[0]), now, s.ttl); err == nil {
+		if v, err = s.run(ctx, scrapeScript, s.keys(&hashes[0]), now, s.ttl); err == nil {
 			dst, err = decodeScrape(v, dst)
 		}
 	default:
@@ -229,7 +238,7 @@ func (s *Store) scrapeMany(ctx context.Context, hashes []tracker.InfoHash, now i
 	for try := 0; ; try++ {
 		cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i := range hashes {
-				p.EvalSha(ctx, scrapeScript.sha, s.scrapeKeys(&hashes[i]), now, s.ttl)
+				p.EvalSha(ctx, scrapeScript.sha, s.keys(&hashes[i]), now, s.ttl)
 			}
 			return nil
 		})
@@ -249,29 +258,6 @@ func (s *Store) scrapeMany(ctx context.Context, hashes []tracker.InfoHash, now i
 		}
 		return dst, nil
 	}
-}
-
-// listpackMax returns the most members a sorted set holds in a listpack
-// (zset-max-listpack-entries), the sets whose ZRANDMEMBER is uniform. It
-// asks Redis once; if Redis refuses CONFIG GET (as managed services may),
-// it assumes Redis's default, 128.
-func (s *Store) listpackMax(ctx context.Context) int64 {
-	if v := s.listpack.Load(); v > 0 {
-		return v - 1
-	}
-	const param = "zset-max-listpack-entries"
-	v := int64(128)
-	res, err := s.client.ConfigGet(ctx, param).Result()
-	switch {
-	case err == nil:
-		if n, err := strconv.ParseInt(res[param], 10, 64); err == nil && n >= 0 {
-			v = n
-		}
-	case failure(err) != failOther:
-		return v // Redis unreachable: ask again next time
-	}
-	s.listpack.Store(v + 1)
-	return v
 }
 
 // run runs a script by its digest, and by its source when Redis does not

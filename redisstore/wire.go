@@ -41,27 +41,15 @@ func (s *Store) swarmBase(h *tracker.InfoHash) []byte {
 	return append(b, '}')
 }
 
-// Key name suffixes: the counters, then per family the seeders, leechers,
-// partial seeds and peer states.
-var announceSuffixes = [2][8]string{
-	inet4: {"c", "s4", "l4", "p4", "h4", "s6", "l6", "p6"},
-	inet6: {"c", "s6", "l6", "p6", "h6", "s4", "l4", "p4"},
-}
+// The suffixes of a swarm's key names, in the order of the scripts' KEYS
+// (see lib.lua): the counters, then per family the peers by last
+// announce, their states, and the arrays of records of the seeders, the
+// leechers and the partial seeds.
+var suffixes = [...]string{"c", "z4", "h4", "a4s", "a4l", "a4p", "z6", "h6", "a6s", "a6l", "a6p"}
 
-var scrapeSuffixes = [7]string{"c", "s4", "l4", "p4", "s6", "l6", "p6"}
-
-// announceKeys returns the keys of announce.lua for an announcer of family
-// fam.
-func (s *Store) announceKeys(h *tracker.InfoHash, fam int) []string {
-	return withSuffixes(s.swarmBase(h), announceSuffixes[fam][:])
-}
-
-// scrapeKeys returns the keys of scrape.lua.
-func (s *Store) scrapeKeys(h *tracker.InfoHash) []string {
-	return withSuffixes(s.swarmBase(h), scrapeSuffixes[:])
-}
-
-func withSuffixes(base []byte, suffixes []string) []string {
+// keys returns the keys of a swarm.
+func (s *Store) keys(h *tracker.InfoHash) []string {
+	base := s.swarmBase(h)
 	keys := make([]string, len(suffixes))
 	for i, suf := range suffixes {
 		keys[i] = string(append(base, suf...))
@@ -82,9 +70,9 @@ func identity(user uint64, ip netip.Addr, id tracker.PeerID) [8]byte {
 	return [8]byte(sum[:8])
 }
 
-// member returns a peer's member of its class's sorted set: its identity,
-// its address (4 or 16 bytes) and its port (2 bytes, big-endian).
-func member(id [8]byte, ip netip.Addr, port uint16) string {
+// record returns a peer's record in its class's array: its identity, its
+// address (4 or 16 bytes) and its port (2 bytes, big-endian).
+func record(id [8]byte, ip netip.Addr, port uint16) string {
 	b := make([]byte, 0, 8+16+2)
 	b = append(b, id[:]...)
 	b = append(b, ip.AsSlice()...)
@@ -92,24 +80,24 @@ func member(id [8]byte, ip netip.Addr, port uint16) string {
 	return string(b)
 }
 
-// The lengths of members: identity, address, port.
+// The lengths of records: identity, address, port.
 const (
-	member4Len = 8 + 4 + 2
-	member6Len = 8 + 16 + 2
+	record4Len = 8 + 4 + 2
+	record6Len = 8 + 16 + 2
 )
 
 var errReply = errors.New("malformed reply from Redis")
 
-// parseMember returns the address in a member of family fam.
-func parseMember(m string, fam int) (netip.AddrPort, error) {
+// parseRecord returns the address in a record of family fam.
+func parseRecord(m string, fam int) (netip.AddrPort, error) {
 	var ip netip.Addr
 	switch {
-	case fam == inet4 && len(m) == member4Len:
+	case fam == inet4 && len(m) == record4Len:
 		ip = netip.AddrFrom4([4]byte([]byte(m[8:12])))
-	case fam == inet6 && len(m) == member6Len:
+	case fam == inet6 && len(m) == record6Len:
 		ip = netip.AddrFrom16([16]byte([]byte(m[8:24])))
 	default:
-		return netip.AddrPort{}, fmt.Errorf("%w: a member of %d bytes in an IPv%s reply", errReply, len(m), familyNames[fam])
+		return netip.AddrPort{}, fmt.Errorf("%w: a record of %d bytes in an IPv%s reply", errReply, len(m), familyNames[fam])
 	}
 	return netip.AddrPortFrom(ip, binary.BigEndian.Uint16([]byte(m[len(m)-2:]))), nil
 }
@@ -145,26 +133,26 @@ func decodeAnnounce(v any, fam int, resp *tracker.AnnounceResponse) error {
 			return err
 		}
 	}
-	var members string
+	var records string
 	switch len(r) {
 	case 4:
 	case 5:
-		if members, ok = r[4].(string); !ok {
+		if records, ok = r[4].(string); !ok {
 			return fmt.Errorf("%w: peers of type %T", errReply, r[4])
 		}
 	default:
 		return fmt.Errorf("%w: %d elements", errReply, len(r))
 	}
-	size := member4Len
+	size := record4Len
 	if fam == inet6 {
-		size = member6Len
+		size = record6Len
 	}
-	if len(members)%size != 0 {
-		return fmt.Errorf("%w: %d bytes of IPv%s members", errReply, len(members), familyNames[fam])
+	if len(records)%size != 0 {
+		return fmt.Errorf("%w: %d bytes of IPv%s records", errReply, len(records), familyNames[fam])
 	}
 	n := len(resp.Peers)
-	for i := 0; i < len(members); i += size {
-		ap, err := parseMember(members[i:i+size], fam)
+	for i := 0; i < len(records); i += size {
+		ap, err := parseRecord(records[i:i+size], fam)
 		if err != nil {
 			resp.Peers = resp.Peers[:n]
 			return err
@@ -172,7 +160,7 @@ func decodeAnnounce(v any, fam int, resp *tracker.AnnounceResponse) error {
 		resp.Peers = append(resp.Peers, tracker.Peer{Addr: ap})
 	}
 	// The script answers in no random order: windows of consecutive
-	// peers, ZRANDMEMBER's order.
+	// records.
 	sample := resp.Peers[n:]
 	rand.Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
 	resp.Complete, resp.Incomplete, resp.Downloaded = c[0], c[1], c[2]

@@ -9,7 +9,7 @@ import (
 	"github.com/annuaire/tracker"
 )
 
-func TestMemberRoundTrip(t *testing.T) {
+func TestRecordRoundTrip(t *testing.T) {
 	for _, ap := range []netip.AddrPort{
 		netip.MustParseAddrPort("10.1.2.3:6881"),
 		netip.MustParseAddrPort("[2001:db8::1]:51413"),
@@ -17,12 +17,12 @@ func TestMemberRoundTrip(t *testing.T) {
 		netip.MustParseAddrPort("[::ffff:0:0]:65535"),
 	} {
 		ip := ap.Addr()
-		m := member(identity(7, ip, tracker.PeerID{1}), ip, ap.Port())
-		got, err := parseMember(m, family(ip))
+		m := record(identity(7, ip, tracker.PeerID{1}), ip, ap.Port())
+		got, err := parseRecord(m, family(ip))
 		if err != nil || got != ap {
-			t.Errorf("parseMember(member(%v)) = %v, %v", ap, got, err)
+			t.Errorf("parseRecord(record(%v)) = %v, %v", ap, got, err)
 		}
-		if _, err := parseMember(m, 1-family(ip)); !errors.Is(err, errReply) {
+		if _, err := parseRecord(m, 1-family(ip)); !errors.Is(err, errReply) {
 			t.Errorf("member of %v parsed as the other family: %v", ap, err)
 		}
 	}
@@ -41,8 +41,8 @@ func TestMemberRoundTrip(t *testing.T) {
 
 func TestDecodeAnnounce(t *testing.T) {
 	ip4, ip6 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("2001:db8::7")
-	m4 := member([8]byte{1}, ip4, 6881) + member([8]byte{2}, ip4, 6882)
-	m6 := member([8]byte{3}, ip6, 6883)
+	m4 := record([8]byte{1}, ip4, 6881) + record([8]byte{2}, ip4, 6882)
+	m6 := record([8]byte{3}, ip6, 6883)
 	for _, tc := range []struct {
 		name  string
 		reply any
@@ -56,8 +56,8 @@ func TestDecodeAnnounce(t *testing.T) {
 		{"IPv6 peer", []any{int64(0), int64(0), int64(2), int64(0), m6}, inet6,
 			&tracker.AnnounceResponse{Incomplete: 2, Peers: []tracker.Peer{{Addr: netip.AddrPortFrom(ip6, 6883)}}}, nil},
 		{"full", []any{int64(1)}, inet4, nil, tracker.ErrTooManyPeers},
-		{"IPv6 members in an IPv4 reply", []any{int64(0), int64(0), int64(2), int64(0), m6}, inet4, nil, errReply},
-		{"a cut member", []any{int64(0), int64(0), int64(2), int64(0), m4[:20]}, inet4, nil, errReply},
+		{"IPv6 records in an IPv4 reply", []any{int64(0), int64(0), int64(2), int64(0), m6}, inet4, nil, errReply},
+		{"a cut record", []any{int64(0), int64(0), int64(2), int64(0), m4[:20]}, inet4, nil, errReply},
 		{"a negative count", []any{int64(0), int64(-1), int64(2), int64(0)}, inet4, nil, errReply},
 		{"a string count", []any{int64(0), "1", int64(2), int64(0)}, inet4, nil, errReply},
 		{"too short", []any{int64(0), int64(1)}, inet4, nil, errReply},
@@ -123,8 +123,8 @@ func replyOf(shape uint8, counts [4]int64, members string) any {
 // accept what fits and leave the response alone otherwise.
 func FuzzDecode(f *testing.F) {
 	ip4, ip6 := netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("2001:db8::9")
-	f.Add(uint8(5), int64(0), int64(3), int64(4), int64(1), []byte(member([8]byte{9}, ip4, 1)), false)
-	f.Add(uint8(5), int64(0), int64(3), int64(4), int64(1), []byte(member([8]byte{9}, ip6, 2)+member([8]byte{8}, ip6, 3)), true)
+	f.Add(uint8(5), int64(0), int64(3), int64(4), int64(1), []byte(record([8]byte{9}, ip4, 1)), false)
+	f.Add(uint8(5), int64(0), int64(3), int64(4), int64(1), []byte(record([8]byte{9}, ip6, 2)+record([8]byte{8}, ip6, 3)), true)
 	f.Add(uint8(4), int64(0), int64(0), int64(0), int64(0), []byte{}, false)
 	f.Add(uint8(1), int64(1), int64(0), int64(0), int64(0), []byte{}, false)
 	f.Add(uint8(0x85), int64(0), int64(-1), int64(1<<41), int64(7), []byte("xyz"), true)
