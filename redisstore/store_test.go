@@ -164,15 +164,23 @@ func TestNoScript(t *testing.T) {
 	}
 }
 
-// TestTimeout: a call ends after Config.Timeout whatever the caller's
-// context says, with an internal error (not a *tracker.Error), counted.
-func TestTimeout(t *testing.T) {
+// openOwn starts a redis-server of t's own and opens a store on it, with
+// a client of its own, closed when t ends.
+func openOwn(t *testing.T, timeout time.Duration) (*redisserver.Server, *redisstore.Store) {
+	t.Helper()
 	srv := redisserver.ForTest(t)
-	s, err := redisstore.Open(srv.URL(), redisstore.Config{Prefix: prefix(), Timeout: 200 * time.Millisecond})
+	s, err := redisstore.Open(srv.URL(), redisstore.Config{Prefix: prefix(), Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return srv, s
+}
+
+// TestTimeout: a call ends after Config.Timeout whatever the caller's
+// context says, with an internal error (not a *tracker.Error), counted.
+func TestTimeout(t *testing.T) {
+	srv, s := openOwn(t, 200*time.Millisecond)
 	ctx := context.Background()
 	h := trackertest.Hash(1)
 	announce(t, s, h, 2, 1, tracker.EventStarted)
@@ -183,7 +191,7 @@ func TestTimeout(t *testing.T) {
 	}
 	defer admin.Do(ctx, "CLIENT", "UNPAUSE")
 	start := time.Now()
-	err = s.Announce(ctx, &tracker.AnnounceRequest{InfoHash: h, PeerID: trackertest.ID(4), Addr: trackertest.Addr4(4), Left: 1}, &tracker.AnnounceResponse{})
+	err := s.Announce(ctx, &tracker.AnnounceRequest{InfoHash: h, PeerID: trackertest.ID(4), Addr: trackertest.Addr4(4), Left: 1}, &tracker.AnnounceResponse{})
 	elapsed := time.Since(start)
 	if err == nil {
 		t.Fatal("announce to a paused Redis succeeded")
@@ -208,12 +216,7 @@ func TestTimeout(t *testing.T) {
 // internal errors, and never panic; once it is back (empty, without the
 // scripts), service resumes within a second.
 func TestOutage(t *testing.T) {
-	srv := redisserver.ForTest(t)
-	s, err := redisstore.Open(srv.URL(), redisstore.Config{Prefix: prefix(), Timeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	srv, s := openOwn(t, 100*time.Millisecond)
 	ctx := context.Background()
 	h := trackertest.Hash(1)
 	call := func(n int) error {
@@ -331,11 +334,7 @@ func TestOneRoundTrip(t *testing.T) {
 }
 
 func TestPing(t *testing.T) {
-	srv := redisserver.ForTest(t)
-	s, err := redisstore.Open(srv.URL(), redisstore.Config{Prefix: prefix()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, s := openOwn(t, 0)
 	ctx := context.Background()
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping = %v", err)

@@ -1,5 +1,5 @@
 // What travels between the store and its scripts: key names, peer
-// members, and the decoding of the scripts' replies.
+// records, and the decoding of the scripts' replies.
 
 package redisstore
 

@@ -148,20 +148,10 @@ func testSampleUniform(t *testing.T, d *driver) {
 			n := len(eligible)
 			p := float64(l.want) / float64(n)
 			if l.want == 1 {
-				observed := make([]int, 0, n)
-				expected := make([]float64, 0, n)
-				for a := range eligible {
-					observed = append(observed, counts[a])
-					expected = append(expected, float64(l.rounds)/float64(n))
-				}
-				x, df := chiSquare(observed, expected)
-				pv := chiSquareSF(x, df)
-				t.Logf("%d draws among %d peers: counts from %d to %d, expected %.0f; chi-square %.1f, df %d, p %.2g",
-					l.rounds, n, slices.Min(observed), slices.Max(observed), expected[0], x, df, pv)
-				if pv < alpha {
-					t.Errorf("%d replies of one peer among %d: chi-square %.1f with %d degrees of freedom, p = %.2g: "+
-						"the peers are not equally likely (counts from %d to %d, expected %.0f each)",
-						l.rounds, n, x, df, pv, slices.Min(observed), slices.Max(observed), expected[0])
+				e := evenness(counts, eligible, l.rounds)
+				t.Logf("%d draws among %d peers: %v", l.rounds, n, e)
+				if e.p < alpha {
+					t.Errorf("%d replies of one peer among %d: the peers are not equally likely: %v", l.rounds, n, e)
 				}
 				return
 			}
@@ -214,17 +204,9 @@ func testSampleOrder(t *testing.T, d *driver) {
 			for _, a := range firsts {
 				counts[a]++
 			}
-			observed := make([]int, 0, n)
-			expected := make([]float64, 0, n)
-			for a := range eligible {
-				observed = append(observed, counts[a])
-				expected = append(expected, float64(l.rounds)/float64(n))
-			}
-			x, df := chiSquare(observed, expected)
-			if pv := chiSquareSF(x, df); pv < alpha {
-				t.Errorf("first peers of %d replies among %d peers: chi-square %.1f with %d degrees of freedom, p = %.2g: "+
-					"not equally likely (counts from %d to %d, expected %.0f each)",
-					l.rounds, n, x, df, pv, slices.Min(observed), slices.Max(observed), expected[0])
+			first := evenness(counts, eligible, l.rounds)
+			if first.p < alpha {
+				t.Errorf("first peers of %d replies among %d peers: not equally likely: %v", l.rounds, n, first)
 			}
 
 			next := make(map[netip.AddrPort]netip.AddrPort, n)
@@ -239,8 +221,8 @@ func testSampleOrder(t *testing.T, d *driver) {
 				next[firsts[r]] = firsts[r+1]
 			}
 			pv := binomialSF(repeats, chances, 1/float64(n))
-			t.Logf("first peers: chi-square %.1f (df %d); a successor repeated %d times in %d chances, expected %.0f (p %.2g)",
-				x, df, repeats, chances, float64(chances)/float64(n), pv)
+			t.Logf("first peers: %v; a successor repeated %d times in %d chances, expected %.0f (p %.2g)",
+				first, repeats, chances, float64(chances)/float64(n), pv)
 			if pv < alpha {
 				t.Errorf("after a reply led by a given peer, the next reply was led by the same peer as the time before "+
 					"%d times in %d; chance gives %.0f (p = %.2g): successive replies follow each other, as in a rotation",
@@ -248,4 +230,34 @@ func testSampleOrder(t *testing.T, d *driver) {
 			}
 		})
 	}
+}
+
+// fit is the result of a chi-square test of counts against equal
+// probabilities.
+type fit struct {
+	x      float64 // the statistic
+	df     int
+	p      float64
+	lo, hi int // the smallest and largest count
+	mean   float64
+}
+
+func (f fit) String() string {
+	return fmt.Sprintf("counts from %d to %d, expected %.0f each; chi-square %.1f with %d degrees of freedom, p = %.2g",
+		f.lo, f.hi, f.mean, f.x, f.df, f.p)
+}
+
+// evenness tests the counts of the eligible peers over draws draws
+// against equal probabilities.
+func evenness(counts, eligible map[netip.AddrPort]int, draws int) fit {
+	observed := make([]int, 0, len(eligible))
+	expected := make([]float64, 0, len(eligible))
+	for a := range eligible {
+		observed = append(observed, counts[a])
+		expected = append(expected, float64(draws)/float64(len(eligible)))
+	}
+	f := fit{lo: slices.Min(observed), hi: slices.Max(observed), mean: expected[0]}
+	f.x, f.df = chiSquare(observed, expected)
+	f.p = chiSquareSF(f.x, f.df)
+	return f
 }
