@@ -118,7 +118,7 @@ func BenchmarkPeerMemory(b *testing.B) {
 	for _, size := range []int{10, 1000} {
 		b.Run(fmt.Sprintf("swarms of %d", size), func(b *testing.B) {
 			c := newClient(b)
-			s, err := redisstore.New(redisstore.Config{Client: c, Prefix: prefix()})
+			s, err := redisstore.New(redisstore.Config{Client: c, Prefix: prefix(), Timeout: 10 * time.Second})
 			if err != nil {
 				b.Fatal(err)
 			}
