@@ -66,6 +66,10 @@ type PasskeySet struct {
 // NewPasskeySet returns an empty set.
 func NewPasskeySet() *PasskeySet { return new(PasskeySet) }
 
+// NonBlocking reports true: a PasskeySet answers from memory (see
+// [NonBlocker]).
+func (s *PasskeySet) NonBlocking() bool { return true }
+
 // passkeyStride is the slot size of a PasskeySet: digest and user id.
 const passkeyStride = 2
 
@@ -249,6 +253,10 @@ func NewTorrentAllowList() *TorrentList { return &TorrentList{allow: true} }
 // torrent but those added to it.
 func NewTorrentDenyList() *TorrentList { return new(TorrentList) }
 
+// NonBlocking reports true: a TorrentList answers from memory (see
+// [NonBlocker]).
+func (l *TorrentList) NonBlocking() bool { return true }
+
 // torrentStride is the slot size of a TorrentList: the digest alone.
 const torrentStride = 1
 
@@ -389,6 +397,10 @@ func NewClientDenyList(prefixes ...string) *ClientList {
 	l.Set(prefixes...)
 	return l
 }
+
+// NonBlocking reports true: a ClientList answers from memory (see
+// [NonBlocker]).
+func (l *ClientList) NonBlocking() bool { return true }
 
 // AllowClient implements [ClientFilter].
 func (l *ClientList) AllowClient(ctx context.Context, id PeerID, userAgent string) error {

@@ -28,7 +28,13 @@ const (
 	// KindCapacity is a store that has reached its configured bound.
 	KindCapacity
 	// KindInternal is an internal error: the client sees a generic text.
+	// A policy's *Error whose Kind is none of these counts as one.
 	KindInternal
+	// KindUnavailable is a request the tracker could not answer in time:
+	// too many requests were waiting for a policy or the store, or the
+	// request's deadline ([Config.RequestTimeout]) passed. The client
+	// should retry.
+	KindUnavailable
 	numKinds
 )
 
@@ -41,6 +47,7 @@ var kindNames = [numKinds]string{
 	KindRateLimited: "rate_limited",
 	KindCapacity:    "capacity",
 	KindInternal:    "internal",
+	KindUnavailable: "unavailable",
 }
 
 // String returns the kind's name as [Stats.Failures] uses it, such as
@@ -74,7 +81,12 @@ type Error struct {
 }
 
 // Error returns the reason with the package prefix.
-func (e *Error) Error() string { return "tracker: " + e.Reason }
+func (e *Error) Error() string {
+	if e == nil {
+		return "tracker: <nil *Error>"
+	}
+	return "tracker: " + e.Reason
+}
 
 // The client-visible failures the tracker itself produces.
 var (
@@ -93,6 +105,7 @@ var (
 	ErrRateLimited         = &Error{Kind: KindRateLimited, Reason: "too many requests, slow down", RetryIn: time.Minute}
 	ErrTooManyPeers        = &Error{Kind: KindCapacity, Reason: "tracker is full: too many peers", RetryIn: 5 * time.Minute}
 	ErrTooManySwarms       = &Error{Kind: KindCapacity, Reason: "tracker is full: too many torrents", RetryIn: 5 * time.Minute}
+	ErrBusy                = &Error{Kind: KindUnavailable, Reason: "tracker busy, retry", RetryIn: time.Minute}
 	errInternal            = &Error{Kind: KindInternal, Reason: "internal tracker error"}
 )
 
@@ -106,10 +119,12 @@ var ErrServerClosed = http.ErrServerClosed
 
 // clientError returns the *Error that reaches the client for err, and
 // whether err was one (false means an internal error, which the caller logs).
+// A nil *Error, or one whose Kind is out of range, is a broken policy or
+// store: an internal error too, never indexed by its Kind nor shown.
 func clientError(err error) (*Error, bool) {
 	// errors.AsType, unlike errors.As, does not allocate: failures are
 	// answered on the UDP hot path too.
-	if e, ok := errors.AsType[*Error](err); ok {
+	if e, ok := errors.AsType[*Error](err); ok && e != nil && e.Kind < numKinds {
 		return e, true
 	}
 	return errInternal, false

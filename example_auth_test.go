@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/annuaire/tracker"
 )
@@ -191,4 +193,94 @@ M7-      # Mainline 7
 	// -TR3000-: ok, user 0
 	// -TR2940-: tracker: client not allowed
 	// -UT3550-: tracker: client not allowed
+}
+
+// hotKeys is a site's own validator over passkeys it keeps in memory. It
+// declares that it never blocks, so the UDP server checks them on its
+// readers instead of handing the requests to its workers.
+type hotKeys struct {
+	mu    sync.RWMutex
+	users map[string]uint64
+}
+
+func (k *hotKeys) ValidatePasskey(_ context.Context, passkey string) (tracker.Identity, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if user, ok := k.users[passkey]; ok {
+		return tracker.Identity{UserID: user}, nil
+	}
+	return tracker.Identity{}, tracker.ErrInvalidPasskey
+}
+
+func (k *hotKeys) NonBlocking() bool { return true }
+
+// Passkeys in memory first, the site's database for the others: over UDP,
+// a passkey the in-memory validator accepts is settled on the reader that
+// received it, and only the others wait for a worker and the database,
+// with the tracker's deadline in their context.
+func ExampleNonBlocker() {
+	hot := &hotKeys{users: map[string]uint64{"alice-key": 1042}}
+	database := tracker.PasskeyFunc(func(ctx context.Context, passkey string) (tracker.Identity, error) {
+		// A query under ctx, which ends at the request's deadline.
+		if _, ok := ctx.Deadline(); !ok {
+			return tracker.Identity{}, errors.New("no deadline")
+		}
+		if passkey == "bob-key" {
+			return tracker.Identity{UserID: 7}, nil
+		}
+		return tracker.Identity{}, tracker.ErrInvalidPasskey
+	})
+	t, err := tracker.New(tracker.Config{
+		Passkeys:       tracker.AnyPasskey(hot, database),
+		RequestTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer t.Close()
+	for _, passkey := range []string{"alice-key", "bob-key", "eve-key"} {
+		fmt.Printf("%q: %s\n", passkey, announce(t, passkey, "-qB4650-", debian))
+	}
+	// Output:
+	// "alice-key": ok, user 1042
+	// "bob-key": ok, user 7
+	// "eve-key": tracker: invalid passkey
+}
+
+// A semi-private tracker shows seeders and leechers to everyone: scrapes
+// without a passkey (every UDP scrape) read the counts of the torrents it
+// serves, and zeros for the others, so the list of torrents stays private.
+func ExampleConfig_publicScrape() {
+	passkeys := tracker.NewPasskeySet()
+	passkeys.Set("alice-key", 1042)
+	torrents := tracker.NewTorrentAllowList()
+	torrents.Add(debian)
+	t, err := tracker.New(tracker.Config{
+		Passkeys:     passkeys,
+		Torrents:     torrents,
+		PublicScrape: true,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer t.Close()
+	fmt.Println(announce(t, "alice-key", "-qB4650-", debian))
+
+	resp, err := t.Scrape(context.Background(), &tracker.ScrapeRequest{InfoHashes: []tracker.InfoHash{debian, leaked}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, f := range resp.Files {
+		fmt.Printf("%d seeders, %d leechers\n", f.Complete, f.Incomplete)
+	}
+	_, err = t.Scrape(context.Background(), &tracker.ScrapeRequest{InfoHashes: []tracker.InfoHash{debian}, Passkey: "mallory-key"})
+	fmt.Println(err)
+	// Output:
+	// ok, user 1042
+	// 0 seeders, 1 leechers
+	// 0 seeders, 0 leechers
+	// tracker: invalid passkey
 }

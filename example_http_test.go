@@ -1,9 +1,11 @@
 package tracker_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 
@@ -97,4 +99,53 @@ func ExampleTracker_NewHTTPHandler() {
 	// /tracker/PK/announce?: seeders 1, leechers 0, interval 1800s, tracker id "example"
 	// /tracker/announce.php?passkey=PK&: seeders 1, leechers 0, interval 1800s, tracker id "example"
 	// /tracker/announce?: failure "passkey required: use the announce URL from your account"
+}
+
+// A tracker behind a ConnLimiter: a client address holds at most two
+// connections, and a third is closed as soon as it is accepted. The
+// server's ConnState tells the limiter which connections are idle, so that
+// at its bound new clients take the place of idle ones.
+func ExampleConnLimiter() {
+	t, err := tracker.New(tracker.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer t.Close()
+	h, err := t.NewHTTPHandler(tracker.HTTPConfig{})
+	if err != nil {
+		panic(err)
+	}
+	cl, err := tracker.NewConnLimiter(tracker.ConnLimits{PerAddr: 2})
+	if err != nil {
+		panic(err)
+	}
+	l, err := tracker.ListenTCP("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	srv := tracker.NewHTTPServer(h)
+	srv.ConnState = cl.ConnState
+	go srv.Serve(cl.Listener(l))
+	defer srv.Close()
+
+	for i := range 3 {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			panic(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /scrape?info_hash=01234567890123456789 HTTP/1.1\r\nHost: tracker\r\n\r\n")
+		status, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			fmt.Printf("connection %d: closed\n", i+1)
+			continue
+		}
+		fmt.Printf("connection %d: %s\n", i+1, strings.TrimSpace(status))
+	}
+	fmt.Println("refused per address:", cl.Stats().RefusedPerAddr)
+	// Output:
+	// connection 1: HTTP/1.1 200 OK
+	// connection 2: HTTP/1.1 200 OK
+	// connection 3: closed
+	// refused per address: 1
 }

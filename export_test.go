@@ -31,3 +31,10 @@ func (s *ManualMemoryStore) Advance(d time.Duration) {
 
 // MemoryTick is the resolution of the memory store's clock.
 const MemoryTick = tick
+
+// Helpers of the package's tests, for its external tests (package
+// tracker_test), which may import packages that import this one.
+var (
+	BenchPeer = benchPeer
+	CPUTime   = processCPU
+)

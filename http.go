@@ -4,8 +4,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,20 +21,47 @@ import (
 type HTTPConfig struct {
 	// TrustedProxies lists the networks of the reverse proxies in front of
 	// the tracker. A request whose connection comes from one of them is
-	// taken to come from the right-most address of its X-Forwarded-For
-	// header that is not itself in TrustedProxies (every hop trusted: the
-	// left-most), or, without that header, from its X-Real-IP header. A
-	// header that names no valid address makes announces fail with "invalid
-	// peer address". If nil, those headers are never believed.
+	// taken to come from the address its ClientIPHeader names; without
+	// that header, from the proxy itself. A header that names no valid
+	// address makes announces fail with "invalid peer address" (the request
+	// is still charged to the proxy's address in the rate limits), and one
+	// that names an address peers cannot be sent to fails them with
+	// [ErrAddressNotAllowed]. If nil, no header is ever believed.
 	TrustedProxies []netip.Prefix
+	// ClientIPHeader names the one header the trusted proxies set to the
+	// client's address; every other such header is ignored, since a proxy
+	// passes on what clients send. "X-Forwarded-For" is a list each proxy
+	// appends its peer's address to: the client's address is the
+	// right-most one that is not in TrustedProxies (every hop trusted: the
+	// left-most). Any other name, such as "X-Real-IP" (nginx's
+	// proxy_set_header X-Real-IP $remote_addr) or "CF-Connecting-IP", is a
+	// header the proxy replaces with a single address, of which the last
+	// line counts. Name the header your proxy writes: one it merely passes
+	// on lets clients choose their address. If empty, "X-Forwarded-For",
+	// which nginx ($proxy_add_x_forwarded_for), HAProxy (option
+	// forwardfor), Caddy, Traefik and the cloud load balancers append to.
+	// The RFC 7239 Forwarded header is not supported.
+	ClientIPHeader string
 	// AllowIPParam lets clients choose the address they are announced at:
-	// the ip parameter (an IP address; host names are ignored) or else the
-	// ipv4 or ipv6 parameter of the request's own address family replaces
-	// the address the request comes from. Only trackers whose clients are
-	// all trusted (behind the same NAT as the tracker, say) should set it:
-	// it lets anyone make a swarm send peers to any address. If false, the
-	// parameters are accepted and ignored.
+	// the ip parameter (an IP address of the connection's family; host
+	// names are ignored) or else the ipv4 or ipv6 parameter of the
+	// connection's family replaces the address the request comes from.
+	// Only trackers whose clients are all trusted (behind the same NAT as
+	// the tracker, say) should set it: it lets anyone make a swarm send
+	// peers to any address. An ip of the other family, or an address peers
+	// cannot be sent to, fails the announce (see AllowPrivateAddrs). If
+	// false, the parameters are accepted and ignored.
 	AllowIPParam bool
+	// AllowPrivateAddrs accepts private (RFC 1918, RFC 4193, and the
+	// carrier-grade NAT range 100.64.0.0/10) and loopback addresses from
+	// the ip parameters and from the trusted proxies' header, as a tracker
+	// on a LAN needs. Unspecified, broadcast, multicast, link-local and
+	// reserved addresses are refused all the same. The address of the
+	// connection itself is always taken as it is. If false, such addresses
+	// fail the announce with [ErrAddressNotAllowed]; libtorrent sends its
+	// local addresses as ipv4 and ipv6 for private torrents, so a tracker
+	// that sets AllowIPParam for NATed clients sets this too.
+	AllowPrivateAddrs bool
 	// TrackerID is sent in every announce reply as "tracker id". Clients
 	// echo it as the trackerid parameter, which is accepted and ignored.
 	// If empty, none is sent.
@@ -109,8 +138,10 @@ type HTTPHandler struct {
 	cfg     HTTPConfig // defaults applied
 	log     *slog.Logger
 	gzipMin int // -1: never
-	full    FullScraper
-	pool    sync.Pool // *httpState
+	// ipHeader is the canonical name of ClientIPHeader.
+	ipHeader string
+	full     FullScraper
+	pool     sync.Pool // *httpState
 	// The largest scratch space kept in pool.
 	maxPooled struct{ bytes, peers, hashes int }
 
@@ -144,11 +175,20 @@ func (t *Tracker) NewHTTPHandler(cfg HTTPConfig) (*HTTPHandler, error) {
 			return nil, errorf("HTTPConfig.TrustedProxies: invalid prefix %v", p)
 		}
 	}
+	ipHeader := textproto.CanonicalMIMEHeaderKey(cfg.ClientIPHeader)
+	switch {
+	case ipHeader == "":
+		ipHeader = httpXForwardedFor
+	case ipHeader == "Forwarded":
+		return nil, errorf("HTTPConfig.ClientIPHeader: the Forwarded header (RFC 7239) is not supported")
+	case !httpToken(ipHeader):
+		return nil, errorf("HTTPConfig.ClientIPHeader %q is not a header name", cfg.ClientIPHeader)
+	}
 	cfg.TrustedProxies = slices.Clone(cfg.TrustedProxies)
 	for i, p := range cfg.TrustedProxies {
 		cfg.TrustedProxies[i] = httpUnmapPrefix(p)
 	}
-	h := &HTTPHandler{t: t, cfg: cfg, log: cfg.Logger, gzipMin: max(cfg.GzipMinSize, -1)}
+	h := &HTTPHandler{t: t, cfg: cfg, log: cfg.Logger, gzipMin: max(cfg.GzipMinSize, -1), ipHeader: ipHeader}
 	if h.log == nil {
 		h.log = t.log
 	}
@@ -161,6 +201,20 @@ func (t *Tracker) NewHTTPHandler(cfg HTTPConfig) (*HTTPHandler, error) {
 		h.full, _ = t.store.(FullScraper)
 	}
 	return h, nil
+}
+
+// httpToken reports whether s is an HTTP token (RFC 9110), as header names
+// are.
+func httpToken(s string) bool {
+	for _, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Header values, shared by every reply: nothing may change them in place.
@@ -298,16 +352,22 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.t.observeStart()
 	st := h.getState()
 	defer h.putState(st)
-	src := h.clientAddr(r)
+	src, addrErr := h.clientAddr(r)
 	var err error
 	op := OpAnnounce
-	// Rate limit first: a client over its limit costs no parsing.
-	if src.IsValid() && !h.t.allowIP(src) {
-		err = h.reject(ErrRateLimited)
-	} else if route == httpwire.Announce {
-		err = h.announce(w, r, st, pathPasskey, src)
-	} else {
+	if route != httpwire.Announce {
 		op = OpScrape
+	}
+	// Rate limit first: a client over its limit costs no parsing. Every
+	// request is charged to an address, or refused.
+	switch {
+	case !src.IsValid():
+		err = h.reject(ErrInvalidAddress)
+	case !h.t.allowIP(src):
+		err = h.reject(ErrRateLimited)
+	case op == OpAnnounce:
+		err = h.announce(w, r, st, pathPasskey, src, addrErr)
+	default:
 		err = h.scrape(w, r, st, pathPasskey, src)
 	}
 	if err != nil {
@@ -318,7 +378,9 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // announce parses and answers an announce. An error is the failure to
 // send, not yet written.
-func (h *HTTPHandler) announce(w http.ResponseWriter, r *http.Request, st *httpState, pathPasskey string, src netip.Addr) error {
+// src is the address the request comes from, and addrErr the failure an
+// announce from it gets, if any.
+func (h *HTTPHandler) announce(w http.ResponseWriter, r *http.Request, st *httpState, pathPasskey string, src netip.Addr, addrErr *Error) error {
 	q := &st.query
 	if err := httpwire.ParseAnnounce(r.URL.RawQuery, q); err != nil {
 		return h.reject(httpQueryError(err))
@@ -338,9 +400,16 @@ func (h *HTTPHandler) announce(w http.ResponseWriter, r *http.Request, st *httpS
 	if req.Passkey, ok = httpPasskey(pathPasskey, q.Passkey); !ok {
 		return h.reject(ErrInvalidPasskey)
 	}
+	if addrErr != nil {
+		return h.reject(addrErr)
+	}
 	addr := src
 	if h.cfg.AllowIPParam {
-		if a := httpClaimedAddr(q, src); a.IsValid() {
+		a, err := h.claimedAddr(q, src)
+		if err != nil {
+			return h.reject(err)
+		}
+		if a.IsValid() {
 			addr = a
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 )
 
 // httpBenchRequests returns n announces of known peers of the benchmark
@@ -25,14 +24,6 @@ func httpBenchRequests(n, swarms, per int) (queries, remotes []string) {
 		remotes = append(remotes, netip.AddrPortFrom(req.Addr.Addr(), 50000).String())
 	}
 	return queries, remotes
-}
-
-// httpReportCPU reports the processor time the process used per
-// operation since cpu, when it can be read.
-func httpReportCPU(b *testing.B, cpu time.Duration, ops int) {
-	if now := httpCPUTime(); now > 0 && ops > 0 {
-		b.ReportMetric(float64(now-cpu)/float64(ops), "rusage-ns/op")
-	}
 }
 
 // BenchmarkHTTPAnnounce measures the handler answering a steady-state
@@ -63,7 +54,7 @@ func httpBenchServe(b *testing.B, h http.Handler, path string, queries, remotes 
 	w := &httpNullWriter{hdr: http.Header{}}
 	bytes, i := 0, 0
 	b.ReportAllocs()
-	cpu := httpCPUTime()
+	cpu := processCPU()
 	for b.Loop() {
 		r.URL.RawQuery, r.RemoteAddr = queries[i%len(queries)], remotes[i%len(remotes)]
 		i++
@@ -74,7 +65,7 @@ func httpBenchServe(b *testing.B, h http.Handler, path string, queries, remotes 
 	if w.code != http.StatusOK {
 		b.Fatalf("status %d", w.code)
 	}
-	httpReportCPU(b, cpu, i)
+	reportCPU(b, cpu, i)
 	b.ReportMetric(float64(bytes)/float64(i), "B/reply")
 }
 

@@ -30,7 +30,9 @@ import (
 // the log package's standard logger.
 //
 // Serve it on a listener from [ListenTCP] rather than with its own
-// ListenAndServe, which turns TCP keep-alive on for every connection.
+// ListenAndServe, which turns TCP keep-alive on for every connection, and
+// wrap that listener with a [ConnLimiter] so that no client can hold all
+// of the process's file descriptors.
 func NewHTTPServer(handler http.Handler) *http.Server {
 	s := &http.Server{
 		Handler:           handler,

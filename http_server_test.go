@@ -149,10 +149,10 @@ func httpServeTest(t *testing.T, l net.Listener) {
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 }
 
-// TestListenTCP serves a tracker over TLS on a listener from ListenTCP:
-// the server NewHTTPServer returns is a plain http.Server, whose every
-// field and method work.
-func TestListenTCP(t *testing.T) {
+// httpListenTest returns the handler of a new tracker and a loopback
+// listener from ListenTCP.
+func httpListenTest(t *testing.T) (*HTTPHandler, net.Listener) {
+	t.Helper()
 	tr := newTestTracker(t, Config{})
 	h, err := tr.NewHTTPHandler(HTTPConfig{})
 	if err != nil {
@@ -162,6 +162,14 @@ func TestListenTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h, l
+}
+
+// TestListenTCP serves a tracker over TLS on a listener from ListenTCP:
+// the server NewHTTPServer returns is a plain http.Server, whose every
+// field and method work.
+func TestListenTCP(t *testing.T) {
+	h, l := httpListenTest(t)
 	// A certificate for 127.0.0.1, and a client that trusts it.
 	ts := httptest.NewUnstartedServer(http.NotFoundHandler())
 	ts.StartTLS()

@@ -856,6 +856,8 @@ func TestHTTPConfigValidates(t *testing.T) {
 		{MaxFullScrape: -1},
 		{FullScrapeCache: -time.Second},
 		{TrustedProxies: []netip.Prefix{{}}},
+		{ClientIPHeader: "Forwarded"},
+		{ClientIPHeader: "X Real IP"},
 	} {
 		if _, err := tr.NewHTTPHandler(cfg); err == nil {
 			t.Errorf("NewHTTPHandler(%+v) succeeded; want an error", cfg)
@@ -865,7 +867,7 @@ func TestHTTPConfigValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.cfg.MaxFullScrape != 100_000 || h.cfg.FullScrapeCache != time.Minute || h.gzipMin != 1024 {
+	if h.cfg.MaxFullScrape != 100_000 || h.cfg.FullScrapeCache != time.Minute || h.gzipMin != 1024 || h.ipHeader != "X-Forwarded-For" {
 		t.Errorf("defaults: %+v", h.cfg)
 	}
 }

@@ -1,14 +1,16 @@
-// The memory store's blocks: the peers of a swarm that has few of them in
-// an address family are kept in a block of the shard's slab, not in the
-// tree. This file holds announces on a block, their replies included, the
-// operations on blocks, and the moves of a family between its block and the
-// tree.
+// The memory store's blocks: while a swarm has at most a thousand or so
+// peers in an address family, they live in one block, an array of small
+// records kept sorted by address: leechers from the block's start, seeders
+// from its end. This file holds announces on a block and their replies,
+// the operations on blocks, and the moves of a family between its block and
+// the tree.
 
 package tracker
 
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 )
 
 // Where a family of a swarm keeps its peers: nowhere (it has none), in a
@@ -18,173 +20,283 @@ const (
 	inTree  = 0xFF
 )
 
-// blockCaps are the sizes of blocks, in records: close together, so that a
-// block wastes little. A family moves to the tree when a peer joins a full
-// block of the largest size, and back to a block when it has toBlockAt
-// peers left: the gap keeps a swarm near the limit from moving back and
-// forth.
-var blockCaps = [...]int{1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32}
+// blockCaps are the sizes of blocks, in records: close together (from 6%
+// to 12% apart past 16), so that a block wastes little. The first
+// slabClasses sizes live in the slab's chunks; larger blocks are
+// allocations of their own. A family moves to the tree when a peer joins a full block of the
+// largest size the store allows (MemoryStore.maxClass), and back to a block
+// when a quarter of that is left: the gap keeps a swarm near the limit from
+// moving back and forth.
+var blockCaps = [...]int{
+	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32,
+	35, 38, 41, 44, 48, 52, 56, 60, 64, 70, 76, 82, 88, 96, 104, 112, 120, 128,
+	144, 160, 176, 192, 208, 224, 256, 288, 320, 352, 384, 448, 512, 576, 640, 704, 768, 896, 1024,
+}
 
-const toBlockAt = 8
+const slabClasses = 40 // blockCaps[:slabClasses] fit a chunk
 
-// announceBlock is announceIn for a family whose peers are in a block. A
-// block is small, so a linear pass over it costs less than a tree descent:
-// it touches a few consecutive cache lines instead of several nodes.
-func announceBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrFamily, w *swarm, id uint32, hid uint64, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
+// stepPrimes are primes larger than any block: the step of a reply's walk
+// through a block is one of them modulo the number of eligible peers, so
+// it is coprime with that number and the walk visits each peer once.
+var stepPrimes = [...]int{1031, 1279, 1709, 2027, 2557, 3001, 3571, 4093, 4909, 5683, 6421, 7121, 8191, 9311, 10007, 12343}
+
+// announceBlock is announceIn for a family whose peers are in a block. The
+// announcer is found by binary search among the records of its class, then
+// of the other class; a reply is a walk through the block from a random
+// place by a random step.
+func announceBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S, P], fam addrFamily, w *swarm, id uint32, ident uint8, ap netip.AddrPort, req *AnnounceRequest, resp *AnnounceResponse, now uint32) error {
 	class := leech
 	if req.Left == 0 {
 		class = seed
 	}
-	key := classBase(id, class) | hid
+	var zero S
+	probe := zero.made(ap, ident, 0)
 	blk := f.block(w, fam)
-	at := -1
-	for i := range blk {
-		if blk[i].recKey()|seedBit == key|seedBit {
-			at = i
-			break
+	nl, ns := int(w.n[fam][leech]), int(w.n[fam][seed])
+	at, found := search(region(blk, nl, ns, class), probe)
+	oldClass := class
+	if !found {
+		if i, ok := search(region(blk, nl, ns, 1-class), probe); ok {
+			at, found, oldClass = i, true, 1-class
 		}
 	}
 
 	if req.Event == EventStopped {
-		if at >= 0 {
-			old := blk[at]
-			countStop(w, old, key, class)
-			f.removeAt(w, fam, at)
-			uncountPeer(sh, f, fam, w, id, old)
-			s.npeers.Add(-1)
-			f.shrink(sh.swarms, w, fam)
+		if found {
+			old := region(blk, nl, ns, oldClass)[at].recMeta()
+			countStop(w, old, oldClass != class, class)
+			removeSlot(blk, nl, ns, oldClass, at)
+			uncountPeer(sh, f, fam, w, id, oldClass, 0, old)
+			s.peerLeft(ap.Addr())
+			f.shrink(&sh.swarms, w, fam, s.maxClass)
 		}
 		return nil
 	}
 
 	completed := req.Event == EventCompleted
-	rec := newRecord[P](key, ap, req, class, now)
+	meta := newMeta(req, class, now/s.genTicks)
+	self := -1 // the announcer's place among its class
 	switch {
-	case at >= 0 && blk[at].recKey() == key:
-		// A re-announce within a tick from the same address leaves its
-		// record as it was: it is not written, so that other cores keep
-		// their copies of the block's cache lines.
-		if rec = refreshed(w, blk[at], rec, class, completed); blk[at] != rec {
-			blk[at] = rec
+	case found && oldClass == class:
+		// A re-announce within a tick from the same address and port
+		// leaves its record as it was: it is not written, so that other
+		// cores keep their copies of the block's cache lines.
+		r := region(blk, nl, ns, class)
+		if rec := zero.made(ap, ident, refreshed(w, r[at].recMeta(), meta, class, completed)); r[at] != rec {
+			r[at] = rec
 		}
-	case at >= 0:
-		prev := blk[at]
-		uncountPeer(sh, f, fam, w, id, prev)
-		blk[at] = reclassed(w, prev, rec, class)
-		countPeer(sh, f, fam, w, id, class, hid, rec.recMeta())
+		self = at
+	case found:
+		prev := region(blk, nl, ns, oldClass)[at].recMeta()
+		removeSlot(blk, nl, ns, oldClass, at)
+		uncountPeer(sh, f, fam, w, id, oldClass, 0, prev)
+		meta = reclassed(w, prev, meta, class)
+		self = insertSlot(blk, int(w.n[fam][leech]), int(w.n[fam][seed]), class, zero.made(ap, ident, meta))
+		countPeer(sh, f, fam, w, id, class, 0, meta)
 	case s.maxPeers >= 0 && s.npeers.Load() >= s.maxPeers:
 		return ErrTooManyPeers
+	case s.bounded && s.full(ap.Addr(), blockAddrPeers(blk, nl, ns, ap.Addr())):
+		// The address holds its share: the announce is answered, its
+		// peer not added.
 	default:
-		s.npeers.Add(1)
-		rec = joined(w, rec, class, completed)
-		if len(blk) == blockCaps[len(blockCaps)-1] {
+		c := int(w.blk[fam]) - 1
+		if c == s.maxClass && nl+ns == blockCaps[c] {
 			// Full: the family moves to the tree, and so does this
 			// announce.
-			f.toTree(sh.swarms, w, fam)
-			f.tree.ReplaceOrInsert(rec)
-			countPeer(sh, f, fam, w, id, class, hid, rec.recMeta())
-			return sampleTree(f, fam, w, id, class, key, req.NumWant, resp)
+			f.toTree(s, sh, w, fam, id)
+			return announceTree(s, sh, f, fam, w, id, ident, ap, req, resp, now)
 		}
-		f.push(sh.swarms, w, fam, rec)
-		countPeer(sh, f, fam, w, id, class, hid, rec.recMeta())
-	}
-
-	want := req.NumWant
-	if want <= 0 {
-		return nil
-	}
-	// The eligible peers: all others for a leecher, the leechers for a
-	// seeder. The reply is a window of them in block order, wrapping
-	// around, that starts at a uniformly random one, so each is picked
-	// with probability want/eligible.
-	eligible := int(w.n[fam][leech])
-	if class == leech {
-		eligible += int(w.n[fam][seed]) - 1
-	}
-	m := min(want, eligible)
-	if m <= 0 {
-		return nil
-	}
-	skip := 0
-	if m < eligible {
-		skip = rand.IntN(eligible)
-	}
-	blk = f.block(w, fam)
-	taken := 0
-	for pass := 0; pass < 2 && taken < m; pass++ {
-		for i := range blk {
-			k := blk[i].recKey()
-			if k == key || (class == seed && k&seedBit != 0) {
-				continue
-			}
-			if skip > 0 {
-				skip--
-				continue
-			}
-			resp.Peers = append(resp.Peers, Peer{Addr: blk[i].addrPort()})
-			if taken++; taken == m {
-				break
-			}
+		if c < 0 || nl+ns == blockCaps[c] {
+			f.move(&sh.swarms, w, fam, c+1)
+			blk = f.block(w, fam)
 		}
+		s.peerJoined(ap.Addr())
+		meta = joined(w, meta, class, completed)
+		self = insertSlot(blk, nl, ns, class, zero.made(ap, ident, meta))
+		countPeer(sh, f, fam, w, id, class, 0, meta)
 	}
+	if class == seed {
+		self = -1
+	}
+	replyBlock(blk, int(w.n[fam][leech]), int(w.n[fam][seed]), class, self, req.NumWant, resp)
 	return nil
 }
 
-// block returns the peers of a family of a swarm whose peers are in a
-// block. It is valid until the next alloc.
-func (f *family[P]) block(w *swarm, fam addrFamily) []P {
-	if w.blk[fam] == noBlock {
-		return nil
+// region returns the records of one class in a block holding nl leechers
+// and ns seeders.
+func region[S any](blk []S, nl, ns int, class peerClass) []S {
+	if class == leech {
+		return blk[:nl]
 	}
-	return f.slab.span(w.at[fam], w.n[fam][leech]+w.n[fam][seed])
+	return blk[len(blk)-ns:]
 }
 
-// move puts the n first records of a family's block into a new block of
-// size class c, or gives the block up when c is negative.
-func (f *family[P]) move(swarms []swarm, w *swarm, fam addrFamily, n uint32, c int) {
-	at := uint32(0)
-	if c >= 0 {
-		at = f.slab.alloc(swarms, fam, c) // may move the old block
+// search returns where k is, or would go, among the sorted records r, and
+// whether the record there is k's (the same address and identity).
+func search[S slot[S]](r []S, k S) (int, bool) {
+	lo, hi := 0, len(r)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r[m].cmp(k) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
 	}
-	old, oldc := w.at[fam], int(w.blk[fam])-1
-	if oldc >= 0 {
-		copy(f.slab.span(at, n), f.slab.span(old, n))
-		f.slab.release(old, oldc)
+	return lo, lo < len(r) && r[lo].cmp(k) == 0
+}
+
+// insertSlot puts rec in its place among the records of its class, in a
+// block that has room for it, and returns that place.
+func insertSlot[S slot[S]](blk []S, nl, ns int, class peerClass, rec S) int {
+	i, _ := search(region(blk, nl, ns, class), rec)
+	if class == leech {
+		copy(blk[i+1:nl+1], blk[i:nl])
+		blk[i] = rec
+		return i
+	}
+	// Seeders end at the block's end: the ones before i move down one.
+	start := len(blk) - ns
+	copy(blk[start-1:start-1+i], blk[start:start+i])
+	blk[start-1+i] = rec
+	return i
+}
+
+// removeSlot takes the record at place i out of the records of its class.
+func removeSlot[S any](blk []S, nl, ns int, class peerClass, i int) {
+	if class == leech {
+		copy(blk[i:nl-1], blk[i+1:nl])
+		return
+	}
+	start := len(blk) - ns
+	copy(blk[start+1:start+1+i], blk[start:start+i])
+}
+
+// replyBlock appends to resp the reply to an announcer of class, from a
+// block holding nl leechers and ns seeders; self is the announcer's place
+// among the leechers, or -1. A seeder gets leechers only, a leecher the
+// others of both classes. The reply visits the eligible peers from a
+// uniformly random one by a random step coprime with their number, so each
+// is picked with probability want/eligible, and, unlike a window of
+// neighbours, a reply does not hold peers of nearby addresses only.
+func replyBlock[S slot[S]](blk []S, nl, ns int, class peerClass, self, want int, resp *AnnounceResponse) {
+	n := nl // the eligible peers, self included when it is a leecher
+	if class == leech {
+		n += ns
+	}
+	others := n
+	if self >= 0 {
+		others--
+	}
+	m := min(want, others)
+	if m <= 0 {
+		return
+	}
+	seeds := len(blk) - ns - nl // from place nl, the seeders' offset
+	if m == others {
+		for i := range n {
+			if i != self {
+				if i >= nl {
+					i += seeds
+				}
+				resp.Peers = append(resp.Peers, Peer{Addr: blk[i].addrPort()})
+			}
+		}
+		return
+	}
+	// Start at a uniformly random one of the others: skipping self as
+	// the walk goes, the others form a cycle, and every window of m of
+	// them is as likely.
+	i := rand.IntN(others)
+	if self >= 0 && i >= self {
+		i++
+	}
+	step := stepPrimes[rand.IntN(len(stepPrimes))] % n
+	for taken := 0; taken < m; i += step {
+		if i >= n {
+			i -= n
+		}
+		if i == self {
+			continue
+		}
+		j := i
+		if j >= nl {
+			j += seeds
+		}
+		resp.Peers = append(resp.Peers, Peer{Addr: blk[j].addrPort()})
+		taken++
+	}
+}
+
+// block returns the block of a family of a swarm whose peers are in one,
+// all of it: its leechers at the start, its seeders at the end. It is
+// valid until the next allocation of a block.
+func (f *family[S, P]) block(w *swarm, fam addrFamily) []S {
+	c := int(w.blk[fam]) - 1
+	switch {
+	case c < 0 || w.blk[fam] == inTree:
+		return nil
+	case c < slabClasses:
+		return f.slab.span(w.at[fam], uint32(blockCaps[c]))
+	}
+	return f.big.blocks[w.at[fam]]
+}
+
+// move puts a family's peers into a new block of size class c, or gives
+// the block up when c is negative: the leechers at its start, the seeders
+// at its end.
+func (f *family[S, P]) move(swarms *swarmTable, w *swarm, fam addrFamily, c int) {
+	nl, ns := int(w.n[fam][leech]), int(w.n[fam][seed])
+	at := uint32(0)
+	switch {
+	case c < 0:
+	case c < slabClasses:
+		at = f.slab.alloc(swarms, fam, c) // may move the old block
+	default:
+		at = f.big.alloc(blockCaps[c])
+	}
+	if oldc := int(w.blk[fam]) - 1; oldc >= 0 {
+		if c >= 0 {
+			old, blk := f.block(w, fam), f.blockAt(at, c)
+			copy(blk, old[:nl])
+			copy(blk[len(blk)-ns:], old[len(old)-ns:])
+		}
+		f.release(w.at[fam], oldc)
 	}
 	w.at[fam], w.blk[fam] = at, uint8(c+1)
 }
 
-// push appends rec to a family's block, growing it first when it is full.
-// The counters do not count rec yet.
-func (f *family[P]) push(swarms []swarm, w *swarm, fam addrFamily, rec P) {
-	n := w.n[fam][leech] + w.n[fam][seed]
-	if c := int(w.blk[fam]) - 1; c < 0 || int(n) == blockCaps[c] {
-		f.move(swarms, w, fam, n, c+1)
+// blockAt returns the block of size class c at at.
+func (f *family[S, P]) blockAt(at uint32, c int) []S {
+	if c < slabClasses {
+		return f.slab.span(at, uint32(blockCaps[c]))
 	}
-	f.slab.span(w.at[fam]+n, 1)[0] = rec
+	return f.big.blocks[at]
 }
 
-// removeAt takes the record at index i out of a family's block, moving the
-// last record into its place. The counters still count it.
-func (f *family[P]) removeAt(w *swarm, fam addrFamily, i int) {
-	blk := f.block(w, fam)
-	blk[i] = blk[len(blk)-1]
+// release gives back the block of size class c at at.
+func (f *family[S, P]) release(at uint32, c int) {
+	if c < slabClasses {
+		f.slab.release(at, c)
+	} else {
+		f.big.release(at)
+	}
 }
 
 // shrink moves a family's block to the smallest size class that holds its
 // peers once they fit in a block two sizes smaller (so that a peer coming
 // and going does not move it each time), and gives the block up once it is
 // empty.
-func (f *family[P]) shrink(swarms []swarm, w *swarm, fam addrFamily) {
+func (f *family[S, P]) shrink(swarms *swarmTable, w *swarm, fam addrFamily, maxClass int) {
 	n := w.n[fam][leech] + w.n[fam][seed]
 	c := int(w.blk[fam]) - 1
 	switch {
 	case c < 0 || w.blk[fam] == inTree:
 	case n == 0:
-		f.move(swarms, w, fam, 0, -1)
+		f.move(swarms, w, fam, -1)
 		f.slab.compactIfFree(swarms, fam, 2)
 	case c >= 2 && int(n) <= blockCaps[c-2]:
-		f.move(swarms, w, fam, n, classFor(n))
+		f.move(swarms, w, fam, min(classFor(n), maxClass))
 	}
 }
 
@@ -197,21 +309,37 @@ func classFor(n uint32) int {
 	return c
 }
 
-// toTree moves a family's peers from its block into the shard's tree.
-func (f *family[P]) toTree(swarms []swarm, w *swarm, fam addrFamily) {
-	for _, p := range f.block(w, fam) {
-		f.tree.ReplaceOrInsert(p)
+// toTree moves a family's peers from its block into the shard's tree, with
+// the bucket counts of its large classes.
+func (f *family[S, P]) toTree(s *MemoryStore, sh *shard, w *swarm, fam addrFamily, id uint32) {
+	swarms := &sh.swarms
+	var zero P
+	blk := f.block(w, fam)
+	nl, ns := int(w.n[fam][leech]), int(w.n[fam][seed])
+	for class := range peerClass(2) {
+		for _, r := range region(blk, nl, ns, class) {
+			ap := r.addrPort()
+			key := classBase(id, class) | s.treeHid(ap, r.recID())
+			f.tree.ReplaceOrInsert(zero.with(key, ap, r.recMeta()))
+			sh.treeAddrs.add(s, sh, id, fam, ap.Addr(), 1)
+		}
 	}
-	f.move(swarms, w, fam, 0, -1)
+	f.move(swarms, w, fam, -1)
 	w.blk[fam] = inTree
+	for class := range peerClass(2) {
+		if n := int(w.n[fam][class]); n > samplerMin {
+			f.samplers[classKey(id, class)] = buildFenwick(f, id, class, n)
+		}
+	}
 	f.slab.compactIfFree(swarms, fam, 2)
 }
 
 // toBlock moves a family's peers from the tree into a block once few are
 // left.
-func (f *family[P]) toBlock(swarms []swarm, w *swarm, fam addrFamily, id uint32) {
+func (f *family[S, P]) toBlock(s *MemoryStore, sh *shard, w *swarm, fam addrFamily, id uint32) {
+	swarms := &sh.swarms
 	n := w.n[fam][leech] + w.n[fam][seed]
-	if w.blk[fam] != inTree || n > toBlockAt {
+	if w.blk[fam] != inTree || n > s.toBlockAt {
 		return
 	}
 	var zero P
@@ -220,16 +348,30 @@ func (f *family[P]) toBlock(swarms []swarm, w *swarm, fam addrFamily, id uint32)
 		f.moving = append(f.moving, p)
 		return true
 	})
+	delete(f.samplers, classKey(id, leech))
+	delete(f.samplers, classKey(id, seed))
 	w.blk[fam] = noBlock
 	if n == 0 {
 		return
 	}
-	c := classFor(n)
-	at := f.slab.alloc(swarms, fam, c)
-	blk := f.slab.span(at, n)
-	for i, p := range f.moving {
+	f.move(swarms, w, fam, min(classFor(n), s.maxClass))
+	blk := f.block(w, fam)
+	nl, ns := int(w.n[fam][leech]), int(w.n[fam][seed])
+	var slot S
+	l, r := 0, len(blk)-ns
+	for _, p := range f.moving {
 		f.tree.Delete(p)
-		blk[i] = p
+		sh.treeAddrs.add(s, sh, id, fam, p.addrPort().Addr(), -1)
+		rec := slot.made(p.addrPort(), uint8(p.recKey()), p.recMeta())
+		if p.recKey()&seedBit == 0 {
+			blk[l] = rec
+			l++
+		} else {
+			blk[r] = rec
+			r++
+		}
 	}
-	w.at[fam], w.blk[fam] = at, uint8(c+1)
+	cmp := func(a, b S) int { return a.cmp(b) }
+	slices.SortFunc(blk[:nl], cmp)
+	slices.SortFunc(blk[len(blk)-ns:], cmp)
 }

@@ -4,7 +4,11 @@
 
 package tracker
 
-import "time"
+import (
+	"hash/maphash"
+	"slices"
+	"time"
+)
 
 // sweepBatch is how many swarms or records a sweep visits each time it
 // takes a shard's lock.
@@ -64,31 +68,42 @@ func (s *MemoryStore) sweep(sh *shard) {
 	now := s.clock.Load()
 	sweepFamily(s, sh, &sh.v4, inet4, now)
 	sweepFamily(s, sh, &sh.v6, inet6, now)
-	for id := 0; ; {
+	for id := uint32(0); ; {
 		sh.mu.Lock()
+		if id == 0 {
+			sh.idle = sh.idle[:0] // listed again by this pass
+		}
 		// A batch visits sweepBatch swarms or records, whichever comes
 		// first.
-		for work := 0; id < len(sh.swarms) && work < sweepBatch; id++ {
-			w := &sh.swarms[id]
+		for work := 0; int(id) < sh.swarms.len() && work < sweepBatch; id++ {
+			w := sh.swarms.at(id)
 			if w.seen == 0 {
 				continue
 			}
 			work++
 			if w.blk[inet4] != inTree {
-				work += sweepBlock(s, sh, &sh.v4, inet4, w, uint32(id), now)
+				work += sweepBlock(s, sh, &sh.v4, inet4, w, id, now)
 			}
 			if w.blk[inet6] != inTree {
-				work += sweepBlock(s, sh, &sh.v6, inet6, w, uint32(id), now)
+				work += sweepBlock(s, sh, &sh.v6, inet6, w, id, now)
 			}
-			if w.peers() == 0 && (w.snatches == 0 || since(now, w.seen) > s.swarmTTL) {
-				s.dropSwarm(sh, uint32(id))
+			switch {
+			case w.peers() > 0:
+			case w.snatches == 0 || since(now, w.seen) > s.swarmTTL:
+				s.dropSwarm(sh, id)
+			default:
+				// Kept for its snatch count, and the first to go when
+				// the store is full.
+				sh.idle = append(sh.idle, id)
 			}
 		}
-		done := id >= len(sh.swarms)
+		done := int(id) >= sh.swarms.len()
 		if done {
 			// Give back the room of blocks freed since the swarms shrank.
-			sh.v4.slab.compactIfFree(sh.swarms, inet4, 16)
-			sh.v6.slab.compactIfFree(sh.swarms, inet6, 16)
+			sh.v4.slab.compactIfFree(&sh.swarms, inet4, 32)
+			sh.v6.slab.compactIfFree(&sh.swarms, inet6, 32)
+			sh.treeAddrs.shrink(s, sh)
+			s.compactSwarms(sh, sweepBatch)
 		}
 		sh.mu.Unlock()
 		if done {
@@ -97,34 +112,50 @@ func (s *MemoryStore) sweep(sh *shard) {
 	}
 }
 
-// stale reports whether a record last seen at the tick in meta has outlived
-// the TTL at tick now.
-func (s *MemoryStore) stale(meta uint16, now uint32) bool {
-	age := (uint16(now) - meta>>2) & seenMask
-	return uint32(age) > s.ttl && age < seenMask/2
+// stale reports whether a record last seen in the generation in meta has
+// outlived the TTL at tick now. A generation ahead of now's (an announce
+// that read the clock just after the sweep did) is fresh.
+func (s *MemoryStore) stale(meta uint8, now uint32) bool {
+	age := (now/s.genTicks - uint32(meta)) & genMask
+	return age >= staleGens && age < newerGens
 }
 
-// sweepBlock removes the stale peers of a family's block and returns the
-// number of records it looked at.
-func sweepBlock[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrFamily, w *swarm, id uint32, now uint32) int {
+// sweepBlock removes the stale peers of a family's block, keeping the
+// others in their order, and returns the number of records it looked at.
+func sweepBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S, P], fam addrFamily, w *swarm, id uint32, now uint32) int {
 	blk := f.block(w, fam)
-	removed := false
-	for i := len(blk) - 1; i >= 0; i-- {
-		if p := blk[i]; s.stale(p.recMeta(), now) {
-			f.removeAt(w, fam, i)
-			uncountPeer(sh, f, fam, w, id, p)
-			s.npeers.Add(-1)
-			blk = blk[:len(blk)-1]
-			removed = true
+	nl, ns := int(w.n[fam][leech]), int(w.n[fam][seed])
+	removed := 0
+	// Leechers move down over the stale ones, seeders up.
+	k := 0
+	for i := range nl {
+		if m := blk[i].recMeta(); s.stale(m, now) {
+			uncountPeer(sh, f, fam, w, id, leech, 0, m)
+			s.peerLeft(blk[i].addrPort().Addr())
+			removed++
+			continue
 		}
+		blk[k] = blk[i]
+		k++
 	}
-	if removed {
-		f.shrink(sh.swarms, w, fam)
+	k = len(blk)
+	for i := len(blk) - 1; i >= len(blk)-ns; i-- {
+		if m := blk[i].recMeta(); s.stale(m, now) {
+			uncountPeer(sh, f, fam, w, id, seed, 0, m)
+			s.peerLeft(blk[i].addrPort().Addr())
+			removed++
+			continue
+		}
+		k--
+		blk[k] = blk[i]
 	}
-	return len(blk)
+	if removed > 0 {
+		f.shrink(&sh.swarms, w, fam, s.maxClass)
+	}
+	return nl + ns
 }
 
-func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrFamily, now uint32) {
+func sweepFamily[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S, P], fam addrFamily, now uint32) {
 	var zero P
 	cursor := uint64(0)
 	for {
@@ -146,18 +177,103 @@ func sweepFamily[P record[P]](s *MemoryStore, sh *shard, f *family[P], fam addrF
 		for _, p := range f.scratch {
 			id := swarmOf(p.recKey())
 			f.tree.Delete(p)
-			uncountPeer(sh, f, fam, &sh.swarms[id], id, p)
-			s.npeers.Add(-1)
+			uncountPeer(sh, f, fam, sh.swarms.at(id), id, peerClass(p.recKey()>>hidBits&1), p.recKey()&hidMask, p.recMeta())
+			s.peerLeft(p.addrPort().Addr())
+			sh.treeAddrs.add(s, sh, id, fam, p.addrPort().Addr(), -1)
 		}
 		// Only once the whole batch is out of the tree: a swarm's records
 		// still in the batch must not move to its block.
 		for _, p := range f.scratch {
 			id := swarmOf(p.recKey())
-			f.toBlock(sh.swarms, &sh.swarms[id], fam, id)
+			f.toBlock(s, sh, sh.swarms.at(id), fam, id)
 		}
 		sh.mu.Unlock()
 		if !more {
 			return
+		}
+	}
+}
+
+// compactSwarms shrinks a shard's swarm table once most of it is free,
+// after a flood of torrents has come and gone: it moves up to budget swarms
+// from the end of the table to free places nearer its start, then gives
+// back the pages left empty at the end. Later sweeps go on where it
+// stopped. It runs under the shard's lock.
+func (s *MemoryStore) compactSwarms(sh *shard, budget int) {
+	live := sh.index.n
+	if sh.swarms.len() <= 2*live+2*swarmPageLen {
+		return
+	}
+	target := live + live/8 + swarmPageLen // the length to reach
+	var low []uint32                       // free places below target
+	for _, id := range sh.free {
+		if int(id) < target && id != reservedID {
+			low = append(low, id)
+		}
+	}
+	end := sh.swarms.len()
+	for ; end > target && budget > 0; end-- {
+		id := uint32(end - 1)
+		if sh.swarms.at(id).seen == 0 {
+			continue
+		}
+		if len(low) == 0 {
+			break
+		}
+		to := low[len(low)-1]
+		low = low[:len(low)-1]
+		s.moveSwarm(sh, id, to)
+		budget--
+	}
+	for end > 0 && sh.swarms.at(uint32(end-1)).seen == 0 {
+		end--
+	}
+	sh.swarms.truncate(end)
+	sh.free = sh.free[:0]
+	for id := range uint32(end) {
+		if sh.swarms.at(id).seen == 0 && id != reservedID {
+			sh.free = append(sh.free, id)
+		}
+	}
+	sh.idle = slices.DeleteFunc(sh.idle, func(id uint32) bool { return int(id) >= end })
+}
+
+// moveSwarm moves a swarm from id from to the free place to: its entry in
+// the index, and the keys of its records in the trees.
+func (s *MemoryStore) moveSwarm(sh *shard, from, to uint32) {
+	w := sh.swarms.at(from)
+	sh.index.rename(from, to, maphash.Comparable(s.seed, w.hash))
+	*sh.swarms.at(to) = *w
+	*w = swarm{}
+	w = sh.swarms.at(to)
+	if w.blk[inet4] == inTree {
+		rekey(s, sh, &sh.v4, inet4, from, to)
+	}
+	if w.blk[inet6] == inTree {
+		rekey(s, sh, &sh.v6, inet6, from, to)
+	}
+}
+
+// rekey moves the records of a swarm's family in the tree from the key
+// range of id from to that of id to, with their bucket counts.
+func rekey[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[S, P], fam addrFamily, from, to uint32) {
+	var zero P
+	f.moving = f.moving[:0]
+	f.tree.AscendRange(zero.probe(swarmBase(from)), zero.probe(swarmBase(from)+1<<swarmShift), func(p P) bool {
+		f.moving = append(f.moving, p)
+		return true
+	})
+	for _, p := range f.moving {
+		f.tree.Delete(p)
+		a := p.addrPort().Addr()
+		sh.treeAddrs.add(s, sh, from, fam, a, -1)
+		f.tree.ReplaceOrInsert(zero.with(swarmBase(to)|p.recKey()&(seedBit|hidMask), p.addrPort(), p.recMeta()))
+		sh.treeAddrs.add(s, sh, to, fam, a, 1)
+	}
+	for class := range peerClass(2) {
+		if fw, ok := f.samplers[classKey(from, class)]; ok {
+			delete(f.samplers, classKey(from, class))
+			f.samplers[classKey(to, class)] = fw
 		}
 	}
 }

@@ -11,25 +11,30 @@ import (
 )
 
 func TestExpiry(t *testing.T) {
-	const ttl = 10 * time.Minute
+	// A TTL of 8 minutes makes generations of 64 s: a peer seen in
+	// generation g is stale from generation g+9 on.
+	const ttl = 8 * time.Minute
+	const gen = 64 * time.Second
 	s := newStoreAt(t, MemoryConfig{PeerTTL: ttl, SwarmTTL: time.Hour})
+	if time.Duration(s.genTicks)*tick != gen {
+		t.Fatalf("generations of %d ticks; want %v", s.genTicks, gen)
+	}
 	a, b := hashN(1), hashN(2)
-	s.announceAt(0, testPeer(a, 1, 10, EventStarted))
-	s.announceAt(0, testPeer(a, 2, 0, EventStarted))
-	s.announceAt(5*time.Minute, testPeer(a, 2, 0, EventNone)) // refreshed
-	s.announceAt(0, testPeer(b, 3, 10, EventStarted))
-	s.announceAt(time.Minute, testPeer(b, 3, 0, EventCompleted)) // a snatch keeps b
-
+	s.announceAt(0, testPeer(a, 1, 10, EventStarted))              // generation 0
+	s.announceAt(0, testPeer(a, 2, 0, EventStarted))               //
+	s.announceAt(5*time.Minute, testPeer(a, 2, 0, EventNone))      // refreshed in generation 4
+	s.announceAt(0, testPeer(b, 3, 10, EventStarted))              //
+	s.announceAt(2*time.Minute, testPeer(b, 3, 0, EventCompleted)) // generation 1; a snatch keeps b
 	for _, step := range []struct {
 		at                   time.Duration
 		swarms, peers, seeds int
 		downloadedB          int
 	}{
-		{ttl - 4*time.Second, 2, 3, 2, 1},                     // nothing stale yet
-		{ttl + 8*time.Second, 2, 2, 2, 1},                     // peer 1 gone
-		{ttl + time.Minute + 8*time.Second, 2, 1, 1, 1},       // peer 3 gone; b kept for its snatch
-		{5*time.Minute + ttl + 8*time.Second, 1, 0, 0, 1},     // peer 2 gone; a, empty and never completed, dropped
-		{time.Minute + time.Hour + 8*time.Second, 0, 0, 0, 0}, // b's swarm TTL over
+		{ttl - 4*time.Second, 2, 3, 2, 1},                       // nothing stale yet
+		{9*gen + 8*time.Second, 2, 2, 2, 1},                     // peer 1 gone
+		{10*gen + 8*time.Second, 2, 1, 1, 1},                    // peer 3 gone; b kept for its snatch
+		{13*gen + 8*time.Second, 1, 0, 0, 1},                    // peer 2 gone; a, empty and never completed, dropped
+		{2*time.Minute + time.Hour + 8*time.Second, 0, 0, 0, 0}, // b's swarm TTL over
 	} {
 		s.sweepAt(step.at)
 		c := s.counts()
@@ -44,6 +49,33 @@ func TestExpiry(t *testing.T) {
 	}
 	if n := s.npeers.Load(); n != 0 {
 		t.Errorf("peer total = %d after everything expired; want 0", n)
+	}
+}
+
+// TestExpiryLongTTL: the longest TTL holds; its timestamps, 14 bits of
+// 4-second ticks, tell 16 hours and a minute apart from fresh.
+func TestExpiryLongTTL(t *testing.T) {
+	const ttl = 16 * time.Hour
+	s := newStoreAt(t, MemoryConfig{PeerTTL: ttl})
+	h := hashN(1)
+	s.announceAt(0, testPeer(h, 1, 10, EventStarted))
+	s.announceAt(0, testPeer(h, 2, 10, EventStarted))
+	s.announceAt(15*time.Hour, testPeer(h, 2, 10, EventNone)) // refreshed
+	// A peer expires between the TTL and an eighth more.
+	late := ttl/8 + time.Minute
+	for _, step := range []struct {
+		at    time.Duration
+		peers int
+	}{
+		{ttl, 2},
+		{ttl + late, 1},
+		{15*time.Hour + ttl, 1},
+		{15*time.Hour + ttl + late, 0},
+	} {
+		s.sweepAt(step.at)
+		if c := s.counts(); c.Peers != step.peers {
+			t.Errorf("after a sweep at %v: %d peers; want %d", step.at, c.Peers, step.peers)
+		}
 	}
 }
 
@@ -87,7 +119,7 @@ func TestExpiryPlaces(t *testing.T) {
 		t.Errorf("after sweep: %d peers; want %d", c.Peers, 3*len(sizes))
 	}
 	for h := range sizes {
-		w := &s.shards[0].swarms[h]
+		w := s.shards[0].swarms.at(uint32(h))
 		if c := classFor(3); int(w.blk[inet4]) != c+1 {
 			t.Errorf("swarm %d: place %d after the sweep; want a block of %d", h, w.blk[inet4], blockCaps[c])
 		}

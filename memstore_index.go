@@ -26,7 +26,7 @@ func slotOf(hv uint64, mask int) int { return int(hv>>32) & mask }
 func tagOf(hv uint64) uint32         { return uint32(hv>>16) & 0xff }
 
 // find returns the id of the swarm of h, whose hash is hv.
-func (x *swarmIndex) find(swarms []swarm, h *InfoHash, hv uint64) (uint32, bool) {
+func (x *swarmIndex) find(swarms *swarmTable, h *InfoHash, hv uint64) (uint32, bool) {
 	if x.n == 0 {
 		return 0, false
 	}
@@ -38,7 +38,7 @@ func (x *swarmIndex) find(swarms []swarm, h *InfoHash, hv uint64) (uint32, bool)
 			return 0, false
 		}
 		if e>>idBits == tag {
-			if id := e&idMask - 1; swarms[id].hash == *h {
+			if id := e&idMask - 1; swarms.at(id).hash == *h {
 				return id, true
 			}
 		}
@@ -47,7 +47,7 @@ func (x *swarmIndex) find(swarms []swarm, h *InfoHash, hv uint64) (uint32, bool)
 
 // insert adds id under hv; the hash must not be in the table. The hashes
 // of other swarms are recomputed from seed when the table grows.
-func (x *swarmIndex) insert(id uint32, hv uint64, seed maphash.Seed, swarms []swarm) {
+func (x *swarmIndex) insert(id uint32, hv uint64, seed maphash.Seed, swarms *swarmTable) {
 	if (x.n+1)*4 > len(x.slots)*3 {
 		x.resize(max(minSize, len(x.slots)*2), seed, swarms)
 	}
@@ -66,7 +66,7 @@ func (x *swarmIndex) put(id uint32, hv uint64) {
 
 // remove deletes id, stored under hv, shifting later entries of its probe
 // run back so that no tombstone is left.
-func (x *swarmIndex) remove(id uint32, hv uint64, seed maphash.Seed, swarms []swarm) {
+func (x *swarmIndex) remove(id uint32, hv uint64, seed maphash.Seed, swarms *swarmTable) {
 	mask := len(x.slots) - 1
 	i := slotOf(hv, mask)
 	for x.slots[i]&idMask != id+1 {
@@ -77,7 +77,7 @@ func (x *swarmIndex) remove(id uint32, hv uint64, seed maphash.Seed, swarms []sw
 	for j := (i + 1) & mask; x.slots[j] != 0; j = (j + 1) & mask {
 		// Move entry j into the hole at i if its home slot does not lie
 		// in the cyclic range (i, j].
-		home := slotOf(maphash.Comparable(seed, swarms[x.slots[j]&idMask-1].hash), mask)
+		home := slotOf(maphash.Comparable(seed, swarms.at(x.slots[j]&idMask-1).hash), mask)
 		if (j-home)&mask >= (j-i)&mask {
 			x.slots[i] = x.slots[j]
 			x.slots[j] = 0
@@ -89,13 +89,73 @@ func (x *swarmIndex) remove(id uint32, hv uint64, seed maphash.Seed, swarms []sw
 	}
 }
 
-func (x *swarmIndex) resize(size int, seed maphash.Seed, swarms []swarm) {
+func (x *swarmIndex) resize(size int, seed maphash.Seed, swarms *swarmTable) {
 	old := x.slots
 	x.slots = make([]uint32, size)
 	for _, e := range old {
 		if e != 0 {
 			id := e&idMask - 1
-			x.put(id, maphash.Comparable(seed, swarms[id].hash))
+			x.put(id, maphash.Comparable(seed, swarms.at(id).hash))
 		}
 	}
+}
+
+// swarmTable holds a shard's swarms by id, in pages that never move: a
+// table that grows copies nothing, under the shard's lock or for the
+// garbage collector, and wastes at most a page. Pages are chunks, outside
+// the Go heap where the system allows (see newChunk).
+type swarmTable struct {
+	pages [][]swarm
+	n     int
+}
+
+const (
+	swarmPageBits = 7
+	swarmPageLen  = 1 << swarmPageBits // swarms in a page: about 7.5 KB
+	swarmPageMask = swarmPageLen - 1
+)
+
+// at returns the swarm of id, which must be below len.
+func (t *swarmTable) at(id uint32) *swarm {
+	return &t.pages[id>>swarmPageBits][id&swarmPageMask]
+}
+
+func (t *swarmTable) len() int { return t.n }
+
+// push adds a zero swarm at the end and returns its id.
+func (t *swarmTable) push() uint32 {
+	if t.n == len(t.pages)*swarmPageLen {
+		t.pages = append(t.pages, newChunk[swarm](swarmPageLen))
+	}
+	t.n++
+	return uint32(t.n - 1)
+}
+
+// giveBack gives back the table's pages; it is empty after.
+func (t *swarmTable) giveBack() {
+	for _, p := range t.pages {
+		freeChunk(p)
+	}
+	*t = swarmTable{}
+}
+
+// rename moves the entry of id, stored under hv, to to.
+func (x *swarmIndex) rename(id, to uint32, hv uint64) {
+	mask := len(x.slots) - 1
+	i := slotOf(hv, mask)
+	for x.slots[i]&idMask != id+1 {
+		i = (i + 1) & mask
+	}
+	x.slots[i] = tagOf(hv)<<idBits | (to + 1)
+}
+
+// truncate drops the swarms from n on, and the pages they leave empty.
+func (t *swarmTable) truncate(n int) {
+	pages := (n + swarmPageLen - 1) / swarmPageLen
+	for _, p := range t.pages[pages:] {
+		freeChunk(p)
+	}
+	clear(t.pages[pages:])
+	t.pages = t.pages[:pages]
+	t.n = n
 }

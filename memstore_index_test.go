@@ -12,39 +12,39 @@ func TestSwarmIndex(t *testing.T) {
 	seed := maphash.MakeSeed()
 	r := rand.New(rand.NewPCG(5, 6))
 	var x swarmIndex
-	var swarms []swarm
+	var swarms swarmTable
+	defer swarms.giveBack()
 	live := map[InfoHash]uint32{}
 	var free []uint32
 	for step := range 50000 {
 		h := hashN(r.IntN(3000))
 		hv := maphash.Comparable(seed, h)
-		id, found := x.find(swarms, &h, hv)
+		id, found := x.find(&swarms, &h, hv)
 		wantID, want := live[h]
 		if found != want || (found && id != wantID) {
 			t.Fatalf("step %d: find(%x) = %d, %v; want %d, %v", step, h[:3], id, found, wantID, want)
 		}
 		if found {
-			x.remove(id, hv, seed, swarms)
+			x.remove(id, hv, seed, &swarms)
 			delete(live, h)
-			swarms[id] = swarm{}
+			*swarms.at(id) = swarm{}
 			free = append(free, id)
 			continue
 		}
 		if n := len(free); n > 0 {
 			id, free = free[n-1], free[:n-1]
 		} else {
-			id = uint32(len(swarms))
-			swarms = append(swarms, swarm{})
+			id = swarms.push()
 		}
-		swarms[id] = swarm{hash: h, seen: 1}
-		x.insert(id, hv, seed, swarms)
+		*swarms.at(id) = swarm{hash: h, seen: 1}
+		x.insert(id, hv, seed, &swarms)
 		live[h] = id
 		if x.n != len(live) {
 			t.Fatalf("step %d: index holds %d; want %d", step, x.n, len(live))
 		}
 	}
 	for h, id := range live {
-		if got, ok := x.find(swarms, &h, maphash.Comparable(seed, h)); !ok || got != id {
+		if got, ok := x.find(&swarms, &h, maphash.Comparable(seed, h)); !ok || got != id {
 			t.Fatalf("find(%x) = %d, %v at the end; want %d", h[:3], got, ok, id)
 		}
 	}

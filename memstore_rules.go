@@ -1,7 +1,8 @@
 // The memory store's rules of an announce, the same wherever a family keeps
-// its peers: the record a peer stores, when a completion counts as a
+// its peers: the flags a peer's record holds, when a completion counts as a
 // snatch, partial seeds, and the counters a stored or deleted record
-// changes.
+// changes. The rules work on a record's meta (its tick and flags), the same
+// in blocks and in the tree.
 //
 // A snatch is counted once per peer: snatch flags matter on leecher records
 // only, since a seeder has completed and never counts a completion again,
@@ -10,69 +11,70 @@
 
 package tracker
 
-import "net/netip"
-
-// newRecord returns the record an announce of class stores, before the
-// rules below add the snatch flag.
-func newRecord[P record[P]](key uint64, ap netip.AddrPort, req *AnnounceRequest, class peerClass, now uint32) P {
-	var zero P
-	var flags uint16
+// newMeta returns the meta of the record an announce of class stores in
+// generation gen, before the rules below add the snatch flag.
+func newMeta(req *AnnounceRequest, class peerClass, gen uint32) uint8 {
+	var flags uint8
 	if req.Event == EventPaused && class == leech {
 		flags = flagPause
 	}
-	return zero.with(key, ap, uint16(now&seenMask)<<2|flags)
+	return uint8(gen&genMask) | flags
 }
 
 // countStop counts the completion of a leecher that stops with nothing
-// left (aria2 never sends completed); old is its record, key the key of
-// the class it announces.
-func countStop[P record[P]](w *swarm, old P, key uint64, class peerClass) {
-	if old.recKey() != key && class == seed && old.recMeta()&flagSnat == 0 {
+// left (aria2 never sends completed): old is the meta of its record, which
+// is of the other class than the one it announces when reclass is set.
+func countStop(w *swarm, old uint8, reclass bool, class peerClass) {
+	if reclass && class == seed && old&flagSnat == 0 {
 		w.snatches++
 	}
 }
 
-// refreshed returns what a peer announcing again in the class of its
-// record old stores, counting a completion it reports for the first time.
-func refreshed[P record[P]](w *swarm, old, rec P, class peerClass, completed bool) P {
+// refreshed returns the meta a peer announcing again in the class of its
+// record (of meta old) stores, counting a completion it reports for the
+// first time.
+func refreshed(w *swarm, old, meta uint8, class peerClass, completed bool) uint8 {
 	if class == seed {
-		return rec
+		return meta
 	}
-	snat := old.recMeta() & flagSnat
+	snat := old & flagSnat
 	if completed && snat == 0 {
 		w.snatches++
 		snat = flagSnat
 	}
-	w.paused += uint32(rec.recMeta()&flagPause)>>1 - uint32(old.recMeta()&flagPause)>>1
-	return rec.withMeta(rec.recMeta() | snat)
+	w.paused += uint32(meta&flagPause)/flagPause - uint32(old&flagPause)/flagPause
+	return meta | snat
 }
 
-// reclassed returns what a peer whose record prev is of the other class
-// stores, counting the completion of a leecher that became a seeder.
-func reclassed[P record[P]](w *swarm, prev, rec P, class peerClass) P {
+// reclassed returns the meta a peer whose record (of meta prev) is of the
+// other class stores, counting the completion of a leecher that became a
+// seeder.
+func reclassed(w *swarm, prev, meta uint8, class peerClass) uint8 {
 	if class == leech {
-		return rec.withMeta(rec.recMeta() | flagSnat)
+		return meta | flagSnat
 	}
-	if prev.recMeta()&flagSnat == 0 {
+	if prev&flagSnat == 0 {
 		w.snatches++
 	}
-	return rec
+	return meta
 }
 
-// joined returns what a new peer stores, counting a completion it reports.
-func joined[P record[P]](w *swarm, rec P, class peerClass, completed bool) P {
+// joined returns the meta a new peer stores, counting a completion it
+// reports.
+func joined(w *swarm, meta uint8, class peerClass, completed bool) uint8 {
 	if !completed {
-		return rec
+		return meta
 	}
 	w.snatches++
 	if class == leech {
-		return rec.withMeta(rec.recMeta() | flagSnat)
+		return meta | flagSnat
 	}
-	return rec
+	return meta
 }
 
-// countPeer adds a record just stored in class to the counters.
-func countPeer[P record[P]](sh *shard, f *family[P], fam addrFamily, w *swarm, id uint32, class peerClass, hid uint64, meta uint16) {
+// countPeer adds a record just stored in class to the counters; hid places
+// a record of the tree in its class's bucket counts.
+func countPeer[S slot[S], P record[P]](sh *shard, f *family[S, P], fam addrFamily, w *swarm, id uint32, class peerClass, hid uint64, meta uint8) {
 	addCount(f, fam, w, id, class, hid, 1)
 	if meta&flagPause != 0 {
 		w.paused++
@@ -84,11 +86,9 @@ func countPeer[P record[P]](sh *shard, f *family[P], fam addrFamily, w *swarm, i
 }
 
 // uncountPeer takes a record just deleted off the counters.
-func uncountPeer[P record[P]](sh *shard, f *family[P], fam addrFamily, w *swarm, id uint32, old P) {
-	key := old.recKey()
-	class := peerClass(key>>hidBits) & 1
-	addCount(f, fam, w, id, class, key&hidMask, -1)
-	if old.recMeta()&flagPause != 0 {
+func uncountPeer[S slot[S], P record[P]](sh *shard, f *family[S, P], fam addrFamily, w *swarm, id uint32, class peerClass, hid uint64, meta uint8) {
+	addCount(f, fam, w, id, class, hid, -1)
+	if meta&flagPause != 0 {
 		w.paused--
 	}
 	sh.peers--

@@ -10,7 +10,7 @@ import "math/rand/v2"
 
 // sampleTree appends to resp the reply to the peer whose key is key, of
 // the given class, from a family in the tree.
-func sampleTree[P record[P]](f *family[P], fam addrFamily, w *swarm, id uint32, class peerClass, key uint64, want int, resp *AnnounceResponse) error {
+func sampleTree[S slot[S], P record[P]](f *family[S, P], fam addrFamily, w *swarm, id uint32, class peerClass, key uint64, want int, resp *AnnounceResponse) error {
 	if want <= 0 {
 		return nil
 	}
@@ -49,7 +49,7 @@ func sampleTree[P record[P]](f *family[P], fam addrFamily, w *swarm, id uint32, 
 // self is of this class. The peers are a window of consecutive records
 // (wrapping around) that starts at a uniformly random rank among the
 // others, so every other peer is picked with probability m/(n-1) or m/n.
-func sampleClass[P record[P]](f *family[P], id uint32, class peerClass, n int, self uint64, m int, out []Peer) []Peer {
+func sampleClass[S slot[S], P record[P]](f *family[S, P], id uint32, class peerClass, n int, self uint64, m int, out []Peer) []Peer {
 	others := n
 	if peerClass(self>>hidBits)&1 == class {
 		others--
@@ -136,7 +136,7 @@ func classKey(id uint32, class peerClass) uint32 { return id<<1 | uint32(class) 
 
 // addCount changes a class's peer count by d after the tree has changed,
 // and keeps its bucket counts in step.
-func addCount[P record[P]](f *family[P], fam addrFamily, w *swarm, id uint32, class peerClass, hid uint64, d int32) {
+func addCount[S slot[S], P record[P]](f *family[S, P], fam addrFamily, w *swarm, id uint32, class peerClass, hid uint64, d int32) {
 	w.n[fam][class] += uint32(d)
 	if w.blk[fam] != inTree {
 		return
@@ -168,7 +168,7 @@ type fenwick struct {
 	t    []uint32 // 1-based
 }
 
-func buildFenwick[P record[P]](f *family[P], id uint32, class peerClass, n int) *fenwick {
+func buildFenwick[S slot[S], P record[P]](f *family[S, P], id uint32, class peerClass, n int) *fenwick {
 	b := uint(1)
 	for n>>b > bucketAim {
 		b++

@@ -8,12 +8,12 @@ import (
 	"testing"
 )
 
-func checkFamilySamplers[P record[P]](t *testing.T, sh *shard, f *family[P], fam addrFamily) {
+func checkFamilySamplers[S slot[S], P record[P]](t *testing.T, sh *shard, f *family[S, P], fam addrFamily) {
 	t.Helper()
 	for ck, fw := range f.samplers {
 		id, class := ck>>1, peerClass(ck&1)
-		n := int(sh.swarms[id].n[fam][class])
-		if n <= samplerMin/2 {
+		n := int(sh.swarms.at(uint32(id)).n[fam][class])
+		if n <= samplerMin/2 || sh.swarms.at(uint32(id)).blk[fam] != inTree {
 			t.Errorf("swarm %d class %d has %d peers and still bucket counts", id, class, n)
 		}
 		want := rebucket(f, id, class, fw.bits)
@@ -23,9 +23,9 @@ func checkFamilySamplers[P record[P]](t *testing.T, sh *shard, f *family[P], fam
 			}
 		}
 	}
-	for id := range sh.swarms {
+	for id := range sh.swarms.len() {
 		for class := range peerClass(2) {
-			if n := sh.swarms[id].n[fam][class]; n > samplerMin && f.samplers[classKey(uint32(id), class)] == nil {
+			if n := sh.swarms.at(uint32(id)).n[fam][class]; sh.swarms.at(uint32(id)).blk[fam] == inTree && n > samplerMin && f.samplers[classKey(uint32(id), class)] == nil {
 				t.Errorf("swarm %d class %d has %d peers and no bucket counts", id, class, n)
 			}
 		}
@@ -33,7 +33,7 @@ func checkFamilySamplers[P record[P]](t *testing.T, sh *shard, f *family[P], fam
 }
 
 // rebucket counts a class into 2^bits buckets from the tree.
-func rebucket[P record[P]](f *family[P], id uint32, class peerClass, bits uint) *fenwick {
+func rebucket[S slot[S], P record[P]](f *family[S, P], id uint32, class peerClass, bits uint) *fenwick {
 	fw := &fenwick{bits: bits, t: make([]uint32, 1<<bits+1)}
 	var zero P
 	lo := classBase(id, class)

@@ -17,21 +17,23 @@ import (
 // The slab grows a chunk at a time, without copying, and is compacted in
 // place: neither leaves old copies for the garbage collector, which would
 // make the process hold up to twice the memory its peers need.
-type slab[P record[P]] struct {
+type slab[P slot[P]] struct {
 	chunks [][]P
-	top    uint32                 // records below top are in blocks or free blocks
-	free   [len(blockCaps)]uint32 // heads of the free lists: offset+1, 0 for none
-	nfree  int                    // records in free blocks
-	order  []slabRef              // compaction scratch, reused
+	top    uint32              // records below top are in blocks or free blocks
+	free   [slabClasses]uint32 // heads of the free lists: offset+1, 0 for none
+	nfree  int                 // records in free blocks
+	order  []slabRef           // compaction scratch, reused
 }
 
 // slabRef is a block in use and its swarm's id.
 type slabRef struct{ at, id uint32 }
 
 // Chunks are small, so that a shard with few peers holds little memory
-// and a chunk left empty is given back soon.
+// and a chunk left empty is given back soon, and four times the largest
+// block of the slab, so that the end of a chunk too short for the next
+// block wastes little.
 const (
-	chunkBits = 7
+	chunkBits = 10
 	chunkLen  = 1 << chunkBits // records in a chunk
 	chunkMask = chunkLen - 1
 )
@@ -43,14 +45,14 @@ func (s *slab[P]) span(at, n uint32) []P {
 }
 
 // alloc returns the offset of a block of size class c. When it needs a new
-// chunk and a sixteenth or more of the slab is free, it compacts the slab
-// first, which moves the blocks of swarms.
-func (s *slab[P]) alloc(swarms []swarm, fam addrFamily, c int) uint32 {
+// chunk and a thirty-second or more of the slab is free, it compacts the
+// slab first, which moves the blocks of swarms.
+func (s *slab[P]) alloc(swarms *swarmTable, fam addrFamily, c int) uint32 {
 	if at, ok := s.pop(c); ok {
 		return at
 	}
 	n := uint32(blockCaps[c])
-	if s.nfree > 0 && s.nfree >= int(s.top)/16 && !s.fits(n) {
+	if s.nfree > 0 && s.nfree >= int(s.top)/32 && !s.fits(n) {
 		s.compact(swarms, fam, false)
 		if at, ok := s.pop(c); ok {
 			return at
@@ -63,7 +65,7 @@ func (s *slab[P]) alloc(swarms []swarm, fam addrFamily, c int) uint32 {
 		s.top += chunkLen - i
 	}
 	if int(s.top>>chunkBits) == len(s.chunks) {
-		s.chunks = append(s.chunks, make([]P, chunkLen))
+		s.chunks = append(s.chunks, newChunk[P](chunkLen))
 	}
 	at := s.top
 	s.top += n
@@ -83,7 +85,7 @@ func (s *slab[P]) pop(c int) (uint32, bool) {
 	if h == 0 {
 		return 0, false
 	}
-	s.free[c] = uint32(s.span(h-1, 1)[0].recKey())
+	s.free[c] = s.span(h-1, 1)[0].linked()
 	s.nfree -= blockCaps[c]
 	return h - 1, true
 }
@@ -91,7 +93,7 @@ func (s *slab[P]) pop(c int) (uint32, bool) {
 // release puts the block at offset at, of size class c, on its free list.
 func (s *slab[P]) release(at uint32, c int) {
 	var zero P
-	s.span(at, 1)[0] = zero.probe(uint64(s.free[c]))
+	s.span(at, 1)[0] = zero.link(s.free[c])
 	s.free[c] = at + 1
 	s.nfree += blockCaps[c]
 }
@@ -99,7 +101,7 @@ func (s *slab[P]) release(at uint32, c int) {
 // carve turns the n records from offset at into free blocks, largest
 // first.
 func (s *slab[P]) carve(at, n uint32) {
-	for c := len(blockCaps) - 1; n > 0; {
+	for c := slabClasses - 1; n > 0; {
 		if size := uint32(blockCaps[c]); size <= n {
 			s.release(at, c)
 			at += size
@@ -115,19 +117,19 @@ func (s *slab[P]) carve(at, n uint32) {
 // each is copied at most once, in place. With release, it drops the chunks
 // left empty; without, it keeps them for the blocks to come, so that a
 // slab that fills up again makes no garbage.
-func (s *slab[P]) compact(swarms []swarm, fam addrFamily, release bool) {
+func (s *slab[P]) compact(swarms *swarmTable, fam addrFamily, release bool) {
 	s.order = s.order[:0]
-	for i := range swarms {
-		if b := swarms[i].blk[fam]; b != noBlock && b != inTree {
-			s.order = append(s.order, slabRef{swarms[i].at[fam], uint32(i)})
+	for i := range uint32(swarms.len()) {
+		if w := swarms.at(i); w.blk[fam] != noBlock && w.blk[fam] <= slabClasses {
+			s.order = append(s.order, slabRef{w.at[fam], i})
 		}
 	}
 	slices.SortFunc(s.order, func(a, b slabRef) int { return cmp.Compare(a.at, b.at) })
-	s.free = [len(blockCaps)]uint32{}
+	s.free = [slabClasses]uint32{}
 	s.nfree = 0
 	dst := uint32(0)
 	for _, r := range s.order {
-		w := &swarms[r.id]
+		w := swarms.at(r.id)
 		n := uint32(blockCaps[w.blk[fam]-1])
 		if i := dst & chunkMask; i+n > chunkLen {
 			s.carve(dst, chunkLen-i)
@@ -144,17 +146,55 @@ func (s *slab[P]) compact(swarms []swarm, fam addrFamily, release bool) {
 		// Keep one chunk even when empty, so that a shard whose last
 		// block comes and goes does not make a chunk each time.
 		keep := max(int((dst+chunkMask)>>chunkBits), min(len(s.chunks), 1))
+		for _, c := range s.chunks[keep:] {
+			freeChunk(c)
+		}
 		clear(s.chunks[keep:])
 		s.chunks = s.chunks[:keep]
 	}
 }
 
+// giveBack gives back every chunk of the slab, which is empty after.
+func (s *slab[P]) giveBack() {
+	for _, c := range s.chunks {
+		freeChunk(c)
+	}
+	*s = slab[P]{}
+}
+
 // compactIfFree compacts the slab and gives back its empty chunks when a
 // share of it (1/div) is in free blocks or in chunks above top, and those
 // records are at least a quarter as many as the swarms compaction walks.
-func (s *slab[P]) compactIfFree(swarms []swarm, fam addrFamily, div int) {
+func (s *slab[P]) compactIfFree(swarms *swarmTable, fam addrFamily, div int) {
 	spare := s.nfree + len(s.chunks)*chunkLen - int(s.top)
-	if spare >= chunkLen && spare >= len(s.chunks)*chunkLen/div && spare >= len(swarms)/4 {
+	if spare >= chunkLen && spare >= len(s.chunks)*chunkLen/div && spare >= swarms.len()/4 {
 		s.compact(swarms, fam, true)
 	}
+}
+
+// bigBlocks holds the blocks too large for a chunk of the slab, an
+// allocation each, by index. There are few: one per swarm with hundreds of
+// peers in a family.
+type bigBlocks[P any] struct {
+	blocks [][]P
+	free   []uint32 // indexes of blocks given back
+}
+
+// alloc returns the index of a new block of n records.
+func (b *bigBlocks[P]) alloc(n int) uint32 {
+	blk := make([]P, n)
+	if k := len(b.free); k > 0 {
+		at := b.free[k-1]
+		b.free = b.free[:k-1]
+		b.blocks[at] = blk
+		return at
+	}
+	b.blocks = append(b.blocks, blk)
+	return uint32(len(b.blocks) - 1)
+}
+
+// release gives back the block at index at.
+func (b *bigBlocks[P]) release(at uint32) {
+	b.blocks[at] = nil
+	b.free = append(b.free, at)
 }

@@ -13,7 +13,7 @@ import (
 // back, and checks that the slab gives back the room of freed blocks and
 // that every swarm keeps its peers through the moves.
 func TestSlabCompaction(t *testing.T) {
-	s := newStoreAt(t, MemoryConfig{Shards: 1})
+	s := newStoreAt(t, MemoryConfig{Shards: 1}).blockLimit(32)
 	const swarms = 300
 	sh := &s.shards[0]
 	grow := func(upTo int) {
@@ -105,7 +105,7 @@ func TestSlabChurn(t *testing.T) {
 	t.Logf("%d peers in slabs of %d records", peers, records)
 }
 
-func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam addrFamily) {
+func checkFamilyPlaces[S slot[S], P record[P]](t *testing.T, s *MemoryStore, sh *shard, f *family[S, P], fam addrFamily) {
 	t.Helper()
 	var zero P
 	used := 0
@@ -124,42 +124,63 @@ func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam a
 			owner[o] = who
 		}
 	}
-	for id := range sh.swarms {
-		w := &sh.swarms[id]
+	bigUsed := map[uint32]int{}
+	for id := range sh.swarms.len() {
+		w := sh.swarms.at(uint32(id))
 		var tree [2]int
 		f.tree.AscendRange(zero.probe(swarmBase(uint32(id))), zero.probe(swarmBase(uint32(id))+1<<swarmShift), func(p P) bool {
 			tree[p.recKey()>>hidBits&1]++
+			if p.recKey()&hidMask != s.treeHid(p.addrPort(), uint8(p.recKey())) {
+				t.Fatalf("swarm %d family %d: tree record %v under a key not of its address and identity", id, fam, p.addrPort())
+			}
 			return true
 		})
-		n := int(w.n[fam][leech] + w.n[fam][seed])
+		nl, ns := int(w.n[fam][leech]), int(w.n[fam][seed])
 		switch w.blk[fam] {
 		case inTree:
-			if tree != [2]int{int(w.n[fam][leech]), int(w.n[fam][seed])} || n <= toBlockAt {
+			if tree != [2]int{nl, ns} || uint32(nl+ns) <= s.toBlockAt {
 				t.Fatalf("swarm %d family %d: tree holds %v; counts %v", id, fam, tree, w.n[fam])
 			}
 		case noBlock:
-			if n != 0 || tree != [2]int{} {
+			if nl+ns != 0 || tree != [2]int{} {
 				t.Fatalf("swarm %d family %d: no block, %v in the tree, counts %v", id, fam, tree, w.n[fam])
 			}
 		default:
 			c := int(w.blk[fam]) - 1
-			used += blockCaps[c]
-			claim(w.at[fam], blockCaps[c], id+1)
-			var in [2]int
-			for _, p := range f.block(w, fam) {
-				if p.recKey()&^(seedBit|hidMask) != swarmBase(uint32(id)) {
-					t.Fatalf("swarm %d family %d: block holds a record of swarm %d", id, fam, swarmOf(p.recKey()))
+			if c > s.maxClass {
+				t.Fatalf("swarm %d family %d: block of size class %d past the largest, %d", id, fam, c, s.maxClass)
+			}
+			if c < slabClasses {
+				used += blockCaps[c]
+				claim(w.at[fam], blockCaps[c], id+1)
+			} else {
+				if who, ok := bigUsed[w.at[fam]]; ok {
+					t.Fatalf("swarm %d family %d: big block %d also used by swarm %d", id, fam, w.at[fam], who)
 				}
-				in[p.recKey()>>hidBits&1]++
+				bigUsed[w.at[fam]] = id
 			}
-			if tree != [2]int{} || in != [2]int{int(w.n[fam][leech]), int(w.n[fam][seed])} || n > blockCaps[c] {
-				t.Fatalf("swarm %d family %d: block of %d holds %v, tree %v; counts %v", id, fam, blockCaps[c], in, tree, w.n[fam])
+			blk := f.block(w, fam)
+			if len(blk) != blockCaps[c] || tree != [2]int{} || nl+ns > blockCaps[c] {
+				t.Fatalf("swarm %d family %d: block of %d (class %d) for counts %v, tree %v", id, fam, len(blk), c, w.n[fam], tree)
 			}
+			for class := range peerClass(2) {
+				r := region(blk, nl, ns, class)
+				for i := 1; i < len(r); i++ {
+					if r[i-1].cmp(r[i]) >= 0 {
+						t.Fatalf("swarm %d family %d class %d: records %v and %v out of order", id, fam, class, r[i-1].addrPort(), r[i].addrPort())
+					}
+				}
+			}
+		}
+	}
+	for at, blk := range f.big.blocks {
+		if _, ok := bigUsed[uint32(at)]; ok != (blk != nil) {
+			t.Fatalf("family %d: big block %d in use %v, allocated %v", fam, at, ok, blk != nil)
 		}
 	}
 	free := 0
 	for c, h := range f.slab.free {
-		for ; h != 0; h = uint32(f.slab.span(h-1, 1)[0].recKey()) {
+		for ; h != 0; h = f.slab.span(h-1, 1)[0].linked() {
 			claim(h-1, blockCaps[c], -1)
 			used += blockCaps[c]
 			free += blockCaps[c]
@@ -167,5 +188,36 @@ func checkFamilyPlaces[P record[P]](t *testing.T, sh *shard, f *family[P], fam a
 	}
 	if used != int(f.slab.top) || free != f.slab.nfree {
 		t.Fatalf("family %d: blocks and free blocks cover %d of %d slab records; %d free, counted %d", fam, used, f.slab.top, free, f.slab.nfree)
+	}
+}
+
+// TestChunkReuse: a chunk given back comes back zeroed, and giving back
+// one chunk leaves its neighbours as they were, whatever its size in
+// pages.
+func TestChunkReuse(t *testing.T) {
+	for _, n := range []int{128, 1000, 1024} { // 7,680, 60,000 and 61,440 bytes of swarms
+		a, b, c := newChunk[swarm](n), newChunk[swarm](n), newChunk[swarm](n)
+		for _, ch := range [][]swarm{a, b, c} {
+			for i := range ch {
+				ch[i].seen = 7
+			}
+		}
+		freeChunk(b)
+		for _, ch := range [][]swarm{a, c} {
+			for i := range ch {
+				if ch[i].seen != 7 {
+					t.Fatalf("%d swarms: a neighbour of a chunk given back changed at %d", n, i)
+				}
+			}
+		}
+		d := newChunk[swarm](n)
+		for i := range d {
+			if d[i] != (swarm{}) {
+				t.Fatalf("%d swarms: a chunk handed out again is not zeroed at %d", n, i)
+			}
+		}
+		freeChunk(a)
+		freeChunk(c)
+		freeChunk(d)
 	}
 }

@@ -46,7 +46,16 @@ func newStoreAt(t *testing.T, cfg MemoryConfig) storeAt {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return storeAt{s, t}
+}
+
+// blockLimit makes the store move a family to the tree past n peers (a
+// size of block), so that tests reach the tree with small swarms.
+func (s storeAt) blockLimit(n int) storeAt {
+	s.maxClass = classFor(uint32(n))
+	s.toBlockAt = uint32(blockCaps[s.maxClass] / 4)
+	return s
 }
 
 func (s storeAt) announceAt(d time.Duration, req *AnnounceRequest) *AnnounceResponse {
@@ -108,7 +117,7 @@ func TestMaxPeers(t *testing.T) {
 func TestMemoryConfig(t *testing.T) {
 	for _, cfg := range []MemoryConfig{
 		{PeerTTL: time.Second},
-		{PeerTTL: 9 * time.Hour},
+		{PeerTTL: 17 * time.Hour},
 		{SwarmTTL: -1},
 		{Shards: -1},
 		{Shards: 1 << 20},
@@ -154,20 +163,19 @@ type modelPeer struct {
 // and shrink in turns, so that families move between blocks and the tree in
 // both directions.
 func TestModel(t *testing.T) {
-	for _, tc := range []struct{ swarms, ids int }{
-		{3, 400}, // mostly in the tree, with bucket counts
-		{3, 60},  // across the block limit both ways
-		{5, 12},  // blocks only
-		{60, 40}, // blocks over several chunks, compacted
+	for _, tc := range []struct{ swarms, ids, limit int }{
+		{3, 400, 32}, // mostly in the tree, with bucket counts
+		{3, 60, 32},  // across the block limit both ways
+		{3, 400, 0},  // large blocks
+		{5, 12, 0},   // small blocks
+		{60, 40, 0},  // blocks over several chunks, compacted
+		{2, 1500, 0}, // across the largest block both ways
+		{60, 200, 0}, // blocks of the slab and of their own
 	} {
-		t.Run(fmt.Sprintf("%dx%d", tc.swarms, tc.ids), func(t *testing.T) {
-			testModel(t, tc.swarms, tc.ids)
+		t.Run(fmt.Sprintf("%dx%d/%d", tc.swarms, tc.ids, tc.limit), func(t *testing.T) {
+			runModel(t, tc.swarms, tc.ids, tc.limit, 30000, rand.New(rand.NewPCG(1, uint64(tc.ids))))
 		})
 	}
-}
-
-func testModel(t *testing.T, swarms, ids int) {
-	runModel(t, swarms, ids, 30000, rand.New(rand.NewPCG(1, uint64(ids))))
 }
 
 // FuzzStore runs the model check of TestModel on announces drawn from the
@@ -187,7 +195,7 @@ func FuzzStore(f *testing.F) {
 		}
 		swarms, ids := 1+int(data[0])%6, 1+int(data[1])%80
 		src := &byteSource{data[2:]}
-		runModel(t, swarms, ids, len(data)/4, src)
+		runModel(t, swarms, ids, 16, len(data)/4, src)
 	})
 }
 
@@ -205,12 +213,17 @@ func (s *byteSource) IntN(n int) int {
 
 // runModel drives a store through steps announces, with choices from r,
 // and checks every reply, every scrape and the store's inner consistency
-// against a model of the swarms. Now and then it sweeps (nothing is stale:
+// against a model of the swarms; blockLimit, if not zero, sets the size
+// past which a family moves to the tree. Now and then it sweeps (nothing is stale:
 // time stands still), which compacts slabs.
-func runModel(t *testing.T, swarms, ids, steps int, r interface{ IntN(int) int }) {
-	s := newStoreAt(t, MemoryConfig{Shards: 2})
+func runModel(t *testing.T, swarms, ids, blockLimit, steps int, r interface{ IntN(int) int }) {
+	// The IPv6 peers share a /64: no bound per address.
+	s := newStoreAt(t, MemoryConfig{Shards: 2, MaxPeersPerSwarmAddr: Disabled, MaxPeersPerAddr: 1 << 20})
+	if blockLimit > 0 {
+		s = s.blockLimit(blockLimit)
+	}
 	type swarmModel struct {
-		peers    map[int]*modelPeer
+		peers    map[netip.AddrPort]*modelPeer // by address and port: the identity of a peer whose id is its number
 		snatches int
 	}
 	model := map[InfoHash]*swarmModel{}
@@ -224,7 +237,7 @@ func runModel(t *testing.T, swarms, ids, steps int, r interface{ IntN(int) int }
 		v6 := n%5 == 0
 		sm := model[h]
 		if sm == nil {
-			sm = &swarmModel{peers: map[int]*modelPeer{}}
+			sm = &swarmModel{peers: map[netip.AddrPort]*modelPeer{}}
 			model[h] = sm
 		}
 		ev := Event(r.IntN(5))
@@ -235,7 +248,7 @@ func runModel(t *testing.T, swarms, ids, steps int, r interface{ IntN(int) int }
 		if v6 {
 			req.Addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 1, 0xd, 0xb8, 15: byte(n)}), uint16(n+1))
 		}
-		if r.IntN(4) == 0 { // the peer moves
+		if r.IntN(4) == 0 { // the peer's other port: another peer
 			req.Addr = netip.AddrPortFrom(req.Addr.Addr(), req.Addr.Port()+1)
 		}
 		req.NumWant = r.IntN(60)
@@ -245,13 +258,13 @@ func runModel(t *testing.T, swarms, ids, steps int, r interface{ IntN(int) int }
 		}
 
 		// Update the model.
-		old := sm.peers[n]
+		old := sm.peers[req.Addr]
 		seed := req.Left == 0
 		if req.Event == EventStopped {
 			if old != nil && !old.seed && seed && !old.snatched {
 				sm.snatches++
 			}
-			delete(sm.peers, n)
+			delete(sm.peers, req.Addr)
 		} else {
 			snatched := old != nil && (old.snatched || old.seed)
 			completes := req.Event == EventCompleted || (old != nil && !old.seed && seed)
@@ -259,13 +272,13 @@ func runModel(t *testing.T, swarms, ids, steps int, r interface{ IntN(int) int }
 				sm.snatches++
 				snatched = true
 			}
-			sm.peers[n] = &modelPeer{addr: req.Addr, seed: seed, paused: req.Event == EventPaused && !seed, snatched: snatched}
+			sm.peers[req.Addr] = &modelPeer{addr: req.Addr, seed: seed, paused: req.Event == EventPaused && !seed, snatched: snatched}
 		}
 
 		// Check counters and the reply.
 		var complete, incomplete, paused int
 		eligible := map[netip.AddrPort]bool{}
-		for m, p := range sm.peers {
+		for a, p := range sm.peers {
 			if p.seed {
 				complete++
 			} else {
@@ -274,7 +287,7 @@ func runModel(t *testing.T, swarms, ids, steps int, r interface{ IntN(int) int }
 					paused++
 				}
 			}
-			if m != n && p.addr.Addr().Is4() == !v6 && (!seed || !p.seed) {
+			if a != req.Addr && p.addr.Addr().Is4() == !v6 && (!seed || !p.seed) {
 				eligible[p.addr] = true
 			}
 		}
@@ -311,10 +324,29 @@ func runModel(t *testing.T, swarms, ids, steps int, r interface{ IntN(int) int }
 // class with bucket counts recounts to them.
 func checkStore(t *testing.T, s *MemoryStore) {
 	t.Helper()
+	if s.perAddr != nil {
+		sum := 0
+		for i := range s.perAddr.n {
+			sum += int(s.perAddr.n[i].Load())
+		}
+		if sum != int(s.npeers.Load()) {
+			t.Fatalf("the counters by address add up to %d peers; the store holds %d", sum, s.npeers.Load())
+		}
+	}
 	for i := range s.shards {
 		sh := &s.shards[i]
-		checkFamilyPlaces(t, sh, &sh.v4, inet4)
-		checkFamilyPlaces(t, sh, &sh.v6, inet6)
+		if ta := &sh.treeAddrs; ta.n != nil {
+			want := treeAddrs{n: make([]uint8, len(ta.n)), peers: ta.peers}
+			countTree(s, &want, &sh.v4, inet4)
+			countTree(s, &want, &sh.v6, inet6)
+			for j := range want.n {
+				if ta.n[j] != want.n[j] && ta.n[j] != 255 {
+					t.Fatalf("shard %d: tree counter %d of an address is %d; the trees hold %d", i, j, ta.n[j], want.n[j])
+				}
+			}
+		}
+		checkFamilyPlaces(t, s, sh, &sh.v4, inet4)
+		checkFamilyPlaces(t, s, sh, &sh.v6, inet6)
 		checkFamilySamplers(t, sh, &sh.v4, inet4)
 		checkFamilySamplers(t, sh, &sh.v6, inet6)
 	}

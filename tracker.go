@@ -39,9 +39,10 @@
 //
 // Goroutines: a Tracker runs one goroutine of its own, the default store's
 // sweeper of stale peers, which Close stops. Front-ends run on the caller's
-// goroutines (net/http's) or on a fixed set of readers per UDP socket that
-// their Shutdown and Close stop. Every method of a Tracker is safe for
-// concurrent use.
+// goroutines (net/http's) or on a fixed set of readers per UDP socket, plus
+// a fixed pool of workers per UDP server when a policy or store may block
+// (see [NonBlocker]), which their Shutdown and Close stop. Every method of
+// a Tracker is safe for concurrent use.
 package tracker
 
 import (
@@ -51,6 +52,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,23 +95,64 @@ type Config struct {
 	MaxScrapeHashes int
 
 	// Store keeps the swarms. If nil, the tracker makes a MemoryStore from
-	// Memory and closes it on Close; a Store passed in is not closed.
+	// Memory and closes it on Close; a Store passed in is not closed. If it
+	// is an [ExpiringStore], its PeerTTL must be at least AnnounceInterval
+	// plus IntervalJitter.
 	Store Store
 	// Memory configures the default store when Store is nil. If its PeerTTL
-	// is zero, it is AnnounceInterval + IntervalJitter + MinAnnounceInterval.
+	// is zero, it is AnnounceInterval + IntervalJitter + MinAnnounceInterval,
+	// at most 16 hours; it must be at least AnnounceInterval plus
+	// IntervalJitter, so that peers outlive the wait between two of their
+	// announces. The default store thus serves intervals up to about 14.5
+	// hours (16 with IntervalJitter [Disabled]).
 	Memory MemoryConfig
 
 	// Passkeys validates passkeys. If nil, none is needed (and any given is
-	// ignored). If set, every announce and scrape needs a valid one.
+	// ignored). If set, every announce and scrape needs a valid one, but
+	// see PublicScrape.
 	Passkeys PasskeyValidator
+	// PublicScrape, with Passkeys set, answers scrapes that carry no
+	// passkey instead of refusing them: each hash gets the counters of its
+	// swarm if Torrents allows it for the zero [Identity], and zeros if
+	// not. A scrape with a passkey still needs a valid one. UDP scrapes
+	// never carry a passkey (BEP 41 URL data comes with announces only), so
+	// without PublicScrape a private tracker refuses them all; HTTP scrapes
+	// without a passkey follow the same rule. The full scrape of the HTTP
+	// handler still needs a passkey.
+	//
+	// The trade-off: anyone can read the seeders, leechers and snatches of
+	// any torrent whose info hash they know and Torrents allows, as
+	// semi-private sites that show these counts publicly want. The list of
+	// torrents is not revealed: an unknown or refused hash reads as an
+	// empty swarm.
+	PublicScrape bool
 	// Torrents decides which torrents are served. If nil, all are.
 	Torrents TorrentFilter
 	// Clients decides which client programs may announce. If nil, all may.
 	Clients ClientFilter
 
+	// Accounting is told about every announce of an identified user (one
+	// whose Identity.UserID is not zero), after the store has handled it,
+	// for ratio accounting. If nil, nothing is accounted and nothing is
+	// spent on it.
+	Accounting Accounting
+
 	// RateLimit bounds the request rates per client address and per
 	// passkey. The zero value sets no limit.
 	RateLimit RateLimitConfig
+
+	// RequestTimeout is the deadline of a request that needs a policy or
+	// store that may block (one that does not declare otherwise through
+	// [NonBlocker]): the context they get ends this long after the request
+	// arrived. A request cut short (by this deadline, by the caller's
+	// context, by a UDP server closing) fails with [ErrBusy], unless a
+	// policy chose another *Error. Over UDP the time spent waiting for a
+	// worker counts: a request that waited past its deadline is answered
+	// with ErrBusy without calling the plug-ins. If zero, 5 seconds (UDP
+	// clients send again after 15); [Disabled] sets no deadline. Requests
+	// that need only plug-ins that never block get no deadline: they
+	// cannot wait.
+	RequestTimeout time.Duration
 
 	// Logger receives internal errors (never per-request noise). If nil,
 	// [slog.Default]; to log nothing, give
@@ -160,13 +203,18 @@ type Tracker struct {
 	pkLimit *ratelimit.Limiter[string]
 	v6Bits  int
 
+	blocks blocking // which plug-ins may block
+
 	closed atomic.Bool
+	// breaches limits the reports of plug-ins that break their contract.
+	breaches rareLog
 	// Successful announces and scrapes, counted here only when the store
 	// does not count them (storeCounts false).
-	storeCounts bool
-	announces   counter
-	scrapes     counter
-	failures    [numKinds]counter
+	storeCounts    bool
+	announceFilter AnnounceFilter // Config.Accounting's, if it is one
+	announces      counter
+	scrapes        counter
+	failures       [numKinds]counter
 }
 
 // New validates cfg and returns a Tracker. It starts no goroutine but the
@@ -195,6 +243,12 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	if cfg.MaxScrapeHashes == 0 {
 		cfg.MaxScrapeHashes = 256
+	}
+	switch {
+	case cfg.RequestTimeout == 0:
+		cfg.RequestTimeout = 5 * time.Second
+	case cfg.RequestTimeout < 0:
+		cfg.RequestTimeout = 0
 	}
 	switch {
 	case cfg.AnnounceInterval < time.Second || cfg.AnnounceInterval > 24*time.Hour:
@@ -242,19 +296,30 @@ func New(cfg Config) (*Tracker, error) {
 	if rl.PerPasskey > 0 {
 		t.pkLimit = ratelimit.New[string](rl.PerPasskey, rl.PasskeyBurst, rl.MaxKeys)
 	}
+	// A peer must outlive the longest wait between two of its announces.
+	wait := cfg.AnnounceInterval + cfg.IntervalJitter
 	t.store = cfg.Store
 	if t.store == nil {
 		mc := cfg.Memory
-		if mc.PeerTTL == 0 {
-			mc.PeerTTL = min(cfg.AnnounceInterval+cfg.IntervalJitter+cfg.MinAnnounceInterval, maxTTL)
+		switch {
+		case mc.PeerTTL == 0 && wait > maxTTL:
+			return nil, errorf("Config.AnnounceInterval %v plus IntervalJitter %v is longer than the memory store can keep peers (%v): lower them, or give a Store that keeps peers longer", cfg.AnnounceInterval, cfg.IntervalJitter, maxTTL)
+		case mc.PeerTTL == 0:
+			mc.PeerTTL = min(wait+cfg.MinAnnounceInterval, maxTTL)
+		case mc.PeerTTL > 0 && mc.PeerTTL < wait:
+			return nil, errorf("Config.Memory.PeerTTL %v is shorter than AnnounceInterval %v plus IntervalJitter %v: peers would expire before they announce again", mc.PeerTTL, cfg.AnnounceInterval, cfg.IntervalJitter)
 		}
 		s, err := NewMemoryStore(mc)
 		if err != nil {
 			return nil, err
 		}
 		t.store, t.ownsStore = s, true
+	} else if es, ok := t.store.(ExpiringStore); ok && es.PeerTTL() < wait {
+		return nil, errorf("Config.AnnounceInterval %v plus IntervalJitter %v is longer than the store keeps peers (PeerTTL %v): peers would expire before they announce again", cfg.AnnounceInterval, cfg.IntervalJitter, es.PeerTTL())
 	}
 	_, t.storeCounts = t.store.(CountingStore)
+	t.announceFilter, _ = cfg.Accounting.(AnnounceFilter)
+	t.blocks = blockingOf(&cfg, t.store)
 	t.cfg = cfg
 	return t, nil
 }
@@ -291,9 +356,29 @@ func (t *Tracker) AnnounceInto(ctx context.Context, req *AnnounceRequest, resp *
 // announce is AnnounceInto for front-ends that have already charged the
 // client address's rate limit (ipChecked).
 func (t *Tracker) announce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, ipChecked bool) error {
+	var f reqFlags
+	if ipChecked {
+		f = ipCheckedFlag
+	}
+	return t.announceFlags(ctx, req, resp, f)
+}
+
+// announceFlags is announce with the front-end's flags. With noWait, it
+// returns errWouldBlock, having changed nothing, for a request that needs
+// a plug-in that may block.
+func (t *Tracker) announceFlags(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, f reqFlags) error {
 	*resp = AnnounceResponse{Peers: resp.Peers[:0]}
-	if err := t.admitAnnounce(ctx, req, resp, ipChecked); err != nil {
-		return t.fail(err, "announce")
+	if f&noWait == 0 && t.blocks.announce(req) {
+		var cancel context.CancelFunc
+		if ctx, cancel = t.withDeadline(ctx); cancel != nil {
+			defer cancel()
+		}
+	}
+	if err := t.admitAnnounce(ctx, req, resp, f); err != nil {
+		if err == errWouldBlock {
+			return err
+		}
+		return t.fail(timedOut(ctx, err), "announce")
 	}
 	req.Addr = netip.AddrPortFrom(req.Addr.Addr().Unmap().WithZone(""), req.Addr.Port())
 	switch {
@@ -306,7 +391,17 @@ func (t *Tracker) announce(ctx context.Context, req *AnnounceRequest, resp *Anno
 	}
 	if err := t.store.Announce(ctx, req, resp); err != nil {
 		resp.Peers = resp.Peers[:0]
-		return t.fail(err, "announce: store")
+		return t.fail(timedOut(ctx, err), "announce: store")
+	}
+	if err := verifyAnnounce(req, resp); err != nil {
+		resp.Peers = resp.Peers[:0]
+		return t.breach("announce: store", err)
+	}
+	if a := t.cfg.Accounting; a != nil && resp.Identity.UserID != 0 {
+		if err := a.Account(ctx, req, resp, time.Now()); err != nil {
+			resp.Peers = resp.Peers[:0]
+			return t.fail(err, "announce: accounting")
+		}
 	}
 	if !t.storeCounts {
 		t.announces.add()
@@ -336,7 +431,7 @@ func wireNumWant(n int) int {
 
 // admitAnnounce checks the request and the policies, cheapest first, and
 // sets resp.Identity.
-func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, ipChecked bool) error {
+func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, f reqFlags) error {
 	if t.closed.Load() {
 		return ErrClosed
 	}
@@ -351,8 +446,11 @@ func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp 
 	case req.Event > EventPaused:
 		return ErrInvalidEvent
 	}
-	if !ipChecked && !t.allowIP(addr) {
+	if f&ipCheckedFlag == 0 && !t.allowIP(addr) {
 		return ErrRateLimited
+	}
+	if f&noWait != 0 && (t.blocks.clients || t.blocks.torrents || t.blocks.store || t.blocks.accounting && req.Passkey != "" && mustPersist(req.Event)) {
+		return errWouldBlock
 	}
 	// The client filter is in memory; a passkey may cost a database query.
 	if c := t.cfg.Clients; c != nil {
@@ -360,13 +458,18 @@ func (t *Tracker) admitAnnounce(ctx context.Context, req *AnnounceRequest, resp 
 			return err
 		}
 	}
-	id, err := t.identify(ctx, req.Passkey)
+	id, err := t.identifyFlags(ctx, req.Passkey, f)
 	if err != nil {
 		return err
 	}
 	resp.Identity = id
 	if f := t.cfg.Torrents; f != nil {
 		if err := f.AllowTorrent(ctx, req.InfoHash, id); err != nil {
+			return err
+		}
+	}
+	if f := t.announceFilter; f != nil && id.UserID != 0 {
+		if err := f.AllowAnnounce(ctx, req, id); err != nil {
 			return err
 		}
 	}
@@ -388,6 +491,13 @@ func (t *Tracker) allowIP(addr netip.Addr) bool {
 // identify validates the passkey, when passkeys are required, and charges
 // its rate limit.
 func (t *Tracker) identify(ctx context.Context, passkey string) (Identity, error) {
+	return t.identifyFlags(ctx, passkey, 0)
+}
+
+// identifyFlags is identify with the front-end's flags: with noWait and a
+// validator that may block, only the validators that never block are
+// tried, and errWouldBlock is returned if none accepts the passkey.
+func (t *Tracker) identifyFlags(ctx context.Context, passkey string, f reqFlags) (Identity, error) {
 	v := t.cfg.Passkeys
 	if v == nil {
 		return Identity{}, nil
@@ -395,7 +505,13 @@ func (t *Tracker) identify(ctx context.Context, passkey string) (Identity, error
 	if passkey == "" {
 		return Identity{}, ErrPasskeyRequired
 	}
-	id, err := v.ValidatePasskey(ctx, passkey)
+	var id Identity
+	var err error
+	if f&noWait != 0 && t.blocks.passkeys {
+		id, err = t.tryPasskey(ctx, passkey)
+	} else {
+		id, err = v.ValidatePasskey(ctx, passkey)
+	}
 	if err != nil {
 		return Identity{}, err
 	}
@@ -405,6 +521,17 @@ func (t *Tracker) identify(ctx context.Context, passkey string) (Identity, error
 	return id, nil
 }
 
+// tryPasskey accepts a passkey that one of the validators that never
+// block accepts, and returns errWouldBlock otherwise.
+func (t *Tracker) tryPasskey(ctx context.Context, passkey string) (Identity, error) {
+	for _, v := range t.blocks.fastPasskeys {
+		if id, err := v.ValidatePasskey(ctx, passkey); err == nil {
+			return id, nil
+		}
+	}
+	return Identity{}, errWouldBlock
+}
+
 // fail counts a failure and logs it if it is internal.
 func (t *Tracker) fail(err error, what string) error {
 	if errors.Is(err, ErrClosed) {
@@ -412,12 +539,31 @@ func (t *Tracker) fail(err error, what string) error {
 		return err
 	}
 	e, ok := clientError(err)
-	t.failures[e.Kind].add()
 	if !ok {
+		if _, broken := errors.AsType[*Error](err); broken {
+			return t.breach(what, fmt.Errorf("%w: %v", errBadError, err))
+		}
+		t.failures[KindInternal].add()
 		t.log.Error("tracker: "+what+" failed", "err", err)
 		return fmt.Errorf("tracker: %s: %w", what, err)
 	}
+	t.failures[e.Kind].add()
 	return err
+}
+
+// errBadError is a policy's or store's *Error that the tracker cannot
+// show: nil, or of a Kind out of range.
+var errBadError = errors.New("tracker: a plug-in returned a nil *Error or one of an unknown Kind")
+
+// breach counts a request failed by a plug-in that broke its contract, as
+// an internal error, reports it (at most once a minute, with the number of
+// reports held back since the last) and returns the error for the caller.
+func (t *Tracker) breach(what string, err error) error {
+	t.failures[KindInternal].add()
+	if ok, held := t.breaches.allow(time.Now()); ok {
+		t.log.Error("tracker: "+what+": a plug-in broke its contract", "err", err, "suppressed", held)
+	}
+	return fmt.Errorf("tracker: %s: %w", what, err)
 }
 
 // Scrape returns the counters of the requested swarms.
@@ -436,25 +582,55 @@ func (t *Tracker) ScrapeInto(ctx context.Context, req *ScrapeRequest, resp *Scra
 	return t.scrape(ctx, req, resp, false)
 }
 
+// scrape is ScrapeInto for front-ends that have already charged the
+// client address's rate limit (ipChecked).
 func (t *Tracker) scrape(ctx context.Context, req *ScrapeRequest, resp *ScrapeResponse, ipChecked bool) error {
+	var f reqFlags
+	if ipChecked {
+		f = ipCheckedFlag
+	}
+	return t.scrapeFlags(ctx, req, resp, f)
+}
+
+// scrapeFlags is scrape with the front-end's flags, as announceFlags is
+// announce.
+func (t *Tracker) scrapeFlags(ctx context.Context, req *ScrapeRequest, resp *ScrapeResponse, fl reqFlags) error {
 	resp.Files = resp.Files[:0]
 	resp.MinInterval = t.cfg.MinScrapeInterval
-	id, err := t.admitScrape(ctx, req, ipChecked)
+	if fl&noWait == 0 && t.blocks.scrape(req.Passkey != "") {
+		var cancel context.CancelFunc
+		if ctx, cancel = t.withDeadline(ctx); cancel != nil {
+			defer cancel()
+		}
+	}
+	id, err := t.admitScrape(ctx, req, fl)
 	if err != nil {
-		return t.fail(err, "scrape")
+		if err == errWouldBlock {
+			return err
+		}
+		return t.fail(timedOut(ctx, err), "scrape")
 	}
 	files, err := t.store.Scrape(ctx, req.InfoHashes, resp.Files)
 	if err != nil {
 		resp.Files = resp.Files[:0]
-		return t.fail(err, "scrape: store")
+		return t.fail(timedOut(ctx, err), "scrape: store")
+	}
+	if err := verifyScrape(req.InfoHashes, files); err != nil {
+		resp.Files = files[:0]
+		return t.breach("scrape: store", err)
 	}
 	if f := t.cfg.Torrents; f != nil {
 		for i, h := range req.InfoHashes {
 			if err := f.AllowTorrent(ctx, h, id); err != nil {
 				files[i] = ScrapeStats{}
-				if _, ok := clientError(err); !ok {
-					t.log.Error("tracker: scrape: torrent filter failed", "err", err)
+				if _, ok := clientError(err); ok {
+					continue
 				}
+				if err := timedOut(ctx, err); err == ErrBusy {
+					resp.Files = files[:0]
+					return t.fail(err, "scrape")
+				}
+				t.log.Error("tracker: scrape: torrent filter failed", "err", err)
 			}
 		}
 	}
@@ -465,7 +641,7 @@ func (t *Tracker) scrape(ctx context.Context, req *ScrapeRequest, resp *ScrapeRe
 	return nil
 }
 
-func (t *Tracker) admitScrape(ctx context.Context, req *ScrapeRequest, ipChecked bool) (Identity, error) {
+func (t *Tracker) admitScrape(ctx context.Context, req *ScrapeRequest, f reqFlags) (Identity, error) {
 	if t.closed.Load() {
 		return Identity{}, ErrClosed
 	}
@@ -475,10 +651,16 @@ func (t *Tracker) admitScrape(ctx context.Context, req *ScrapeRequest, ipChecked
 	case n > t.cfg.MaxScrapeHashes:
 		return Identity{}, ErrTooManyInfoHashes
 	}
-	if !ipChecked && req.Addr.IsValid() && !t.allowIP(req.Addr) {
+	if f&ipCheckedFlag == 0 && req.Addr.IsValid() && !t.allowIP(req.Addr) {
 		return Identity{}, ErrRateLimited
 	}
-	return t.identify(ctx, req.Passkey)
+	if f&noWait != 0 && (t.blocks.torrents || t.blocks.store) {
+		return Identity{}, errWouldBlock
+	}
+	if req.Passkey == "" && t.cfg.PublicScrape {
+		return Identity{}, nil
+	}
+	return t.identifyFlags(ctx, req.Passkey, f)
 }
 
 // Stats is a snapshot of a tracker's counters.
@@ -542,4 +724,30 @@ func (c *counter) load() uint64 {
 		n += c.stripes[i].n.Load()
 	}
 	return n
+}
+
+// rareLogEvery is the least time between two lines of a rareLog.
+const rareLogEvery = time.Minute
+
+// rareLog lets through at most one log line per rareLogEvery for a kind of
+// event that may repeat on every request, and counts the lines it holds
+// back. It is for failure paths only: it takes a lock.
+type rareLog struct {
+	mu   sync.Mutex
+	next time.Time
+	held int
+}
+
+// allow reports whether a line may be logged at now and, if so, how many
+// were held back since the last one.
+func (l *rareLog) allow(now time.Time) (ok bool, held int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		l.held++
+		return false, 0
+	}
+	l.next = now.Add(rareLogEvery)
+	held, l.held = l.held, 0
+	return true, held
 }

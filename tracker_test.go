@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,11 +37,93 @@ func TestNewValidates(t *testing.T) {
 		{RateLimit: RateLimitConfig{IPv6Prefix: 200}},
 		{RateLimit: RateLimitConfig{MaxKeys: -5}},
 		{Memory: MemoryConfig{PeerTTL: 24 * time.Hour}},
+		// Peers would expire before they announce again.
+		{AnnounceInterval: 24 * time.Hour},
+		{AnnounceInterval: 15 * time.Hour},
+		{Memory: MemoryConfig{PeerTTL: 10 * time.Minute}},
+		{Store: ttlStore{Store: funcStore{}, ttl: 32 * time.Minute}},
 	} {
 		if tr, err := New(cfg); err == nil {
 			tr.Close()
 			t.Errorf("New(%+v) succeeded; want an error", cfg)
 		}
+	}
+}
+
+// funcStore is a Store made of functions, for tests of what the tracker
+// does with a store's answers. Without them it keeps nothing: announces
+// get no peer, scrapes zeros.
+type funcStore struct {
+	announce func(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse) error
+	scrape   func(ctx context.Context, hashes []InfoHash, dst []ScrapeStats) ([]ScrapeStats, error)
+}
+
+func (s funcStore) Announce(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse) error {
+	if s.announce == nil {
+		return nil
+	}
+	return s.announce(ctx, req, resp)
+}
+
+func (s funcStore) Scrape(ctx context.Context, hashes []InfoHash, dst []ScrapeStats) ([]ScrapeStats, error) {
+	if s.scrape == nil {
+		return append(dst, make([]ScrapeStats, len(hashes))...), nil
+	}
+	return s.scrape(ctx, hashes, dst)
+}
+
+func (funcStore) Close() error { return nil }
+
+// ttlStore is a store that declares its peer TTL.
+type ttlStore struct {
+	Store
+	ttl time.Duration
+}
+
+func (s ttlStore) PeerTTL() time.Duration { return s.ttl }
+
+// TestPeerTTLCoversInterval: with a long interval, a peer is still there
+// when it announces again, at the end of the longest wait the tracker may
+// have told it (the interval and the whole jitter). The error for an
+// interval the memory store cannot serve names the limit.
+func TestPeerTTLCoversInterval(t *testing.T) {
+	ctx := context.Background()
+	for _, cfg := range []Config{
+		{AnnounceInterval: 12 * time.Hour},
+		{AnnounceInterval: 14 * time.Hour},
+		{AnnounceInterval: 16 * time.Hour, IntervalJitter: Disabled},
+	} {
+		tr := newTestTracker(t, cfg)
+		s := tr.store.(*MemoryStore)
+		req := testPeer(hashN(1), 1, 1, EventStarted)
+		if _, err := tr.Announce(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		// The sweeper visits every peer at least once a minute: sweep
+		// every 10 minutes of the wait.
+		wait := tr.cfg.AnnounceInterval + tr.cfg.IntervalJitter
+		for at := time.Duration(0); ; at = min(at+10*time.Minute, wait) {
+			s.advance(s.start.Add(at))
+			for i := range s.shards {
+				s.sweep(&s.shards[i])
+			}
+			if at == wait {
+				break
+			}
+		}
+		if c, _ := s.Counts(ctx); c.Peers != 1 {
+			t.Errorf("interval %v: %d peers %v after the announce; want 1", cfg.AnnounceInterval, c.Peers, wait)
+		}
+	}
+	_, err := New(Config{AnnounceInterval: 24 * time.Hour})
+	if err == nil || !strings.Contains(err.Error(), "16h0m0s") {
+		t.Errorf("New with a 24h interval: %v; want an error naming the 16h limit", err)
+	}
+	tr, err := New(Config{Store: ttlStore{Store: funcStore{}, ttl: 33 * time.Minute}})
+	if err != nil {
+		t.Errorf("New with a store keeping peers 33 minutes, interval 30m plus 3m of jitter: %v", err)
+	} else {
+		tr.Close()
 	}
 }
 
@@ -556,7 +639,7 @@ func TestPeerHijack(t *testing.T) {
 		victimPK, thiefK string
 	}{
 		{"public, another address", Config{}, "198.51.100.7:6881", "", ""},
-		{"private, another user at the same address", Config{Passkeys: users}, "192.0.2.1:6881", "a", "bb"},
+		{"private, another user at the same address", Config{Passkeys: users}, "192.0.2.1:6882", "a", "bb"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := newTestTracker(t, tc.cfg)
@@ -585,5 +668,116 @@ func TestPeerHijack(t *testing.T) {
 				t.Errorf("after the thief: %d leechers, peers %v; want the victim at %v", resp.Incomplete, resp.Peers, victim.Addr)
 			}
 		})
+	}
+}
+
+// accountingFunc adapts a function to Accounting.
+type accountingFunc func(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, now time.Time) error
+
+func (f accountingFunc) Account(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, now time.Time) error {
+	return f(ctx, req, resp, now)
+}
+
+// TestAccountingHook: the accounting hears every announce of an identified
+// user, after the store, with what the store did; anonymous announces and
+// failed ones are not accounted; an accounting error fails the announce.
+func TestAccountingHook(t *testing.T) {
+	type seen struct {
+		user    uint64
+		event   Event
+		up      int64
+		outcome Outcome
+	}
+	var got []seen
+	var fail error
+	tr := newTestTracker(t, Config{
+		Passkeys: PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) {
+			if pk == "anon" {
+				return Identity{}, nil
+			}
+			return Identity{UserID: 7}, nil
+		}),
+		Accounting: accountingFunc(func(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, now time.Time) error {
+			if now.IsZero() {
+				t.Error("Account got the zero time")
+			}
+			got = append(got, seen{resp.Identity.UserID, req.Event, req.Uploaded, resp.Outcome})
+			return fail
+		}),
+	})
+	ctx := context.Background()
+	announce := func(pk string, ev Event, left, up int64) error {
+		req := testPeer(hashN(1), 1, left, ev)
+		req.Passkey, req.Uploaded = pk, up
+		_, err := tr.Announce(ctx, req)
+		return err
+	}
+	for _, a := range []struct {
+		pk        string
+		ev        Event
+		left, up  int64
+		wantError bool
+	}{
+		{"k", EventStarted, 10, 0, false},
+		{"anon", EventNone, 10, 5, false},
+		{"k", EventNone, 0, 7, false},
+		{"k", EventStopped, 0, 9, false},
+	} {
+		if err := announce(a.pk, a.ev, a.left, a.up); (err != nil) != a.wantError {
+			t.Fatalf("announce %+v: %v", a, err)
+		}
+	}
+	want := []seen{
+		{7, EventStarted, 0, OutcomeJoined},
+		{7, EventNone, 7, OutcomeCompleted | OutcomeSeeding},
+		{7, EventStopped, 9, OutcomeLeft | OutcomeSeeding},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("accounted %+v; want %+v", got, want)
+	}
+	fail = &Error{Kind: KindInternal, Reason: "ledger full"}
+	if err := announce("k", EventStarted, 10, 0); !errors.Is(err, fail) {
+		t.Errorf("announce with a failing accounting: %v; want its error", err)
+	}
+}
+
+// seedOnly is an Accounting that lets identified users seed but not
+// download.
+type seedOnly struct{ accounted int }
+
+func (s *seedOnly) Account(ctx context.Context, req *AnnounceRequest, resp *AnnounceResponse, now time.Time) error {
+	s.accounted++
+	return nil
+}
+
+func (s *seedOnly) AllowAnnounce(ctx context.Context, req *AnnounceRequest, id Identity) error {
+	if req.Left > 0 {
+		return &Error{Kind: KindPasskey, Reason: "downloading is disabled on your account"}
+	}
+	return nil
+}
+
+// TestAnnounceFilter: an Accounting that is an AnnounceFilter refuses an
+// announce before the store sees it.
+func TestAnnounceFilter(t *testing.T) {
+	acc := &seedOnly{}
+	tr := newTestTracker(t, Config{
+		Passkeys:   PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) { return Identity{UserID: 3}, nil }),
+		Accounting: acc,
+	})
+	ctx := context.Background()
+	leech := testPeer(hashN(1), 1, 10, EventStarted)
+	leech.Passkey = "k"
+	if _, err := tr.Announce(ctx, leech); err == nil || !strings.Contains(err.Error(), "downloading is disabled") {
+		t.Errorf("leecher: %v; want refused", err)
+	}
+	seed := testPeer(hashN(1), 2, 0, EventStarted)
+	seed.Passkey = "k"
+	resp, err := tr.Announce(ctx, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Incomplete != 0 || resp.Complete != 1 || acc.accounted != 1 {
+		t.Errorf("after a refused leecher and a seeder: %d leechers, %d seeders, %d accounted; want 0, 1, 1", resp.Incomplete, resp.Complete, acc.accounted)
 	}
 }

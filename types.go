@@ -118,7 +118,27 @@ type AnnounceResponse struct {
 	Warning string
 	// Identity is who the passkey belongs to; zero on a public tracker.
 	Identity Identity
+	// Outcome is what the store did with the announcing peer.
+	Outcome Outcome
 }
+
+// Outcome is what an announce did to its peer, as the store reports it in
+// [AnnounceResponse.Outcome]: a set of the flags below, zero when the
+// announce refreshed a known peer (or the store does not say).
+type Outcome uint8
+
+// The outcomes.
+const (
+	// OutcomeJoined: the peer was not in the swarm and now is.
+	OutcomeJoined Outcome = 1 << iota
+	// OutcomeLeft: the peer was in the swarm and stopped.
+	OutcomeLeft
+	// OutcomeCompleted: the announce counted a completion (a snatch) for
+	// the swarm.
+	OutcomeCompleted
+	// OutcomeSeeding: the peer announced as a seeder (Left 0).
+	OutcomeSeeding
+)
 
 // ScrapeRequest asks for the counters of one or more swarms.
 type ScrapeRequest struct {

@@ -66,6 +66,7 @@ func benchUDPAnnounce(b *testing.B, swarms, peers int) {
 	got := 0
 	i := 0
 	b.ReportAllocs()
+	cpu := processCPU()
 	for b.Loop() {
 		j := i & (len(ub.packets) - 1)
 		i++
@@ -76,6 +77,7 @@ func benchUDPAnnounce(b *testing.B, swarms, peers int) {
 		got += (len(r) - udpwire.AnnounceReplyLen) / udpwire.Peer4Len
 	}
 	b.ReportMetric(float64(got)/float64(i), "peers/reply")
+	reportCPU(b, cpu, i)
 }
 
 // BenchmarkUDPConnect measures a connect: the id is a MAC of the address.

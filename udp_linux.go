@@ -155,6 +155,7 @@ func (s *UDPServer) readBatches(rc syscall.RawConn, h *udpHandler) error {
 		}
 		backoff = 0
 		now := s.now()
+		held := time.Now() // since when the replies queued so far wait
 		k := 0
 		for i := range b.n {
 			m := &b.rhdrs[i]
@@ -170,11 +171,29 @@ func (s *UDPServer) readBatches(rc syscall.RawConn, h *udpHandler) error {
 				b.queue(k, i, out)
 				k++
 			}
+			// A request that took long (a plug-in that said it never
+			// blocks, and did) must not hold up the replies before it
+			// more than it already has, nor those after it: send what is
+			// ready.
+			if k > 0 && time.Since(held) > udpHold {
+				b.flush(rc, send, k)
+				k, held = 0, time.Now()
+			}
 		}
-		if k > 0 {
-			b.sent, b.nsend = 0, k
-			rc.Write(send) // fails only when the socket is closed or past its deadline
-		}
+		b.flush(rc, send, k)
+	}
+}
+
+// udpHold bounds how long the replies of a batch wait for the rest of it.
+// Answering 32 datagrams takes about 30 µs, so it does not split batches
+// in steady state.
+const udpHold = time.Millisecond
+
+// flush sends the first k queued replies.
+func (b *mmsgBatch) flush(rc syscall.RawConn, send func(uintptr) bool, k int) {
+	if k > 0 {
+		b.sent, b.nsend = 0, k
+		rc.Write(send) // fails only when the socket is closed or past its deadline
 	}
 }
 

@@ -5,7 +5,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -70,5 +73,57 @@ func TestListenUDPRefusesHeldAddress(t *testing.T) {
 	}
 	if _, err := ListenUDP("udp4", "127.0.0.1:0", -1); err == nil {
 		t.Error("ListenUDP with -1 sockets succeeded")
+	}
+}
+
+// inMemoryTorrents is a torrent filter that declares it never blocks, so
+// that the readers call it.
+type inMemoryTorrents struct{ TorrentFilter }
+
+func (inMemoryTorrents) NonBlocking() bool { return true }
+
+// TestUDPBatchHold: a request that takes long on a reader (here a filter
+// that says it never blocks, and does) holds back the replies of its batch
+// only while it runs: past a millisecond, what is ready is sent before the
+// reader goes on, so the reply to the first slow request does not wait
+// for the second.
+func TestUDPBatchHold(t *testing.T) {
+	slowHash := InfoHash{7}
+	gates := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	var calls atomic.Int32
+	tr := newTestTracker(t, Config{Torrents: inMemoryTorrents{TorrentFunc(func(_ context.Context, h InfoHash, _ Identity) error {
+		if h == slowHash {
+			<-gates[calls.Add(1)-1]
+			time.Sleep(2 * udpHold) // long enough to pass the bound
+		}
+		return nil
+	})}})
+	conn := listenLoopback(t, "udp4")
+	s := newTestServer(t, tr, UDPConfig{Readers: 1, Batch: 8})
+	c := dialServer(t, "udp4", conn.LocalAddr())
+	id := s.ids.Issue(time.Now(), netip.MustParseAddr("127.0.0.1"))
+	for tx, h := range []byte{7, 1, 7, 1} { // slow, fast, slow, fast
+		if _, err := c.c.Write(announceBytes(announcePacket(id, uint32(tx), h, tx, false))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve(t, s, conn)
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			close(gates[0])
+			close(gates[1])
+		})
+	}
+	t.Cleanup(release) // before Shutdown
+
+	gates[0] <- struct{}{} // the first slow request ends; the second will not
+	if r := parseAnnounceReply(t, c.read(), 6); r.tx != 0 {
+		t.Errorf("first reply: transaction id %d; want 0", r.tx)
+	}
+	release()
+	got := c.replies(3)
+	for tx := range uint32(3) {
+		parseAnnounceReply(t, got[tx+1], 6)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"runtime"
@@ -439,14 +440,12 @@ func TestUDPHandlerRateLimit(t *testing.T) {
 	}
 }
 
-// Steady state: no allocation per packet, whatever the packet.
+// Steady state: no allocation per packet, whatever the packet, with
+// plug-ins that never block (those that may go through the workers, where
+// each request's deadline costs allocations).
 func TestUDPHandlerAllocs(t *testing.T) {
-	validator := PasskeyFunc(func(ctx context.Context, pk string) (Identity, error) {
-		if pk == "abcdef" {
-			return Identity{}, nil
-		}
-		return Identity{}, ErrInvalidPasskey
-	})
+	validator := NewPasskeySet()
+	validator.Set("abcdef", 0)
 	for _, private := range []bool{false, true} {
 		cfg := Config{}
 		if private {
@@ -490,6 +489,57 @@ func TestUDPHandlerAllocs(t *testing.T) {
 	}
 }
 
+// inMemoryStore is a store that declares it never blocks, so that the
+// readers call it.
+type inMemoryStore struct{ Store }
+
+func (inMemoryStore) NonBlocking() bool { return true }
+
+// A panic while answering a datagram on a reader is recovered: the client
+// reads an internal error with its transaction id, the failure is
+// counted, the panic logged once a minute at most, and the reader goes on.
+func TestUDPPanic(t *testing.T) {
+	var logs lockedBuffer
+	tr := newTestTracker(t, Config{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Store: inMemoryStore{funcStore{scrape: func(context.Context, []InfoHash, []ScrapeStats) ([]ScrapeStats, error) {
+			var m map[string]int
+			m["a bug in the store"]++ // a nil map
+			return nil, nil
+		}}},
+	})
+	conn := listenLoopback(t, "udp4")
+	serve(t, newTestServer(t, tr, UDPConfig{Readers: 1}), conn)
+	c := dialServer(t, "udp4", conn.LocalAddr())
+	id := c.connect()
+	for tx := range uint32(3) {
+		r := c.roundTrip(udpwire.AppendScrapeRequest(nil, id, tx, [20]byte{1}))
+		if msg := errorText(t, r, tx); msg != errInternal.Reason {
+			t.Errorf("scrape %d: %q; want %q", tx, msg, errInternal.Reason)
+		}
+	}
+	parseAnnounceReply(t, c.roundTrip(announceBytes(announcePacket(id, 9, 1, 1, false))), 6)
+	if n := tr.Stats().Failures["internal"]; n != 3 {
+		t.Errorf("%d internal failures; want 3", n)
+	}
+	if out := logs.String(); strings.Count(out, "recovered from a panic") != 1 || !strings.Contains(out, "nil map") {
+		t.Errorf("log:\n%s\nwant one line about the panic", out)
+	}
+}
+
+// A store that breaks its contract over UDP: a scrape with too few
+// entries is an internal error, not a short reply.
+func TestUDPBrokenStore(t *testing.T) {
+	th := newTestHandler(t, Config{Store: funcStore{scrape: func(_ context.Context, hashes []InfoHash, dst []ScrapeStats) ([]ScrapeStats, error) {
+		return append(dst, make([]ScrapeStats, len(hashes)-1)...), nil
+	}}})
+	id := th.connect(clientA)
+	r := th.send(clientA, udpwire.AppendScrapeRequest(nil, id, 7, [20]byte{1}, [20]byte{2}))
+	if msg := errorText(t, r, 7); msg != errInternal.Reason {
+		t.Errorf("scrape: %q; want %q", msg, errInternal.Reason)
+	}
+}
+
 func TestUDPConfig(t *testing.T) {
 	tr := newTestTracker(t, Config{})
 	for _, cfg := range []UDPConfig{
@@ -498,6 +548,8 @@ func TestUDPConfig(t *testing.T) {
 		{Readers: -1},
 		{Sockets: -1},
 		{Batch: -1},
+		{Workers: -1},
+		{Queue: -1},
 	} {
 		if _, err := tr.NewUDPServer(cfg); err == nil {
 			t.Errorf("NewUDPServer(%+v) succeeded; want an error", cfg)

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/annuaire/tracker v0.0.0
+	github.com/annuaire/tracker/accounting/logdb v0.0.0
 	github.com/annuaire/tracker/prom v0.0.0
 	github.com/annuaire/tracker/redisstore v0.0.0
 	github.com/prometheus/client_golang v1.25.0
@@ -26,6 +27,7 @@ require (
 
 replace (
 	github.com/annuaire/tracker => ../
+	github.com/annuaire/tracker/accounting/logdb => ../accounting/logdb
 	github.com/annuaire/tracker/prom => ../prom
 	github.com/annuaire/tracker/redisstore => ../redisstore
 )

@@ -5,9 +5,11 @@
 -- event (0 none, 1 started, 2 stopped, 3 completed, 4 paused), 1 if the
 -- peer seeds, numwant, random seed, most peers in the swarm (0: no
 -- bound), the announcer's family (1 IPv4, 2 IPv6).
--- Reply: {0, complete, incomplete, downloaded, records}, the sample's
--- records one after the other in one string, in no random order; or {1}
--- when the swarm is full.
+-- Reply: {0, complete, incomplete, downloaded, outcome, records}: the
+-- outcome is 1 when the announcer joined, 2 when it left, plus 4 when
+-- the announce counted a snatch; the sample's records come one after the
+-- other in one string, in no random order, and are left out when there
+-- are none. {1} when the swarm is full.
 
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -25,7 +27,7 @@ local r = RECORD[F]
 local c = redis.call('HMGET', ckey, 'd', 'x4', 'e4', 's4', 'l4', 'p4', 'x6', 'e6', 's6', 'l6', 'p6')
 if ev == 2 and not (c[1] or c[2] or c[3] or c[7] or c[8]) then
 	-- A stop in a swarm the store does not hold creates nothing.
-	return {0, 0, 0, 0}
+	return {0, 0, 0, 0, 0}
 end
 local snatches = tonumber(c[1]) or 0
 local X, E, N = {}, {}, {}
@@ -33,6 +35,7 @@ X[1], E[1], N[1] = counts(c, 2)
 X[2], E[2], N[2] = counts(c, 7)
 local changed = {false, false} -- the family's counts to write back
 local wrote = false
+local outcome = 0 -- 1 joined, 2 left, plus 4 for a snatch
 
 -- Expire the families' peers, when one may have expired. The announcer's
 -- family without counters starts afresh, dropping whatever keys are left.
@@ -55,6 +58,7 @@ local function snatch()
 		redis.call('PEXPIRE', ckey, math.max(tonumber(ARGV[3]), 2 * ttl, X[O] - now))
 	end
 	snatches = snatches + 1
+	outcome = outcome + 4
 	redis.call('HINCRBY', ckey, 'd', 1)
 end
 
@@ -83,6 +87,7 @@ if ev == 2 then
 		redis.call('ZREM', key(F, 1), id)
 		redis.call('HDEL', key(F, 2), id)
 		changed[F], wrote = true, true
+		outcome = outcome + 2
 	end
 else
 	local completed = ev == 3
@@ -92,6 +97,7 @@ else
 		if bound > 0 and before + N[O][1] + N[O][2] + N[O][3] >= bound then
 			return {1}
 		end
+		outcome = outcome + 1
 		if completed then
 			snatch()
 			snat = not seeding
@@ -168,7 +174,7 @@ for f = 1, 2 do
 	end
 end
 
-local reply = {0, N[1][1] + N[2][1], N[1][2] + N[1][3] + N[2][2] + N[2][3], snatches}
+local reply = {0, N[1][1] + N[2][1], N[1][2] + N[1][3] + N[2][2] + N[2][3], snatches, outcome}
 if self == 0 or want <= 0 then
 	return reply
 end
@@ -237,5 +243,5 @@ for i = first, 3 do
 		out[#out + 1] = s
 	end
 end
-reply[5] = table.concat(out)
+reply[6] = table.concat(out)
 return reply

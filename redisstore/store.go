@@ -47,6 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -102,7 +103,7 @@ type Store struct {
 	stats  struct{ announce, scrape opStats }
 }
 
-var _ tracker.Store = (*Store)(nil)
+var _ tracker.ExpiringStore = (*Store)(nil)
 
 // The scripts, each with the functions they share, and their SHA-1
 // digests for EVALSHA.
@@ -192,13 +193,16 @@ func (s *Store) Announce(ctx context.Context, req *tracker.AnnounceRequest, resp
 	}
 	v, err := s.run(ctx, announceScript, s.keys(&req.InfoHash),
 		s.now().UnixMilli(), s.ttl, s.swarmTTL,
-		record(identity(resp.Identity.UserID, ip, req.PeerID), ip, req.Addr.Port()),
+		record(identity(resp.Identity.UserID, netip.AddrPortFrom(ip, req.Addr.Port()), req.PeerID), ip, req.Addr.Port()),
 		int(req.Event), seeding, req.NumWant, rand.Int32(), s.maxPeers, fam+1)
 	if err != nil {
 		return fmt.Errorf("redisstore: announce: %w", err)
 	}
 	if err := decodeAnnounce(v, fam, resp); err != nil {
 		return fmt.Errorf("redisstore: announce: %w", err)
+	}
+	if req.Left == 0 {
+		resp.Outcome |= tracker.OutcomeSeeding
 	}
 	return nil
 }
@@ -283,6 +287,12 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("redisstore: %w", err)
 	}
 	return nil
+}
+
+// PeerTTL implements [tracker.ExpiringStore]: how long a peer is kept
+// after its last announce ([Config.PeerTTL]).
+func (s *Store) PeerTTL() time.Duration {
+	return time.Duration(s.ttl) * time.Millisecond
 }
 
 // Close implements [tracker.Store]. It closes the client only if the

@@ -58,14 +58,17 @@ func (s *Store) keys(h *tracker.InfoHash) []string {
 }
 
 // identity returns the 8-byte hash that tells a peer from the others of
-// its swarm: its user, address and peer id (see [tracker.Store]). Every
-// instance computes the same hash, so the hash is not keyed; SHA-256 keeps
-// anyone from making a peer id whose hash is another peer's.
-func identity(user uint64, ip netip.Addr, id tracker.PeerID) [8]byte {
-	var b [8 + 16 + 20]byte
+// its swarm: its address and port, its user and its peer id (see
+// [tracker.Store]). Every instance computes the same hash, so the hash is
+// not keyed; SHA-256 keeps anyone from making a peer id whose hash is
+// another peer's, and 64 bits keep two peers of one address and port
+// apart.
+func identity(user uint64, ap netip.AddrPort, id tracker.PeerID) [8]byte {
+	var b [8 + 16 + 2 + 20]byte
 	binary.LittleEndian.PutUint64(b[:8], user)
-	*(*[16]byte)(b[8:24]) = ip.As16()
-	*(*[20]byte)(b[24:]) = id
+	*(*[16]byte)(b[8:24]) = ap.Addr().As16()
+	binary.BigEndian.PutUint16(b[24:26], ap.Port())
+	*(*[20]byte)(b[26:]) = id
 	sum := sha256.Sum256(b[:])
 	return [8]byte(sum[:8])
 }
@@ -124,21 +127,24 @@ func decodeAnnounce(v any, fam int, resp *tracker.AnnounceResponse) error {
 		return err
 	case code == 1 && len(r) == 1:
 		return tracker.ErrTooManyPeers
-	case code != 0 || len(r) < 4:
+	case code != 0 || len(r) < 5:
 		return fmt.Errorf("%w: status %d with %d elements", errReply, code, len(r))
 	}
-	var c [3]int
+	var c [4]int // complete, incomplete, downloaded, outcome
 	for i := range c {
 		if c[i], err = count(r, 1+i); err != nil {
 			return err
 		}
 	}
+	if c[3] > 7 || c[3]&3 == 3 {
+		return fmt.Errorf("%w: outcome %d", errReply, c[3])
+	}
 	var records string
 	switch len(r) {
-	case 4:
 	case 5:
-		if records, ok = r[4].(string); !ok {
-			return fmt.Errorf("%w: peers of type %T", errReply, r[4])
+	case 6:
+		if records, ok = r[5].(string); !ok {
+			return fmt.Errorf("%w: peers of type %T", errReply, r[5])
 		}
 	default:
 		return fmt.Errorf("%w: %d elements", errReply, len(r))
@@ -164,6 +170,16 @@ func decodeAnnounce(v any, fam int, resp *tracker.AnnounceResponse) error {
 	sample := resp.Peers[n:]
 	rand.Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
 	resp.Complete, resp.Incomplete, resp.Downloaded = c[0], c[1], c[2]
+	resp.Outcome = 0
+	if c[3]&1 != 0 {
+		resp.Outcome |= tracker.OutcomeJoined
+	}
+	if c[3]&2 != 0 {
+		resp.Outcome |= tracker.OutcomeLeft
+	}
+	if c[3]&4 != 0 {
+		resp.Outcome |= tracker.OutcomeCompleted
+	}
 	return nil
 }
 

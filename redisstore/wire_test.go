@@ -17,7 +17,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		netip.MustParseAddrPort("[::ffff:0:0]:65535"),
 	} {
 		ip := ap.Addr()
-		m := record(identity(7, ip, tracker.PeerID{1}), ip, ap.Port())
+		m := record(identity(7, ap, tracker.PeerID{1}), ip, ap.Port())
 		got, err := parseRecord(m, family(ip))
 		if err != nil || got != ap {
 			t.Errorf("parseRecord(record(%v)) = %v, %v", ap, got, err)
@@ -26,16 +26,17 @@ func TestRecordRoundTrip(t *testing.T) {
 			t.Errorf("member of %v parsed as the other family: %v", ap, err)
 		}
 	}
-	// The identity tells users, addresses and peer ids apart.
-	a := netip.MustParseAddr("10.0.0.1")
+	// The identity tells users, addresses, ports and peer ids apart.
+	a := netip.MustParseAddrPort("10.0.0.1:6881")
 	ids := map[[8]byte]bool{
-		identity(0, a, tracker.PeerID{1}):                               true,
-		identity(1, a, tracker.PeerID{1}):                               true,
-		identity(0, netip.MustParseAddr("10.0.0.2"), tracker.PeerID{1}): true,
-		identity(0, a, tracker.PeerID{2}):                               true,
+		identity(0, a, tracker.PeerID{1}):                                        true,
+		identity(1, a, tracker.PeerID{1}):                                        true,
+		identity(0, netip.MustParseAddrPort("10.0.0.2:6881"), tracker.PeerID{1}): true,
+		identity(0, netip.MustParseAddrPort("10.0.0.1:6882"), tracker.PeerID{1}): true,
+		identity(0, a, tracker.PeerID{2}):                                        true,
 	}
-	if len(ids) != 4 {
-		t.Errorf("identities collide: %d distinct of 4", len(ids))
+	if len(ids) != 5 {
+		t.Errorf("identities collide: %d distinct of 5", len(ids))
 	}
 }
 
@@ -50,20 +51,26 @@ func TestDecodeAnnounce(t *testing.T) {
 		want  *tracker.AnnounceResponse
 		err   error
 	}{
-		{"counts", []any{int64(0), int64(1), int64(2), int64(3)}, inet4, &tracker.AnnounceResponse{Complete: 1, Incomplete: 2, Downloaded: 3}, nil},
-		{"IPv4 peers", []any{int64(0), int64(1), int64(2), int64(0), m4}, inet4,
+		{"counts", []any{int64(0), int64(1), int64(2), int64(3), int64(0)}, inet4, &tracker.AnnounceResponse{Complete: 1, Incomplete: 2, Downloaded: 3}, nil},
+		{"joined", []any{int64(0), int64(1), int64(2), int64(3), int64(1)}, inet4,
+			&tracker.AnnounceResponse{Complete: 1, Incomplete: 2, Downloaded: 3, Outcome: tracker.OutcomeJoined}, nil},
+		{"left with a snatch", []any{int64(0), int64(1), int64(2), int64(3), int64(6)}, inet4,
+			&tracker.AnnounceResponse{Complete: 1, Incomplete: 2, Downloaded: 3, Outcome: tracker.OutcomeLeft | tracker.OutcomeCompleted}, nil},
+		{"IPv4 peers", []any{int64(0), int64(1), int64(2), int64(0), int64(0), m4}, inet4,
 			&tracker.AnnounceResponse{Complete: 1, Incomplete: 2, Peers: []tracker.Peer{{Addr: netip.AddrPortFrom(ip4, 6881)}, {Addr: netip.AddrPortFrom(ip4, 6882)}}}, nil},
-		{"IPv6 peer", []any{int64(0), int64(0), int64(2), int64(0), m6}, inet6,
-			&tracker.AnnounceResponse{Incomplete: 2, Peers: []tracker.Peer{{Addr: netip.AddrPortFrom(ip6, 6883)}}}, nil},
+		{"IPv6 peer", []any{int64(0), int64(0), int64(2), int64(0), int64(5), m6}, inet6,
+			&tracker.AnnounceResponse{Incomplete: 2, Outcome: tracker.OutcomeJoined | tracker.OutcomeCompleted, Peers: []tracker.Peer{{Addr: netip.AddrPortFrom(ip6, 6883)}}}, nil},
 		{"full", []any{int64(1)}, inet4, nil, tracker.ErrTooManyPeers},
-		{"IPv6 records in an IPv4 reply", []any{int64(0), int64(0), int64(2), int64(0), m6}, inet4, nil, errReply},
-		{"a cut record", []any{int64(0), int64(0), int64(2), int64(0), m4[:20]}, inet4, nil, errReply},
-		{"a negative count", []any{int64(0), int64(-1), int64(2), int64(0)}, inet4, nil, errReply},
-		{"a string count", []any{int64(0), "1", int64(2), int64(0)}, inet4, nil, errReply},
-		{"too short", []any{int64(0), int64(1)}, inet4, nil, errReply},
-		{"too long", []any{int64(0), int64(1), int64(1), int64(1), m4, m4}, inet4, nil, errReply},
+		{"IPv6 records in an IPv4 reply", []any{int64(0), int64(0), int64(2), int64(0), int64(0), m6}, inet4, nil, errReply},
+		{"a cut record", []any{int64(0), int64(0), int64(2), int64(0), int64(0), m4[:20]}, inet4, nil, errReply},
+		{"a negative count", []any{int64(0), int64(-1), int64(2), int64(0), int64(0)}, inet4, nil, errReply},
+		{"a string count", []any{int64(0), "1", int64(2), int64(0), int64(0)}, inet4, nil, errReply},
+		{"joined and left", []any{int64(0), int64(1), int64(2), int64(0), int64(3)}, inet4, nil, errReply},
+		{"an unknown outcome", []any{int64(0), int64(1), int64(2), int64(0), int64(8)}, inet4, nil, errReply},
+		{"too short", []any{int64(0), int64(1), int64(1), int64(1)}, inet4, nil, errReply},
+		{"too long", []any{int64(0), int64(1), int64(1), int64(1), int64(0), m4, m4}, inet4, nil, errReply},
 		{"not an array", "OK", inet4, nil, errReply},
-		{"an unknown status", []any{int64(2), int64(1), int64(1), int64(1)}, inet4, nil, errReply},
+		{"an unknown status", []any{int64(2), int64(1), int64(1), int64(1), int64(0)}, inet4, nil, errReply},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := &tracker.AnnounceResponse{Warning: "kept"}
@@ -80,7 +87,7 @@ func TestDecodeAnnounce(t *testing.T) {
 			tc.want.Warning = "kept"
 			slices.SortFunc(resp.Peers, func(a, b tracker.Peer) int { return a.Addr.Compare(b.Addr) })
 			if resp.Complete != tc.want.Complete || resp.Incomplete != tc.want.Incomplete || resp.Downloaded != tc.want.Downloaded ||
-				!slices.Equal(resp.Peers, tc.want.Peers) {
+				resp.Outcome != tc.want.Outcome || !slices.Equal(resp.Peers, tc.want.Peers) {
 				t.Errorf("decodeAnnounce = %+v; want %+v", resp, tc.want)
 			}
 		})

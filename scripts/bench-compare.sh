@@ -15,18 +15,30 @@ usage() {
 	cat <<'EOF'
 Usage: scripts/bench-compare.sh -annuaire-cmd CMD [flags]
 
-Compares annuaire with opentracker in four modes: UDP announce, UDP scrape,
-HTTP announce over keep-alive connections, HTTP announce with a new
-connection per request. Each round starts every contender fresh, pinned to
-one core, prefills it, warms it up and measures it, the load generator
-pinned to another core; the table gives medians over the rounds.
+Compares annuaire with opentracker in five modes: UDP announce (known peers
+re-announcing), UDP scrape, HTTP announce over keep-alive connections, HTTP
+announce with a new connection per request, and UDP churn (every announce a
+new peer in a random swarm: almost every announce is a join, and swarms
+grow; it runs last in each round, since it changes them); and, on request,
+HTTPS announces with a new connection per request, with full handshakes
+(https-close) or resumed sessions (https-resume). opentracker has no TLS:
+in those two modes it is measured over plain HTTP, a new connection per
+request, which is what a TLS tracker is up against. Each round starts every
+contender fresh, pinned to one core, prefills it, warms it up and measures
+it, the load generator pinned to another core; the table gives medians over
+the rounds.
 
   -annuaire-cmd CMD   the command that starts the annuaire server in the
                       foreground; {udp} and {http} are replaced by the
                       host:port to listen on for UDP and HTTP (the same
-                      port: TCP and UDP are separate). It must be a single
+                      port: TCP and UDP are separate); for the https
+                      modes, {https}, {tls-cert} and {tls-key} by another
+                      host:port and the files of a P-256 certificate the
+                      script makes. It must be a single
                       command (the server's pid is measured), e.g. a built
-                      binary or a wrapper that ends with exec.
+                      binary or a wrapper that ends with exec. The load
+                      comes from one address: give the standalone server
+                      -rate-limit 0, or it refuses nearly all of it.
   -opentracker BIN    opentracker binary (default /usr/bin/opentracker)
   -rounds N           rounds (default 6)
   -duration S         measured seconds per mode (default 10)
@@ -37,7 +49,8 @@ pinned to another core; the table gives medians over the rounds.
   -settle S           seconds between the prefill and reading the server's
                       memory (default 2)
   -modes LIST         comma-separated, from udp-announce, udp-scrape,
-                      http-keepalive, http-close (default: all four)
+                      http-keepalive, http-close, udp-churn, https-close,
+                      https-resume (default: the first four)
   -server-cpu N       core for the servers (default 0)
   -loadgen-cpu N      core for the load generator (default 1)
   -out DIR            keep every run's JSON result in DIR
@@ -58,6 +71,8 @@ die() {
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 self="$root/scripts/$(basename "$0")"
+# shellcheck source=scripts/bench-lib.sh
+. "$root/scripts/bench-lib.sh"
 
 annuaire_cmd=""
 opentracker=/usr/bin/opentracker
@@ -72,51 +87,20 @@ modes="udp-announce,udp-scrape,http-keepalive,http-close"
 server_cpu=0
 loadgen_cpu=1
 out=""
-serve=""
+serve_opentracker=""
 
-while [ $# -gt 0 ]; do
-	flag=$1
-	case "$flag" in
-	-h | -help | --help)
-		usage
-		exit 0
-		;;
-	-annuaire-cmd | -opentracker | -rounds | -duration | -warmup | -swarms | -peers | -prefill-peers | -settle | \
-		-modes | -server-cpu | -loadgen-cpu | -out | -serve-opentracker)
-		[ $# -ge 2 ] || die "$flag needs a value"
-		val=$2
-		shift 2
-		;;
-	*) die "unknown argument $flag (see -h)" ;;
-	esac
-	case "$flag" in
-	-annuaire-cmd) annuaire_cmd=$val ;;
-	-opentracker) opentracker=$val ;;
-	-rounds) rounds=$val ;;
-	-duration) duration=$val ;;
-	-warmup) warmup=$val ;;
-	-swarms) swarms=$val ;;
-	-peers) peers=$val ;;
-	-prefill-peers) prefill_peers=$val ;;
-	-settle) settle=$val ;;
-	-modes) modes=$val ;;
-	-server-cpu) server_cpu=$val ;;
-	-loadgen-cpu) loadgen_cpu=$val ;;
-	-out) out=$val ;;
-	-serve-opentracker) serve=$val ;;
-	esac
-done
+parse_flags "annuaire-cmd opentracker rounds duration warmup swarms peers prefill-peers settle modes server-cpu loadgen-cpu out serve-opentracker" "$@"
 
 # -serve-opentracker: a foreground opentracker for the given address, with
 # its root directory (and the whitelist) in the comparison's work folder.
-if [ -n "$serve" ]; then
+if [ -n "$serve_opentracker" ]; then
 	[ -n "${BENCH_WORK:-}" ] || die "-serve-opentracker runs under bench-compare.sh, which sets BENCH_WORK"
 	dir=$(mktemp -d "$BENCH_WORK/opentracker.XXXXXX")
 	chmod 755 "$dir"
 	cp "$BENCH_WORK/whitelist.txt" "$dir/whitelist.txt"
 	chmod 644 "$dir/whitelist.txt"
 	cat >"$dir/opentracker.conf" <<EOF
-listen.tcp_udp $serve
+listen.tcp_udp $serve_opentracker
 access.whitelist /whitelist.txt
 tracker.rootdir $dir
 tracker.user nobody
@@ -135,83 +119,42 @@ for n in "$rounds" "$duration" "$warmup" "$swarms" "$peers" "$prefill_peers" "$s
 	[[ "$n" =~ ^[0-9]+$ ]] || die "not a whole number: $n"
 done
 [ "$rounds" -ge 1 ] || die "-rounds must be at least 1"
+https=false
 IFS=, read -r -a mode_list <<<"$modes"
 for m in "${mode_list[@]}"; do
 	case "$m" in
-	udp-announce | udp-scrape | http-keepalive | http-close) ;;
+	udp-announce | udp-scrape | http-keepalive | http-close | udp-churn) ;;
+	https-close | https-resume) https=true ;;
 	*) die "unknown mode $m" ;;
 	esac
 done
+# Churn grows the swarms: it runs after the modes that measure them as
+# prefilled.
+ordered=()
+for m in "${mode_list[@]}"; do [ "$m" = udp-churn ] || ordered+=("$m"); done
+for m in "${mode_list[@]}"; do [ "$m" != udp-churn ] || ordered+=("$m"); done
+mode_list=("${ordered[@]}")
 for tool in taskset setsid go; do
 	command -v "$tool" >/dev/null || die "$tool not found"
 done
 
-work=$(mktemp -d /tmp/bench-compare.XXXXXX)
+make_work bench-compare "$root"
 chmod 755 "$work"
 export BENCH_WORK=$work
 results=${out:-$work/results}
 mkdir -p "$results"
-
-pids=()
-loadgen_pid=""
-cleanup() {
-	local pid
-	[ -z "$loadgen_pid" ] || kill -KILL "$loadgen_pid" 2>/dev/null || true
-	for pid in "${pids[@]}"; do
-		kill -KILL -- "-$pid" 2>/dev/null || true
-	done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-echo "building the load generator"
-(cd "$root" && go build -o "$work/loadgen" ./internal/cmd/loadgen)
 loadgen=$work/loadgen
 "$loadgen" -write-hashes "$work/whitelist.txt" -swarms "$swarms"
-
-# free_port prints a loopback port that no socket uses, TCP or UDP.
-free_port() {
-	local port
-	for _ in $(seq 50); do
-		port=$((20000 + RANDOM % 20000))
-		if command -v ss >/dev/null; then
-			[ -z "$(ss -Htuan "( sport = :$port )" 2>/dev/null)" ] && echo "$port" && return
-		elif ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port" && return
-		fi
-	done
-	die "no free port"
-}
-
-# start_server CMD LOG: starts CMD in its own process group, pinned to the
-# server core, and waits until it accepts TCP connections on $port.
-server_pid=""
-start_server() {
-	local cmd=$1 log=$2
-	setsid taskset -c "$server_cpu" bash -c "exec $cmd" >"$log" 2>&1 </dev/null &
-	server_pid=$!
-	pids+=("$server_pid")
-	for _ in $(seq 200); do
-		if ! kill -0 "$server_pid" 2>/dev/null; then
-			echo "bench-compare: the server exited: $cmd" >&2
-			tail -n 20 "$log" >&2
-			exit 1
-		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			sleep 0.2 # let it open its UDP socket too
-			return
-		fi
-		sleep 0.05
-	done
-	die "the server did not listen on 127.0.0.1:$port within 10 s: $cmd"
-}
-
-stop_server() {
-	kill -KILL -- "-$server_pid" 2>/dev/null || true
-	wait "$server_pid" 2>/dev/null || true
-}
+if $https; then
+	case "$annuaire_cmd" in
+	*'{https}'*) ;;
+	*) die "the https modes need {https}, {tls-cert} and {tls-key} in -annuaire-cmd" ;;
+	esac
+	command -v openssl >/dev/null || die "openssl not found: it makes the certificate of the https modes"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
+		-addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null ||
+		die "openssl could not make a certificate"
+fi
 
 contender_cmd() {
 	local addr=127.0.0.1:$port
@@ -219,19 +162,25 @@ contender_cmd() {
 	opentracker) echo "$self -opentracker $opentracker -serve-opentracker $addr" ;;
 	annuaire)
 		local cmd=${annuaire_cmd//\{udp\}/$addr}
+		cmd=${cmd//\{https\}/127.0.0.1:$tls_port}
+		cmd=${cmd//\{tls-cert\}/$work/cert.pem}
+		cmd=${cmd//\{tls-key\}/$work/key.pem}
 		echo "${cmd//\{http\}/$addr}"
 		;;
 	esac
 }
 
-# mode_flags MODE: the load generator's flags for one mode.
+# mode_flags WHO MODE: the load generator's flags for one mode.
 mode_flags() {
 	local addr=127.0.0.1:$port
-	case "$1" in
-	udp-announce) echo "-udp $addr" ;;
-	udp-scrape) echo "-udp $addr -mode scrape" ;;
-	http-keepalive) echo "-http http://$addr/announce" ;;
-	http-close) echo "-http http://$addr/announce -http-close" ;;
+	case "$1:$2" in
+	*:udp-announce) echo "-udp $addr" ;;
+	*:udp-scrape) echo "-udp $addr -mode scrape" ;;
+	*:http-keepalive) echo "-http http://$addr/announce" ;;
+	*:http-close | opentracker:https-*) echo "-http http://$addr/announce -http-close" ;;
+	*:https-close) echo "-http https://127.0.0.1:$tls_port/announce -http-close" ;;
+	*:https-resume) echo "-http https://127.0.0.1:$tls_port/announce -http-close -tls-resume" ;;
+	*:udp-churn) echo "-udp $addr -churn" ;;
 	esac
 }
 
@@ -240,7 +189,8 @@ contenders=(opentracker annuaire)
 for round in $(seq "$rounds"); do
 	for who in "${contenders[@]}"; do
 		port=$(free_port)
-		start_server "$(contender_cmd "$who")" "$work/$who-$round.log"
+		tls_port=$(free_port)
+		start_server "$(contender_cmd "$who")" "$work/$who-$round.log" "$port"
 		prefill=true
 		for mode in "${mode_list[@]}"; do
 			file=$results/$who-$mode-$round.json
@@ -248,7 +198,7 @@ for round in $(seq "$rounds"); do
 			# In the background, so that a signal to this script is handled
 			# at once: wait returns when a trap is due.
 			# shellcheck disable=SC2046 # the flags are words
-			taskset -c "$loadgen_cpu" "$loadgen" $(mode_flags "$mode") -json \
+			taskset -c "$loadgen_cpu" "$loadgen" $(mode_flags "$who" "$mode") -json \
 				-swarms "$swarms" -peers "$peers" -prefill-peers "$prefill_peers" -prefill="$prefill" \
 				-duration "$duration" -warmup "$warmup" -server-pid "$server_pid" -rss-settle "$settle" >"$file" &
 			loadgen_pid=$!
@@ -263,23 +213,9 @@ for round in $(seq "$rounds"); do
 	done
 done
 
-# field FILE KEY: a number from a flat JSON result.
-field() {
-	grep -o "\"$2\":[-0-9.eE+]*" "$1" 2>/dev/null | head -n1 | cut -d: -f2
-}
-
 # median WHO MODE KEY [SCALE]: the median over the rounds.
 median() {
-	local who=$1 mode=$2 key=$3 scale=${4:-1} f v
-	for f in "$results/$who-$mode-"*.json; do
-		v=$(field "$f" "$key")
-		[ -n "$v" ] && echo "$v"
-	done | sort -g | awk -v s="$scale" '{ v[NR] = $1 }
-		END {
-			if (NR == 0) { print "nan"; exit }
-			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			print m * s
-		}'
+	median_of "$3" "${4:-1}" "$results/$1-$2-"*.json
 }
 
 ratio() {
@@ -302,6 +238,24 @@ for mode in "${mode_list[@]}"; do
 		"$(ratio "$(median annuaire "$mode" rate)" "$(median opentracker "$mode" rate)")" "" \
 		"$(ratio "$(median annuaire "$mode" rate_per_server_cpu)" "$(median opentracker "$mode" rate_per_server_cpu)")"
 done
+
+# The server CPU one request costs, in µs, from the medians.
+cpu_us() {
+	awk -v r="$1" 'BEGIN { if (r == "nan" || r == 0) print "nan"; else printf "%.1f", 1e6 / r }'
+}
+if [ "${#mode_list[@]}" -gt 1 ] && [[ " ${mode_list[*]} " == *" https-"* ]]; then
+	echo
+	echo "opentracker has no TLS: it served the https modes over plain HTTP."
+	if [[ " ${mode_list[*]} " == *" http-close "* ]]; then
+		plain=$(cpu_us "$(median annuaire http-close rate_per_server_cpu)")
+		for mode in https-close https-resume; do
+			[[ " ${mode_list[*]} " == *" $mode "* ]] || continue
+			tls=$(cpu_us "$(median annuaire "$mode" rate_per_server_cpu)")
+			awk -v m="$mode" -v p="$plain" -v t="$tls" 'BEGIN {
+				printf "annuaire server CPU per request: http-close %s µs, %s %s µs: %.1f µs per handshake\n", p, m, t, t - p }'
+		done
+	fi
+fi
 
 first=${mode_list[0]}
 printf '\n%-12s %14s %14s   (prefill of %s peers, %s)\n' contender "peers/s" "RSS B/peer" "$prefill_peers" "$first"

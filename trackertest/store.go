@@ -501,10 +501,10 @@ func testPausedIsIncomplete(t *testing.T, d *driver) {
 	}
 }
 
-// testAddressChange: a peer that announces again from its address on a
-// new port moves there; the same peer id from another address is another
-// peer, which can neither move nor stop the first (peer ids travel in every
-// handshake, so anyone can learn them).
+// testAddressChange: the same peer id from another port or another address
+// is another peer, which can neither move nor stop the first (peer ids
+// travel in every handshake, so anyone can learn them); the first stays
+// until it stops from its own address and port.
 func testAddressChange(t *testing.T, d *driver) {
 	ctx := context.Background()
 	x := Hash(1)
@@ -513,42 +513,40 @@ func testAddressChange(t *testing.T, d *driver) {
 	if err := d.s.Announce(ctx, req, &tracker.AnnounceResponse{}); err != nil {
 		t.Fatal(err)
 	}
-	newPort := netip.AddrPortFrom(Addr4(2).Addr(), 7000)
-	req.Addr, req.Key = newPort, 8 // a key that changes, as aria2's over UDP does
-	resp := &tracker.AnnounceResponse{}
-	if err := d.s.Announce(ctx, req, resp); err != nil {
-		t.Fatal(err)
-	}
-	checkCounts(t, "same peer id and address, new port", resp, 1, 1, 0)
-	got := d.announce(peer{hash: x, n: 1, left: 0, want: 10})
-	if len(got.Peers) != 1 || got.Peers[0].Addr != newPort {
-		t.Errorf("seeder got %v; want the leecher at its new port %v", got.Peers, newPort)
-	}
-
-	// Someone else, with the leecher's peer id and key.
-	thief := *req
-	thief.Addr = netip.MustParseAddrPort("10.200.0.1:7000")
-	for _, ev := range []tracker.Event{started, stopped} {
-		thief.Event = ev
-		if err := d.s.Announce(ctx, &thief, &tracker.AnnounceResponse{}); err != nil {
-			t.Fatal(err)
+	// Someone else, with the leecher's peer id and key, from another port
+	// of the same address and from another address.
+	for _, at := range []netip.AddrPort{netip.AddrPortFrom(Addr4(2).Addr(), 7000), netip.MustParseAddrPort("10.200.0.1:7000")} {
+		thief := *req
+		thief.Addr = at
+		for _, ev := range []tracker.Event{started, stopped} {
+			thief.Event = ev
+			if err := d.s.Announce(ctx, &thief, &tracker.AnnounceResponse{}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	got = d.announce(peer{hash: x, n: 1, left: 0, want: 10})
-	checkCounts(t, "after another address announced the peer id and stopped", got, 1, 1, 0)
-	if len(got.Peers) != 1 || got.Peers[0].Addr != newPort {
-		t.Errorf("seeder got %v; want the leecher, still at %v", got.Peers, newPort)
+	got := d.announce(peer{hash: x, n: 1, left: 0, want: 10})
+	checkCounts(t, "after another port and another address announced the peer id and stopped", got, 1, 1, 0)
+	if len(got.Peers) != 1 || got.Peers[0].Addr != Addr4(2) {
+		t.Errorf("seeder got %v; want the leecher, still at %v", got.Peers, Addr4(2))
 	}
+	// The leecher stops from its own address and port.
+	req.Event = stopped
+	if err := d.s.Announce(ctx, req, &tracker.AnnounceResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, "after the leecher stopped", d.announce(peer{hash: x, n: 1, left: 0}), 1, 0, 0)
 }
 
 // testUsersApart: on a private tracker, two users' peers are apart even
 // with the same peer id and address (a user's announce carries its
-// identity in resp.Identity).
+// identity in resp.Identity). The users announce different ports: a store
+// may tell the users of one address and port apart by a hash only.
 func testUsersApart(t *testing.T, d *driver) {
 	ctx := context.Background()
 	x := Hash(1)
 	announce := func(user uint64, ev tracker.Event) *tracker.AnnounceResponse {
-		req := &tracker.AnnounceRequest{InfoHash: x, PeerID: ID(1), Addr: Addr4(1), Left: 5, Event: ev, NumWant: 10}
+		req := &tracker.AnnounceRequest{InfoHash: x, PeerID: ID(1), Addr: netip.AddrPortFrom(Addr4(1).Addr(), uint16(6880+user)), Left: 5, Event: ev, NumWant: 10}
 		resp := &tracker.AnnounceResponse{Identity: tracker.Identity{UserID: user}}
 		if err := d.s.Announce(ctx, req, resp); err != nil {
 			t.Fatal(err)
@@ -733,13 +731,14 @@ func testCapacity(t *testing.T, d *driver) {
 		t.Errorf("scrape after refusals = %+v; want the %d peers admitted", st, bound)
 	}
 	// Peers 2 and 4 seed, 1 and 3 leech. Known peers go on: a refresh, a
-	// completion, a move to another port.
+	// completion; the same peer id from another port is a new peer.
 	checkCounts(t, "a known peer at the bound", d.announce(peer{hash: x, n: 1, left: 1}), 2, 2, 0)
 	checkCounts(t, "a completion at the bound", d.announce(peer{hash: x, n: 3, left: 0, event: completed}), 3, 1, 1)
 	req := peer{hash: x, n: 3, left: 0}.request()
 	req.Addr = netip.AddrPortFrom(req.Addr.Addr(), 7000)
-	if err := d.s.Announce(context.Background(), req, &tracker.AnnounceResponse{}); err != nil {
-		t.Errorf("a known peer on a new port at the bound: %v", err)
+	err := d.s.Announce(context.Background(), req, &tracker.AnnounceResponse{})
+	if e, ok := errors.AsType[*tracker.Error](err); !ok || e.Kind != tracker.KindCapacity {
+		t.Errorf("a known peer id on another port at the bound: Announce = %v; want an *Error of KindCapacity", err)
 	}
 	// A stop of an unknown peer is no new peer.
 	checkCounts(t, "an unknown peer stops", d.announce(peer{hash: x, n: 99, left: 5, event: stopped}), 3, 1, 1)

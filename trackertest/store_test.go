@@ -40,6 +40,7 @@ const (
 	biased               // half the peers are 10% more likely
 	racyCounts           // counters updated outside the lock: lost updates
 	ignoresCapacity      // NewBounded sets no bound
+	ignoresPort          // a peer is its user, address and peer id: another port moves it
 )
 
 // flaws names the variants, with the subtests each must fail and those it
@@ -57,6 +58,7 @@ var flaws = map[string]struct {
 	"biased":           {biased, []string{"SampleUniform"}, []string{"SampleOrder"}},
 	"racy-counts":      {racyCounts, []string{"Concurrent"}, nil},
 	"ignores-capacity": {ignoresCapacity, []string{"Capacity"}, nil},
+	"ignores-port":     {ignoresPort, []string{"AddressChange", "Capacity"}, nil},
 }
 
 const childEnv = "TRACKERTEST_VARIANT"
@@ -169,7 +171,7 @@ type refCounts struct {
 
 type refID struct {
 	user uint64
-	ip   netip.Addr
+	addr netip.AddrPort
 	id   tracker.PeerID
 }
 
@@ -259,7 +261,10 @@ func (s *refStore) Announce(ctx context.Context, req *tracker.AnnounceRequest, r
 		resp.Interval = 30 * time.Minute
 	}
 	ip := req.Addr.Addr().Unmap()
-	id := refID{resp.Identity.UserID, ip, req.PeerID}
+	id := refID{resp.Identity.UserID, netip.AddrPortFrom(ip, req.Addr.Port()), req.PeerID}
+	if s.flaw == ignoresPort {
+		id.addr = netip.AddrPortFrom(ip, 0)
+	}
 	w := s.swarms[req.InfoHash]
 	if w == nil {
 		if req.Event == tracker.EventStopped {

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,9 +88,16 @@ func start(t *testing.T, env []string, args ...string) *proc {
 
 func startNoWait(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, log: newLogWatcher(), exited: make(chan struct{})}
-	p.cmd = exec.Command(programPath(t), args...)
-	p.cmd.Env = append([]string{}, env...) // nothing inherited
+	cmd := exec.Command(programPath(t), args...)
+	cmd.Env = append([]string{}, env...) // nothing inherited
+	return startCmd(t, cmd)
+}
+
+// startCmd starts cmd, the program or a command that runs it in its place
+// (exec), logging to the returned proc's watcher.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{t: t, log: newLogWatcher(), exited: make(chan struct{}), cmd: cmd}
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -150,8 +159,9 @@ func (p *proc) addr(protocol string) string {
 }
 
 // loopback is how every test starts the program, on port 0 of each
-// protocol, logging JSON.
-var loopback = []string{"-http", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-log-format", "json"}
+// protocol, logging JSON, and shutting down without a grace period (the
+// tests that need one give it).
+var loopback = []string{"-http", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-log-format", "json", "-shutdown-grace", "0"}
 
 func TestBinaryIsStatic(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -409,7 +419,7 @@ func TestStartErrors(t *testing.T) {
 	}{
 		{"unknown flag", nil, []string{"-nope"}, 2, "flag provided but not defined: -nope"},
 		{"bad duration", nil, []string{"-interval", "soon"}, 2, `invalid value "soon" for flag -interval`},
-		{"interval out of range", nil, []string{"-interval", "100ms"}, 2, "-interval 100ms: want between 1s and 24h"},
+		{"interval out of range", nil, []string{"-interval", "100ms"}, 2, "-interval 100ms: want between 1s and 14h"},
 		{"argument", nil, []string{"serve"}, 2, `unexpected argument "serve"`},
 		{"nothing to serve", nil, []string{"-http", "", "-udp", ""}, 2, "nothing to serve"},
 		{"pprof without metrics", nil, []string{"-pprof"}, 2, "-pprof needs -metrics"},
@@ -422,6 +432,9 @@ func TestStartErrors(t *testing.T) {
 		{"malformed passkeys", nil, append(free, "-passkeys", malformed), 1, "-passkeys: " + malformed + ":2: more than a passkey"},
 		{"unreadable torrents", nil, append(free, "-torrents", unreadable), 1, "-torrents: open " + unreadable},
 		{"malformed torrents", nil, append(free, "-torrents", malformed), 1, "-torrents: " + malformed + ":1: info hash"},
+		{"https without a certificate", nil, []string{"-https", "127.0.0.1:0"}, 2, "-https needs -tls-cert and -tls-key"},
+		{"certificate without https", nil, []string{"-tls-cert", "c", "-tls-key", "k"}, 2, "-tls-cert and -tls-key need -https"},
+		{"unreadable certificate", nil, append(free, "-https", "127.0.0.1:0", "-tls-cert", unreadable, "-tls-key", unreadable), 1, "-tls-cert " + unreadable},
 		{"unreadable key file", nil, append(free, "-conn-id-key-file", unreadable), 1, "-conn-id-key-file: open " + unreadable},
 		{"bad address", nil, []string{"-http", "127.0.0.1:http-alt-nope", "-udp", ""}, 1, "-http: listen tcp"},
 		{"HTTP address in use", nil, []string{"-http", tcp.Addr().String(), "-udp", ""}, 1, "address already in use"},
@@ -474,6 +487,48 @@ func TestHelp(t *testing.T) {
 	for i, line := range strings.Split(help, "\n") {
 		if len(line) > 80 {
 			t.Errorf("help line %d is %d characters long: %q", i+1, len(line), line)
+		}
+	}
+}
+
+// TestProxyHeader checks -client-ip-header and -allow-private-addrs behind
+// a trusted proxy on loopback.
+func TestProxyHeader(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		args := append(loopback, "-trusted-proxy", "127.0.0.1", "-client-ip-header", "X-Real-IP")
+		if allow {
+			args = append(args, "-allow-private-addrs")
+		}
+		p := start(t, nil, args...)
+		hash := hash20("proxied")
+		announce := func(realIP string) string {
+			t.Helper()
+			peer := hash20("proxied-" + realIP)
+			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/announce?info_hash=%s&peer_id=%s&port=6881&left=1",
+				p.addr("http"), escapeAll(hash[:]), escapeAll(peer[:])), nil)
+			req.Header.Set("X-Forwarded-For", "203.0.113.66") // passed on from the client: not believed
+			req.Header.Set("X-Real-IP", realIP)
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return string(body)
+		}
+		if body := announce("198.51.100.7"); !strings.Contains(body, "11:external ip4:\xc6\x33\x64\x07") {
+			t.Errorf("announce with X-Real-IP 198.51.100.7: %q; want it as the external ip", body)
+		}
+		body := announce("10.1.2.3")
+		if allow && !strings.Contains(body, "11:external ip4:\x0a\x01\x02\x03") {
+			t.Errorf("-allow-private-addrs: announce with X-Real-IP 10.1.2.3: %q; want it accepted", body)
+		}
+		if !allow && !strings.Contains(body, "peer address not allowed") {
+			t.Errorf("announce with X-Real-IP 10.1.2.3: %q; want it refused", body)
+		}
+		p.signal(syscall.SIGTERM)
+		if code := p.wait(15 * time.Second); code != 0 {
+			t.Errorf("exit status %d; want 0", code)
 		}
 	}
 }

@@ -24,7 +24,11 @@ func exportedSeries(t *testing.T) (series map[string]bool, families []string) {
 	defer tr.Close()
 	reqs := prom.NewRequests(metricsNamespace)
 	reqs.ObserveRequest(tracker.RequestInfo{Protocol: tracker.ProtocolUDP, Op: tracker.OpAnnounce})
-	reg, err := newRegistry(reqs, tr, func() redisstore.Stats { return redisstore.Stats{} })
+	conns, err := tracker.NewConnLimiter(tracker.ConnLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := newRegistry(reqs, tr, conns, func() redisstore.Stats { return redisstore.Stats{} })
 	if err != nil {
 		t.Fatal(err)
 	}

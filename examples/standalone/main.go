@@ -15,10 +15,12 @@
 //
 // A private tracker gives -passkeys a file of passkeys (and -torrents, if
 // it serves only its own torrents); clients announce to
-// http://HOST:6969/announce/PASSKEY. SIGHUP re-reads both files and swaps
-// each list whole while announces go on; write a new file and rename it
-// over the old one, so that a reload never sees half a file. A file that
-// does not parse is logged and the previous list stays in force.
+// http://HOST:6969/announce/PASSKEY, or better over -https, since the
+// passkey travels in the URL. SIGHUP re-reads both files and the
+// certificate of -https, and swaps each whole while announces go on;
+// write a new file and rename it over the old one, so that a reload never
+// sees half a file. A file that does not parse is logged and the previous
+// content stays in force.
 //
 // With -store redis://HOST:PORT/DB, the swarms live in Redis, and every
 // instance started with the same -store and -conn-id-key answers every
@@ -27,10 +29,13 @@
 // scrapes fail with a generic error, and service resumes as soon as it is
 // back.
 //
-// SIGINT and SIGTERM shut the server down gracefully: /readyz turns 503,
-// the listeners close, requests in flight are answered, and the program
-// exits 0, all within -shutdown-timeout; past it, or on a second signal,
-// it stops at once and exits 1.
+// SIGINT and SIGTERM shut the server down gracefully: /readyz turns 503
+// and everything is served as before for -shutdown-grace, so that load
+// balancers move clients away; then the listeners close, every request
+// received is answered, kept-alive connections close after their next
+// reply (Connection: close), and the program exits 0, within
+// -shutdown-timeout; past it, or on a second signal, it stops at once and
+// exits 1.
 //
 // With -metrics, Prometheus reads /metrics (requests by protocol,
 // operation and outcome, their latency, swarms and peers, the Redis

@@ -97,7 +97,7 @@ func TestRunContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	log, signals, done := runInProcess(ctx, t)
 	signals <- syscall.SIGHUP // no file to reload: logged and ignored
-	log.waitFor(t, nil, 1, "SIGHUP: no -passkeys or -torrents file to reload", nil)
+	log.waitFor(t, nil, 1, "SIGHUP: no -passkeys, -torrents or -tls-cert file to reload", nil)
 	cancel()
 	if err := result(t, done); err != nil {
 		t.Errorf("run after cancel = %v; want nil", err)

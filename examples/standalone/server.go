@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -67,15 +69,25 @@ type server struct {
 	t     *tracker.Tracker
 	redis *redisstore.Store // nil with the memory store
 	lists []*list           // the files SIGHUP re-reads
+	acct  *accountant       // nil without -db
 
-	http     *http.Server // nil without -http
-	httpLns  []net.Listener
+	http     *http.Server   // nil without -http and -https
+	httpLns  []net.Listener // bounded by conns
+	httpsLns []net.Listener // bounded by conns too
+	conns    *tracker.ConnLimiter
+	cert     *certificate       // nil without -https
 	udp      *tracker.UDPServer // nil without -udp
 	udpConns [][]net.PacketConn // the sockets of each -udp address
 	metrics  *http.Server       // nil without -metrics
 	metLn    net.Listener
 
 	ready atomic.Bool // what /readyz answers
+
+	// Draining the HTTP connections at shutdown: once draining is set,
+	// every reply says Connection: close. lastRequest is when the last
+	// request came while draining (Unix nanoseconds).
+	draining    atomic.Bool
+	lastRequest atomic.Int64
 }
 
 // list is a file of passkeys or info hashes, read at start and on SIGHUP.
@@ -110,19 +122,34 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 	s := &server{cfg: cfg, log: log}
 	tc := tracker.Config{
 		AnnounceInterval: cfg.interval,
+		PublicScrape:     cfg.publicScrape,
 		Memory:           tracker.MemoryConfig{MaxPeers: cfg.maxPeers},
-		RateLimit:        tracker.RateLimitConfig{PerIP: cfg.rateLimit},
+		RateLimit:        tracker.RateLimitConfig{PerIP: cfg.rateLimit, IPBurst: cfg.rateBurst},
 		Logger:           log,
 	}
 	if cfg.maxPeers == 0 {
 		tc.Memory.MaxPeers = tracker.Disabled // no bound
 	}
-	if cfg.passkeysFile != "" {
+	if cfg.dbDir != "" {
+		if s.acct, err = openAccounting(cfg, log, tc); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				s.acct.closeNow()
+			}
+		}()
+		tc.Passkeys, tc.Torrents, tc.Accounting = s.acct.ledger, s.acct.ledger, s.acct.ledger
+		s.lists = s.acct.lists()
+	} else if cfg.memoryLimit > 0 {
+		limitMemory(log, cfg.memoryLimit, nil, nil, nil)
+	}
+	if cfg.passkeysFile != "" && s.acct == nil {
 		ps := tracker.NewPasskeySet()
 		s.lists = append(s.lists, &list{"-passkeys", "passkeys", cfg.passkeysFile, ps.Load, ps.Len})
 		tc.Passkeys = ps
 	}
-	if cfg.torrentsFile != "" {
+	if cfg.torrentsFile != "" && s.acct == nil {
 		tl := tracker.NewTorrentAllowList()
 		s.lists = append(s.lists, &list{"-torrents", "torrents", cfg.torrentsFile, tl.Load, tl.Len})
 		tc.Torrents = tl
@@ -158,24 +185,43 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			s.t.Close()
 		}
 	}()
+	if s.acct != nil {
+		if err := s.acct.listenAdmin(s.t); err != nil {
+			return nil, err
+		}
+	}
 
-	if len(cfg.httpAddrs) > 0 {
+	if len(cfg.httpAddrs) > 0 || len(cfg.httpsAddrs) > 0 {
 		h, err := s.t.NewHTTPHandler(tracker.HTTPConfig{
-			TrustedProxies: cfg.trustedProxies,
-			TrackerID:      cfg.trackerID,
-			FullScrape:     cfg.fullScrape,
-			Logger:         log,
+			TrustedProxies:    cfg.trustedProxies,
+			ClientIPHeader:    cfg.clientIPHeader,
+			AllowPrivateAddrs: cfg.allowPrivate,
+			TrackerID:         cfg.trackerID,
+			FullScrape:        cfg.fullScrape,
+			Logger:            log,
 		})
 		if err != nil {
 			return nil, err
 		}
 		s.http = tracker.NewHTTPServer(h)
+		s.http.Handler = s.drainable(h)
+		limits := tracker.ConnLimits{PerAddr: cfg.connsPerAddr, MaxConns: cfg.maxConns}
+		if cfg.connsPerAddr == 0 {
+			limits.PerAddr = tracker.Disabled
+		}
+		if s.conns, err = tracker.NewConnLimiter(limits); err != nil {
+			return nil, err
+		}
+		s.http.ConnState = s.conns.ConnState
 		for _, addr := range cfg.httpAddrs {
 			l, err := tracker.ListenTCP("tcp", addr)
 			if err != nil {
 				return nil, fmt.Errorf("-http: %w", err)
 			}
-			s.httpLns = append(s.httpLns, l)
+			s.httpLns = append(s.httpLns, s.conns.Listener(l))
+		}
+		if err := s.listenHTTPS(); err != nil {
+			return nil, err
 		}
 	}
 	if len(cfg.udpAddrs) > 0 {
@@ -188,17 +234,11 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			}
 			s.udpConns = append(s.udpConns, conns)
 		}
-		readers := max(1, runtime.GOMAXPROCS(0)/len(s.udpConns[0]))
-		batch := 0 // the default
-		if s.redis != nil {
-			// A reader waits for Redis at every announce: many readers,
-			// each with one packet in hand, keep Redis busy.
-			readers, batch = remoteReaders, 1
-		}
+		// A remote store is called from the UDP server's workers: the
+		// readers go on reading while it answers.
 		if s.udp, err = s.t.NewUDPServer(tracker.UDPConfig{
 			ConnIDKey: cfg.connIDKey,
-			Readers:   readers,
-			Batch:     batch,
+			Readers:   max(1, runtime.GOMAXPROCS(0)/len(s.udpConns[0])),
 		}); err != nil {
 			return nil, err
 		}
@@ -221,10 +261,6 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 	}
 	return s, nil
 }
-
-// remoteReaders is the number of readers per UDP socket with a remote
-// store.
-const remoteReaders = 32
 
 // openRedis opens the Redis store of -store and checks that Redis answers
 // within a few seconds, so that a wrong address stops the server at once.
@@ -251,9 +287,14 @@ func (s *server) metricsHandler(reqs *prom.Requests) (http.Handler, error) {
 	if s.redis != nil {
 		stats = s.redis.Stats
 	}
-	reg, err := newRegistry(reqs, s.t, stats)
+	reg, err := newRegistry(reqs, s.t, s.conns, stats)
 	if err != nil {
 		return nil, err
+	}
+	if s.acct != nil {
+		if err := reg.Register(s.acct.collector()); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -280,11 +321,17 @@ func (s *server) metricsHandler(reqs *prom.Requests) (http.Handler, error) {
 }
 
 // newRegistry returns a registry of the server's metrics: the requests
-// reqs observes, t's Stats, the figures of a Redis store (when storeStats
-// is not nil), the Go runtime and the process. It is private to the
-// server: nothing is registered globally.
-func newRegistry(reqs *prom.Requests, t *tracker.Tracker, storeStats func() redisstore.Stats) (*prometheus.Registry, error) {
+// reqs observes, t's Stats, the HTTP connections of conns (if not nil),
+// the figures of a Redis store (if storeStats is not nil), the Go runtime
+// and the process. It is private to the server: nothing is registered
+// globally.
+func newRegistry(reqs *prom.Requests, t *tracker.Tracker, conns *tracker.ConnLimiter, storeStats func() redisstore.Stats) (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
+	if conns != nil {
+		if err := reg.Register(connCollector{conns}); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
 	cs := []prometheus.Collector{
 		reqs,
 		prom.NewStatsCollector(metricsNamespace, t),
@@ -302,10 +349,63 @@ func newRegistry(reqs *prom.Requests, t *tracker.Tracker, storeStats func() redi
 	return reg, nil
 }
 
+// connCollector exports a ConnLimiter's counters.
+type connCollector struct{ cl *tracker.ConnLimiter }
+
+var (
+	connOpenDesc = prometheus.NewDesc(metricsNamespace+"_http_connections",
+		"HTTP connections open.", nil, nil)
+	connMaxDesc = prometheus.NewDesc(metricsNamespace+"_http_connections_max",
+		"Most HTTP connections open at once (0: no bound); from half of it, idle and new connections time out sooner.", nil, nil)
+	connRefusedDesc = prometheus.NewDesc(metricsNamespace+"_http_connections_refused_total",
+		"HTTP connections closed as soon as accepted: past the cap of their address (per_address) or past the bound (max).", []string{"reason"}, nil)
+	connEvictedDesc = prometheus.NewDesc(metricsNamespace+"_http_connections_evicted_total",
+		"Idle HTTP connections closed to make room for a new one at the bound.", nil, nil)
+)
+
+func (c connCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- connOpenDesc
+	ch <- connMaxDesc
+	ch <- connRefusedDesc
+	ch <- connEvictedDesc
+}
+
+func (c connCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.cl.Stats()
+	ch <- prometheus.MustNewConstMetric(connOpenDesc, prometheus.GaugeValue, float64(st.Open))
+	ch <- prometheus.MustNewConstMetric(connMaxDesc, prometheus.GaugeValue, float64(st.MaxConns))
+	ch <- prometheus.MustNewConstMetric(connRefusedDesc, prometheus.CounterValue, float64(st.RefusedPerAddr), "per_address")
+	ch <- prometheus.MustNewConstMetric(connRefusedDesc, prometheus.CounterValue, float64(st.RefusedMax), "max")
+	ch <- prometheus.MustNewConstMetric(connEvictedDesc, prometheus.CounterValue, float64(st.Evicted))
+}
+
+// listenHTTPS reads the certificate and opens the -https listeners. The
+// server speaks HTTP/1.1 alone, over TLS as in the clear.
+func (s *server) listenHTTPS() error {
+	if len(s.cfg.httpsAddrs) == 0 {
+		return nil
+	}
+	s.cert = &certificate{certFile: s.cfg.tlsCert, keyFile: s.cfg.tlsKey}
+	if _, err := s.cert.load(); err != nil {
+		return err
+	}
+	s.http.Protocols = new(http.Protocols)
+	s.http.Protocols.SetHTTP1(true)
+	tc := tlsConfig(s.cert)
+	for _, addr := range s.cfg.httpsAddrs {
+		l, err := tracker.ListenTCP("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("-https: %w", err)
+		}
+		s.httpsLns = append(s.httpsLns, tls.NewListener(s.conns.Listener(l), tc))
+	}
+	return nil
+}
+
 // closeListeners closes every listener and socket, for a start that
 // failed half way.
 func (s *server) closeListeners() {
-	for _, l := range s.httpLns {
+	for _, l := range slices.Concat(s.httpLns, s.httpsLns) {
 		l.Close()
 	}
 	for _, conns := range s.udpConns {
@@ -322,12 +422,20 @@ func closeAll(conns []net.PacketConn) {
 	}
 }
 
+// connsMax returns the bound on HTTP connections in force, 0 for none.
+func (s *server) connsMax() int {
+	if s.conns == nil {
+		return 0
+	}
+	return s.conns.Stats().MaxConns
+}
+
 // logStart logs the configuration and the address of every listener.
 // Passkeys and keys are never logged: a file's name and its count only.
 func (s *server) logStart() {
 	cfg := s.cfg
 	mode := "public"
-	if cfg.passkeysFile != "" {
+	if cfg.passkeysFile != "" || cfg.dbDir != "" {
 		mode = "private"
 	}
 	proxies := make([]string, 0, len(cfg.trustedProxies))
@@ -337,10 +445,14 @@ func (s *server) logStart() {
 	attrs := []any{
 		"mode", mode,
 		"http", cfg.httpAddrs,
+		"https", cfg.httpsAddrs,
 		"udp", cfg.udpAddrs,
 		"metrics", cfg.metricsAddr,
 		"pprof", cfg.pprof,
 		"store", cfg.store.String(),
+		"db", cfg.dbDir,
+		"admin", cfg.adminAddr,
+		"memory_limit", cfg.memoryLimit,
 	}
 	for _, l := range s.lists {
 		attrs = append(attrs, l.name+"_file", l.file, l.name, l.len())
@@ -349,10 +461,17 @@ func (s *server) logStart() {
 		"interval", cfg.interval.String(),
 		"max_peers", cfg.maxPeers,
 		"rate_limit", cfg.rateLimit,
+		"rate_burst", cfg.rateBurst,
 		"full_scrape", cfg.fullScrape,
+		"max_conns_per_addr", cfg.connsPerAddr,
+		"max_conns", s.connsMax(),
+		"public_scrape", cfg.publicScrape,
 		"trusted_proxies", proxies,
+		"client_ip_header", cfg.clientIPHeader,
+		"allow_private_addrs", cfg.allowPrivate,
 		"conn_id_key", cfg.connIDKeyFrom,
 		"tracker_id", cfg.trackerID,
+		"shutdown_grace", cfg.shutdownGrace.String(),
 		"shutdown_timeout", cfg.shutdownTimeout.String(),
 		"log_level", cfg.logLevel.String(),
 		"gomaxprocs", runtime.GOMAXPROCS(0),
@@ -361,14 +480,23 @@ func (s *server) logStart() {
 	if s.redis != nil && cfg.connIDKey == nil && len(cfg.udpAddrs) > 0 {
 		s.log.Warn("the UDP connection-id key is random: instances sharing the store refuse each other's connection ids; set -conn-id-key")
 	}
+	if s.cert != nil {
+		s.log.Info("certificate", append([]any{"file", s.cert.certFile}, certAttrs(s.cert.cur.Load())...)...)
+	}
 	for _, l := range s.httpLns {
 		s.log.Info("listening", "protocol", "http", "addr", l.Addr().String())
+	}
+	for _, l := range s.httpsLns {
+		s.log.Info("listening", "protocol", "https", "addr", l.Addr().String())
 	}
 	for _, conns := range s.udpConns {
 		s.log.Info("listening", "protocol", "udp", "addr", conns[0].LocalAddr().String(), "sockets", len(conns))
 	}
 	if s.metLn != nil {
 		s.log.Info("listening", "protocol", "metrics", "addr", s.metLn.Addr().String(), "pprof", s.cfg.pprof)
+	}
+	if s.acct != nil && s.acct.adminLn != nil {
+		s.log.Info("listening", "protocol", "admin", "addr", s.acct.adminLn.Addr().String())
 	}
 }
 
@@ -377,13 +505,16 @@ func (s *server) logStart() {
 func (s *server) serve(ctx context.Context, signals <-chan os.Signal) error {
 	s.logStart()
 	var wg sync.WaitGroup
-	n := len(s.httpLns) + 1
+	n := len(s.httpLns) + len(s.httpsLns) + 2
 	for _, conns := range s.udpConns {
 		n += len(conns)
 	}
 	errs := make(chan error, n) // every Serve can return without a reader
 	for _, l := range s.httpLns {
 		wg.Go(func() { errs <- fmt.Errorf("http %v: %w", l.Addr(), s.http.Serve(l)) })
+	}
+	for _, l := range s.httpsLns {
+		wg.Go(func() { errs <- fmt.Errorf("https %v: %w", l.Addr(), s.http.Serve(l)) })
 	}
 	for _, conns := range s.udpConns {
 		for _, c := range conns {
@@ -392,6 +523,12 @@ func (s *server) serve(ctx context.Context, signals <-chan os.Signal) error {
 	}
 	if s.metrics != nil {
 		wg.Go(func() { errs <- fmt.Errorf("metrics %v: %w", s.metLn.Addr(), s.metrics.Serve(s.metLn)) })
+	}
+	if s.acct != nil {
+		if a := s.acct; a.admin != nil {
+			wg.Go(func() { errs <- fmt.Errorf("admin %v: %w", a.adminLn.Addr(), a.admin.Serve(a.adminLn)) })
+		}
+		s.acct.start()
 	}
 	s.ready.Store(true)
 	s.log.Info("ready")
@@ -428,12 +565,23 @@ func (s *server) wait(ctx context.Context, signals <-chan os.Signal, errs <-chan
 	}
 }
 
-// reload re-reads the lists. A list whose file cannot be read or parsed
-// keeps its previous content.
+// reload re-reads the lists and the certificate. A list whose file
+// cannot be read or parsed keeps its previous content, and so does the
+// certificate.
 func (s *server) reload() {
-	if len(s.lists) == 0 {
-		s.log.Info("SIGHUP: no -passkeys or -torrents file to reload")
+	if s.acct != nil {
+		s.acct.reloadToken(s.t)
+	}
+	if len(s.lists) == 0 && s.cert == nil && s.acct == nil {
+		s.log.Info("SIGHUP: no -passkeys, -torrents or -tls-cert file to reload")
 		return
+	}
+	if s.cert != nil {
+		if cert, err := s.cert.load(); err != nil {
+			s.log.Error("certificate reload failed; the previous certificate stays in force", "err", err)
+		} else {
+			s.log.Info("reloaded certificate", append([]any{"file", s.cert.certFile}, certAttrs(cert)...)...)
+		}
 	}
 	for _, l := range s.lists {
 		n, err := l.read()
@@ -445,6 +593,57 @@ func (s *server) reload() {
 	}
 }
 
+// connectionClose is the header value that closes a connection after its
+// reply.
+var connectionClose = []string{"close"}
+
+// drainable returns h, made to close every connection after its reply
+// once the server drains.
+func (s *server) drainable(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			w.Header()["Connection"] = connectionClose
+			s.lastRequest.Store(time.Now().UnixNano())
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// drainQuiet is how long no request may come on the open connections
+// before those left are taken to be idle.
+const drainQuiet = 500 * time.Millisecond
+
+// drainHTTP shuts the HTTP server down without closing a connection under
+// a request its client may be sending. It closes the listeners first, so
+// that clients opening a connection are refused rather than reset in the
+// listen queue. Then every reply says Connection: close, so that clients
+// busy on a kept-alive connection get the answer to their next request
+// and open no other on it. Once no connection is left, or none has
+// carried a request for drainQuiet (or half the time allowed has passed),
+// net/http's Shutdown closes the idle connections left and waits for the
+// requests in progress.
+func (s *server) drainHTTP(ctx context.Context, timeout time.Duration) {
+	for _, l := range slices.Concat(s.httpLns, s.httpsLns) {
+		l.Close()
+	}
+	began := time.Now()
+	s.lastRequest.Store(began.UnixNano())
+	s.draining.Store(true)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.conns.Stats().Open > 0 && time.Since(began) < timeout/2 &&
+		time.Since(time.Unix(0, s.lastRequest.Load())) < drainQuiet {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	s.http.Shutdown(ctx)
+}
+
 // errForced and errTimeout end a shutdown that did not finish the
 // requests in flight.
 var (
@@ -452,14 +651,17 @@ var (
 	errTimeout = errors.New("requests in flight did not finish within -shutdown-timeout: stopped anyway")
 )
 
-// shutdown stops the server: /readyz turns 503, the front-ends stop
-// accepting and finish the requests in flight, then the tracker closes and
-// the metrics listener last, so that /readyz tells the truth throughout.
-// Past -shutdown-timeout, or when another SIGINT or SIGTERM arrives, it
-// closes everything at once.
+// shutdown stops the server: /readyz turns 503 and, for the grace period,
+// everything is served as before, so that load balancers that poll
+// /readyz stop sending clients. Then the front-ends stop accepting and
+// finish the requests in flight (drainHTTP), the tracker closes and the
+// metrics listener last, so that /readyz tells the truth throughout. Past
+// -shutdown-timeout after the grace period, or when another SIGINT or
+// SIGTERM arrives, it closes everything at once.
 func (s *server) shutdown(signals <-chan os.Signal) error {
 	s.ready.Store(false)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
+	// Cancelled by a second signal.
+	signalled, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	var forced atomic.Bool
@@ -485,12 +687,26 @@ func (s *server) shutdown(signals <-chan os.Signal) error {
 	defer watcher.Wait()
 	defer close(stopWatching)
 
+	if g := s.cfg.shutdownGrace; g > 0 {
+		s.log.Info("not ready: serving on for the grace period", "grace", g.String())
+		t := time.NewTimer(g)
+		select {
+		case <-t.C:
+		case <-signalled.Done():
+		}
+		t.Stop()
+	}
+	ctx, cancelTimeout := context.WithTimeout(signalled, s.cfg.shutdownTimeout)
+	defer cancelTimeout()
 	var drain sync.WaitGroup
 	if s.http != nil {
-		drain.Go(func() { s.http.Shutdown(ctx) })
+		drain.Go(func() { s.drainHTTP(ctx, s.cfg.shutdownTimeout) })
 	}
 	if s.udp != nil {
 		drain.Go(func() { s.udp.Shutdown(ctx) })
+	}
+	if s.acct != nil {
+		drain.Go(func() { s.acct.shutdownAdmin(ctx) })
 	}
 	drain.Wait()
 	drained := ctx.Err() == nil
@@ -511,10 +727,20 @@ func (s *server) shutdown(signals <-chan os.Signal) error {
 	if s.redis != nil {
 		s.redis.Close() // the tracker does not close a store it was given
 	}
+	var acctErr error
+	if s.acct != nil {
+		// Every announce answered is in the Ledger: apply it all, or spool
+		// what remains if this takes too long or a second signal comes.
+		actx, cancel := context.WithTimeout(signalled, s.cfg.shutdownTimeout)
+		acctErr = s.acct.close(actx)
+		cancel()
+	}
 	if s.metrics != nil && s.metrics.Shutdown(ctx) != nil {
 		s.metrics.Close()
 	}
 	switch {
+	case acctErr != nil:
+		return acctErr
 	case forced.Load():
 		return errForced
 	case !drained:

@@ -333,8 +333,8 @@ func TestParseHost(t *testing.T) {
 	}{
 		{"192.0.2.7", netip.MustParseAddr("192.0.2.7")},
 		{"2001%3Adb8%3A%3A2", netip.MustParseAddr("2001:db8::2")},
-		{"0.0.0.0", netip.Addr{}},
-		{"%3A%3A", netip.Addr{}},
+		{"0.0.0.0", netip.MustParseAddr("0.0.0.0")},
+		{"%3A%3A", netip.MustParseAddr("::")},
 		{"host.example", netip.Addr{}},
 		{strings.Repeat("1", 80), netip.Addr{}},
 	} {

@@ -178,7 +178,8 @@ func ParseScrape[H ~[20]byte](query string, hashes []H, max int) (_ []H, passkey
 }
 
 // ParseAddrParam parses an escaped address parameter (ip, ipv4, ipv6), an
-// address as [ParseHost] reads it. An unspecified address counts as none.
+// address as [ParseHost] reads it. Whether the address may be a peer's
+// (an unspecified or multicast address may not) is the caller's to decide.
 func ParseAddrParam(s string) (netip.Addr, bool) {
 	if s == "" {
 		return netip.Addr{}, false
@@ -188,11 +189,7 @@ func ParseAddrParam(s string) (netip.Addr, bool) {
 	if !ok {
 		return netip.Addr{}, false
 	}
-	a, ok := ParseHost(string(b))
-	if !ok || a.IsUnspecified() {
-		return netip.Addr{}, false
-	}
-	return a, true
+	return ParseHost(string(b))
 }
 
 // ParseHost parses an address as proxies and clients write it: a bare

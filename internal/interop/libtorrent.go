@@ -47,6 +47,8 @@ type event struct {
 	Peers      int     `json:"peers"`
 	State      string  `json:"state"`
 	Outgoing   bool    `json:"outgoing"`
+	Uploaded   int64   `json:"uploaded"`
+	Downloaded int64   `json:"downloaded"`
 }
 
 // ltSession is one libtorrent session run by session.py.
@@ -136,6 +138,7 @@ func (s *ltSession) onLine(line string) bool {
 	switch ev.Ev {
 	case "status":
 		s.status = ev
+		s.seen.Uploaded, s.seen.Downloaded = ev.Uploaded, ev.Downloaded
 	case "announce":
 		s.seen.Announces++
 	case "reply":
@@ -255,11 +258,13 @@ func (s *ltSession) observed() Seen {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Seen{
-		Announces: s.seen.Announces,
-		Replies:   append([]int(nil), s.seen.Replies...),
-		Errors:    append([]string(nil), s.seen.Errors...),
-		Warnings:  append([]string(nil), s.seen.Warnings...),
-		Peers:     append([]string(nil), s.seen.Peers...),
+		Announces:  s.seen.Announces,
+		Replies:    append([]int(nil), s.seen.Replies...),
+		Errors:     append([]string(nil), s.seen.Errors...),
+		Warnings:   append([]string(nil), s.seen.Warnings...),
+		Peers:      append([]string(nil), s.seen.Peers...),
+		Uploaded:   s.seen.Uploaded,
+		Downloaded: s.seen.Downloaded,
 	}
 }
 
@@ -337,8 +342,8 @@ func startSeeder(ctx context.Context, t testing.TB, sc *Scenario, tracker *url.U
 
 // Libtorrent runs sc between two libtorrent sessions, each in its own
 // process: a seeder of sc.Torrent, then, once the seeder has announced, a
-// leecher that starts from nothing, announcing to sc.LeecherTracker when
-// it is set. It returns when the leecher holds a
+// leecher that starts from nothing (announcing to sc.LeecherTracker, if
+// set). It returns when the leecher holds a
 // copy equal to the original, or fails with what went wrong and the
 // sessions' logs. It gives up early when the leecher's tracker fails three
 // times in a row without a reply in between. It skips t when libtorrent's
@@ -350,14 +355,14 @@ func Libtorrent(ctx context.Context, t testing.TB, sc Scenario) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
-	leechTracker, err := sc.leecherTracker()
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, sc.timeout())
 	defer cancel()
 	res := &Result{}
 
+	leecherTracker, err := sc.leecherURL(tracker)
+	if err != nil {
+		return nil, err
+	}
 	seeder, err := startSeeder(ctx, t, &sc, tracker)
 	if err != nil {
 		return res, report(err, []*ltSession{seeder})
@@ -365,7 +370,7 @@ func Libtorrent(ctx context.Context, t testing.TB, sc Scenario) (*Result, error)
 	defer seeder.stop()
 	leechDir := t.TempDir()
 	start := time.Now()
-	leecher, err := startSession(t, "leech", &sc, leechTracker, leechDir)
+	leecher, err := startSession(t, "leech", &sc, leecherTracker, leechDir)
 	if err != nil {
 		return res, report(err, []*ltSession{seeder})
 	}

@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -78,10 +80,50 @@ func StartOpentracker(t testing.TB, hashes ...[20]byte) *Opentracker {
 			failures = append(failures, fmt.Sprintf("on %s: %v\n%s", addr, err, p.logTail()))
 			continue
 		}
-		return &Opentracker{Addr: addr, p: p}
+		o := &Opentracker{Addr: addr, p: p}
+		if len(hashes) > 0 {
+			if err := o.waitWhitelist(hashes[len(hashes)-1], 10*time.Second); err != nil {
+				t.Fatalf("interop: opentracker on %s: %v\n%s", addr, err, p.logTail())
+			}
+		}
+		return o
 	}
 	missing(t, "opentracker did not start (it may need root to chroot):\n"+strings.Join(failures, "\n"))
 	return nil
+}
+
+// waitWhitelist polls until opentracker serves h, the last hash of its
+// whitelist: it reads the list on a thread of its own after it starts
+// listening, and until then refuses every torrent. The poll announces a
+// peer of its own, then stops it, so no peer is left behind.
+func (o *Opentracker) waitWhitelist(h [20]byte, timeout time.Duration) error {
+	var q strings.Builder
+	for _, c := range h {
+		fmt.Fprintf(&q, "%%%02X", c)
+	}
+	url := o.URL("http", "/announce") + "?info_hash=" + q.String() + "&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event="
+	client := &http.Client{Timeout: time.Second}
+	get := func(event string) (string, error) {
+		resp, err := client.Get(url + event)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		body, err := get("started")
+		if err == nil && strings.HasPrefix(body, "d8:complete") {
+			_, err = get("stopped")
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("whitelist not loaded after %v: %q, %v", timeout, body, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // URL returns an announce URL of the tracker: scheme "http" or "udp",

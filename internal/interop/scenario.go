@@ -32,10 +32,10 @@ type Scenario struct {
 	// The clients listen on ::1 when its host is an IPv6 address, else on
 	// 127.0.0.1. If empty, the torrent's own announce URL.
 	Tracker string
-	// LeecherTracker, when not empty, is the announce URL of the leecher,
-	// and Tracker the seeder's: two trackers that share their swarms, such
-	// as two instances on one store. Only [Libtorrent] runs such a
-	// scenario; the others refuse it.
+	// LeecherTracker, if not empty, is the announce URL of the leecher,
+	// when it differs from the seeder's: on a private tracker each user
+	// has a passkey of its own. It must be on the same loopback address
+	// family as Tracker.
 	LeecherTracker string
 	// Torrent is what the seeder shares; the leecher starts from nothing.
 	Torrent *Torrent
@@ -80,30 +80,7 @@ func (sc *Scenario) check() (*url.URL, error) {
 	if sc.Torrent == nil {
 		return nil, errors.New("interop: scenario without a torrent")
 	}
-	return checkTracker(sc.tracker())
-}
-
-// leecherTracker returns the leecher's tracker URL: LeecherTracker, or
-// the seeder's.
-func (sc *Scenario) leecherTracker() (*url.URL, error) {
-	if sc.LeecherTracker == "" {
-		return checkTracker(sc.tracker())
-	}
-	return checkTracker(sc.LeecherTracker)
-}
-
-// oneTracker refuses a scenario with a tracker per side, for the runners
-// that do not run one.
-func (sc *Scenario) oneTracker() error {
-	if sc.LeecherTracker != "" {
-		return errors.New("interop: only the libtorrent runner takes a LeecherTracker")
-	}
-	return nil
-}
-
-// checkTracker parses a tracker URL, which must be on loopback.
-func checkTracker(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
+	u, err := url.Parse(sc.tracker())
 	if err != nil {
 		return nil, fmt.Errorf("interop: tracker URL: %w", err)
 	}
@@ -115,6 +92,29 @@ func checkTracker(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("interop: tracker URL %q: want a loopback address (127.0.0.1 or [::1])", u)
 	}
 	return u, nil
+}
+
+// leecherURL returns the leecher's tracker URL, checked as check does.
+func (sc *Scenario) leecherURL(seeder *url.URL) (*url.URL, error) {
+	if sc.LeecherTracker == "" {
+		return seeder, nil
+	}
+	c := *sc
+	c.Tracker = sc.LeecherTracker
+	u, err := c.check()
+	if err == nil && loopback(u) != loopback(seeder) {
+		err = fmt.Errorf("interop: leecher's tracker URL %q: not on the seeder's address family", u)
+	}
+	return u, err
+}
+
+// oneTracker refuses a scenario with a tracker per side, for the runners
+// that do not run one.
+func (sc *Scenario) oneTracker() error {
+	if sc.LeecherTracker != "" {
+		return errors.New("interop: only the libtorrent runner takes a LeecherTracker")
+	}
+	return nil
 }
 
 // checkContent is check, and also returns the content of sc's torrent,
@@ -154,6 +154,11 @@ type Seen struct {
 	// Peers holds the distinct addresses it dialled, in order: those the
 	// tracker handed out, its own included when the tracker hands it back.
 	Peers []string
+	// Uploaded and Downloaded are the payload bytes the session sent and
+	// received, as libtorrent counted them when it stopped
+	// (total_payload_upload and total_payload_download): what it reports
+	// to the tracker as uploaded and downloaded.
+	Uploaded, Downloaded int64
 }
 
 // Result is what a scenario observed. The runners return it also when the

@@ -211,6 +211,12 @@ def run(cfg):
                     0, -1, lt.reannounce_flags_t.ignore_min_interval)
 
     log("stopping")
+    # The counters the stopped announce reports.
+    st = h.status()
+    emit("status", state=str(st.state), progress=st.progress,
+         peers=st.num_peers, seeding=st.is_seeding,
+         uploaded=st.total_payload_upload,
+         downloaded=st.total_payload_download)
     # Pausing sends the stopped announce; waiting for its answer here
     # keeps the session's destructor from waiting stop_tracker_timeout.
     # One answer per tracker and per protocol version (a hybrid torrent

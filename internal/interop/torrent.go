@@ -30,6 +30,8 @@ type Torrent struct {
 	Name string
 	// Size is the content's length in bytes.
 	Size int
+	// PieceLength is the length of a piece in bytes.
+	PieceLength int
 	// Private tells whether the info dict has private=1 (BEP 27).
 	Private bool
 	// InfoHash is the v1 info hash: SHA-1 of the info dict.
@@ -66,7 +68,7 @@ func (tor *Torrent) Content() ([]byte, error) {
 func MakeTorrent(t testing.TB, dir, announceURL string, size int, private bool) *Torrent {
 	t.Helper()
 	tor, data := newContent(t, dir, size, private)
-	pieceLen := pieceLength(size)
+	pieceLen := tor.PieceLength
 	var pieces []byte
 	for off := 0; off < size; off += pieceLen {
 		sum := sha1.Sum(data[off:min(off+pieceLen, size)])
@@ -158,11 +160,12 @@ func newContent(t testing.TB, dir string, size int, private bool) (*Torrent, []b
 		t.Fatal(err)
 	}
 	return &Torrent{
-		File:       filepath.Join(dir, name+".torrent"),
-		ContentDir: contentDir,
-		Name:       name,
-		Size:       size,
-		Private:    private,
+		File:        filepath.Join(dir, name+".torrent"),
+		ContentDir:  contentDir,
+		Name:        name,
+		Size:        size,
+		PieceLength: pieceLength(size),
+		Private:     private,
 	}, data
 }
 

@@ -143,3 +143,17 @@ func hashIndex(want [][20]byte, key []byte) int {
 	}
 	return -1
 }
+
+// failureReason returns the failure reason of a reply body that
+// checkHTTPAnnounce or checkHTTPScrape found to be a refusal.
+func failureReason(b []byte) []byte {
+	s := bencode.NewScanner(b)
+	d, _ := s.Dict()
+	for d.Next() {
+		if string(d.Key()) == "failure reason" {
+			r, _ := s.Bytes()
+			return r
+		}
+	}
+	return nil
+}

@@ -13,6 +13,9 @@
 //	./loadgen -http http://127.0.0.1:6969/announce
 //	./loadgen -http http://127.0.0.1:6969/announce -http-close
 //	./loadgen -http http://127.0.0.1:6969/announce/PASSKEY -mode scrape
+//	./loadgen -udp 127.0.0.1:6969 -flood hashes -from 127.66.0.1 -sources 1024
+//	./loadgen -udp 127.0.0.1:6969 -flood-bench peers -rate 5000 -from 127.1.0.1 -sources 256 \
+//		-flood-from 127.66.0.1 -metrics-url http://127.0.0.1:9100/metrics -server-pid "$(pidof tracker)"
 //
 // A tracker that serves listed torrents only needs the generator's info
 // hashes first: loadgen -write-hashes whitelist.txt writes them, one hex
@@ -46,13 +49,6 @@
 // incomplete and compact peers, or a failure reason, or for scrapes a
 // files dict with an entry per requested hash.
 //
-// By default the load is a closed loop: a reply frees a slot (UDP) or a
-// connection (HTTP) for the next request, so the rate is what the tracker
-// sustains. With Rate, each worker sends its share of that many requests
-// per second at regular times, whether replies have come or not (an open
-// loop, bounded by the slots or connections), which measures latencies at
-// a chosen load.
-//
 // UDP: a few sockets (Sockets), each connected to the tracker and driven
 // by one goroutine that keeps its share of InFlight requests outstanding.
 // Each socket obtains a connection id and renews it before a minute has
@@ -71,14 +67,46 @@
 // closed is opened again and counted in Reconnects (opentracker closes
 // every connection after one reply); with HTTPClose every request opens
 // a connection and sends Connection: close, as qBittorrent and µTorrent
-// do.
+// do. An https:// target is served over TLS (crypto/tls, the certificate
+// taken unchecked); with TLSResume each connection keeps its sessions, so
+// that its new connections resume one rather than make a full handshake.
 //
 // Both sides are measured: the generator's own CPU (getrusage) always,
 // and with ServerPID the tracker's CPU share over the window (from
 // /proc/PID/stat) and its resident memory before and after the prefill
 // (VmRSS), giving bytes per peer.
 //
+// # Rates, addresses and windows
+//
+// A run sends as fast as its requests in flight allow, or, with Rate, at
+// that many requests per second: each socket or connection sends its
+// share at even intervals, and a latency counts from the time the request
+// was due, so that a tracker that falls behind shows in the percentiles
+// even when every request in flight is waiting for it (a closed loop
+// would send less instead). Requests come from the system's choice of
+// address, from Source, or from Sources consecutive addresses from Source
+// on: on Linux every address of 127.0.0.0/8 is a loopback address, so a
+// test on one machine has as many clients as it wants, each peer of the
+// workload always announcing from the same one. Refusals are counted by
+// their text (the UDP error message, the HTTP failure reason). Windows
+// split the measured run into parts with figures of their own.
+//
+// # Floods
+//
+// With Flood, a run sends made-up announces instead of the workload, each
+// with a random peer id and port (see [FloodShape]): a new info hash each
+// time, as a seeder completing (FloodHashes); new peers into a few of the
+// workload's swarms (FloodPeers); or a new info hash completed and then
+// stopped, which leaves a swarm holding only a snatch count
+// (FloodSnatches). A [FloodBench] measures what a flood does: the
+// workload, paced, runs before, during and after it, while a probe
+// announces new torrents, and the tracker's memory, CPU, metrics and the
+// datagrams its socket dropped are read throughout (see
+// scripts/flood-bench.sh and docs/benchmarking.md).
+//
 // Goroutines: [Generator.Run] starts one goroutine per UDP socket or HTTP
-// connection and joins them all before it returns; it stops early when
-// its context is done.
+// connection, and one for each call of OnWindow, and joins them all
+// before it returns; it stops early when its context is done.
+// [FloodBench.Run] adds the flood's generator, the probe and the
+// samplers of memory and metrics, and joins them too.
 package loadgen

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -48,7 +49,12 @@ type fakeCounts struct {
 	closeHeaders                      atomic.Int64
 	lastBad                           atomic.Value // string
 	peersMu                           sync.Mutex
-	peers                             map[[20]byte]bool // peer ids seen
+	peers                             map[[20]byte]netip.Addr // peer ids seen, and the address each came from
+	twoAddrs                          int                     // peer ids seen from a second address
+	events                            [4]int                  // announces by event
+	// flood makes the fake take announces of any info hash, and stopped
+	// ones, as a flood sends.
+	flood atomic.Bool
 }
 
 func (c *fakeCounts) bad(format string, a ...any) {
@@ -56,13 +62,28 @@ func (c *fakeCounts) bad(format string, a ...any) {
 	c.lastBad.Store(fmt.Sprintf(format, a...))
 }
 
-func (c *fakeCounts) sawPeer(id [20]byte) {
+func (c *fakeCounts) sawPeer(id [20]byte, from netip.Addr, event uint32) {
 	c.peersMu.Lock()
 	defer c.peersMu.Unlock()
 	if c.peers == nil {
-		c.peers = map[[20]byte]bool{}
+		c.peers = map[[20]byte]netip.Addr{}
 	}
-	c.peers[id] = true
+	if a, ok := c.peers[id]; ok && a != from {
+		c.twoAddrs++
+	}
+	c.peers[id] = from
+	c.events[event&3]++
+}
+
+// addrs returns the addresses the peers came from.
+func (c *fakeCounts) addrs() map[netip.Addr]int {
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	m := map[netip.Addr]int{}
+	for _, a := range c.peers {
+		m[a]++
+	}
+	return m
 }
 
 func (c *fakeCounts) distinctPeers() int {
@@ -158,7 +179,7 @@ func (f *fakeUDP) serve() {
 		var reply []byte
 		switch h.Action {
 		case udpwire.ActionAnnounce:
-			if !f.checkAnnounce(p) {
+			if !f.checkAnnounce(p, from.Addr()) {
 				continue
 			}
 			reply = udpwire.AppendAnnounce(nil, h.TxID, 1800, 7, 1)
@@ -215,23 +236,28 @@ func (f *fakeUDP) serve() {
 	}
 }
 
-func (f *fakeUDP) checkAnnounce(p []byte) bool {
+func (f *fakeUDP) checkAnnounce(p []byte, from netip.Addr) bool {
 	var a udpwire.Announce
 	if err := udpwire.ParseAnnounce(p, &a); err != nil || len(p) != udpwire.AnnounceLen {
 		f.bad("announce of %d bytes", len(p))
 		return false
 	}
+	last := udpwire.EventStarted
+	flood := f.flood.Load()
+	if flood {
+		last = udpwire.EventStopped
+	}
 	switch {
-	case !f.hashes[a.InfoHash]:
+	case !f.hashes[a.InfoHash] && !flood:
 		f.bad("announce of an unknown hash")
 	case !bytes.HasPrefix(a.PeerID[:], []byte(f.w.PeerIDPrefix)):
 		f.bad("peer id %q", a.PeerID)
-	case a.Event > udpwire.EventStarted || a.Event == udpwire.EventCompleted && a.Left != 0:
+	case a.Event > last || a.Event == udpwire.EventCompleted && a.Left != 0:
 		f.bad("event %d with left %d", a.Event, a.Left)
 	case a.NumWant != int32(f.w.NumWant) || a.Port < firstPort:
 		f.bad("numwant %d, port %d", a.NumWant, a.Port)
 	default:
-		f.sawPeer(a.PeerID)
+		f.sawPeer(a.PeerID, from, a.Event)
 		return true
 	}
 	return false
@@ -406,10 +432,17 @@ type fakeHTTP struct {
 	rules      fakeRules
 	stall      time.Duration
 	closeAfter bool
-	chunked    int64 // every Nth reply is chunked
+	chunked    int64        // every Nth reply is chunked
+	resumed    atomic.Int64 // TLS connections that resumed a session
 }
 
 func startFakeHTTP(t *testing.T, w Workload, rules fakeRules, stall time.Duration, closeAfter bool) *fakeHTTP {
+	t.Helper()
+	return startFakeHTTPOn(t, w, rules, stall, closeAfter, false)
+}
+
+// startFakeHTTPOn is startFakeHTTP, over TLS if overTLS.
+func startFakeHTTPOn(t *testing.T, w Workload, rules fakeRules, stall time.Duration, closeAfter, overTLS bool) *fakeHTTP {
 	t.Helper()
 	f := &fakeHTTP{w: mustWorkload(t, w), rules: rules, stall: stall, closeAfter: closeAfter,
 		chunked: 3, hashes: map[[20]byte]bool{}}
@@ -421,8 +454,15 @@ func startFakeHTTP(t *testing.T, w Workload, rules fakeRules, stall time.Duratio
 		if s == http.StateNew {
 			f.connects.Add(1)
 		}
+		if tc, ok := c.(*tls.Conn); ok && s == http.StateActive && tc.ConnectionState().DidResume {
+			f.resumed.Add(1)
+		}
 	}
-	f.srv.Start()
+	if overTLS {
+		f.srv.StartTLS()
+	} else {
+		f.srv.Start()
+	}
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -437,7 +477,8 @@ func (f *fakeHTTP) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	var body []byte
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/announce/PK"):
-		body = f.announce(r.URL.RawQuery)
+		ap, _ := netip.ParseAddrPort(r.RemoteAddr)
+		body = f.announce(r.URL.RawQuery, ap.Addr())
 	case strings.HasPrefix(r.URL.Path, "/scrape/PK"):
 		body = f.scrape(r.URL.RawQuery)
 	default:
@@ -480,7 +521,7 @@ func (f *fakeHTTP) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (f *fakeHTTP) announce(rawQuery string) []byte {
+func (f *fakeHTTP) announce(rawQuery string, from netip.Addr) []byte {
 	var keys []string
 	params := map[string]string{}
 	for kv := range strings.SplitSeq(rawQuery, "&") {
@@ -501,7 +542,7 @@ func (f *fakeHTTP) announce(rawQuery string) []byte {
 	switch {
 	case strings.Join(keys, ",") != strings.Join(want, ","):
 		f.bad("query keys %v", keys)
-	case len(params["info_hash"]) != 20 || !f.hashes[[20]byte([]byte(params["info_hash"]))]:
+	case len(params["info_hash"]) != 20 || !f.hashes[[20]byte([]byte(params["info_hash"]))] && !f.flood.Load():
 		f.bad("info_hash %q", params["info_hash"])
 	case len(id) != 20 || !strings.HasPrefix(id, f.w.PeerIDPrefix):
 		f.bad("peer_id %q", id)
@@ -510,7 +551,8 @@ func (f *fakeHTTP) announce(rawQuery string) []byte {
 	case params["event"] == "completed" && params["left"] != "0":
 		f.bad("completed with left=%s", params["left"])
 	default:
-		f.sawPeer([20]byte([]byte(id)))
+		ev := map[string]uint32{"": udpwire.EventNone, "completed": udpwire.EventCompleted, "started": udpwire.EventStarted, "stopped": udpwire.EventStopped}
+		f.sawPeer([20]byte([]byte(id)), from, ev[params["event"]])
 		return []byte("d8:completei1e10:downloadedi0e10:incompletei2e8:intervali1800e12:min intervali900e5:peers12:" + peers(2) + "e")
 	}
 	return nil
@@ -590,6 +632,28 @@ func TestHTTPAgainstFake(t *testing.T) {
 	}
 }
 
+// TestHTTPSAgainstFake runs the generator over TLS, a new connection per
+// request, with and without session resumption.
+func TestHTTPSAgainstFake(t *testing.T) {
+	w := Workload{Swarms: 20, Peers: 200}
+	for _, resume := range []bool{false, true} {
+		t.Run(fmt.Sprint("resume=", resume), func(t *testing.T) {
+			f := startFakeHTTPOn(t, w, fakeRules{}, 0, false, true)
+			res := runGenerator(t, Config{
+				Workload: w, HTTP: f.srv.URL + "/announce/PK", HTTPClose: true, TLSResume: resume,
+				Prefill: true, Conns: 4, Timeout: time.Second, Duration: 500 * time.Millisecond,
+			})
+			if res.Proto != "https" || res.OK == 0 || res.Errors != 0 {
+				t.Fatalf("result %v; want https requests answered", res)
+			}
+			resumed, connects := f.resumed.Load(), f.connects.Load()
+			if resume && resumed < connects/2 || !resume && resumed != 0 {
+				t.Errorf("%d of %d connections resumed their session; want resumption %v", resumed, connects, resume)
+			}
+		})
+	}
+}
+
 func TestHTTPRefusedConnection(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -616,7 +680,8 @@ func TestNewRejects(t *testing.T) {
 		{"two targets", Config{UDP: "127.0.0.1:1", HTTP: "http://127.0.0.1:1/announce"}},
 		{"fewer in flight than sockets", Config{UDP: "127.0.0.1:1", Sockets: 4, InFlight: 2}},
 		{"scrape too large", Config{UDP: "127.0.0.1:1", Workload: Workload{ScrapeHashes: 75}}},
-		{"https", Config{HTTP: "https://127.0.0.1:1/announce"}},
+		{"ftp", Config{HTTP: "ftp://127.0.0.1:1/announce"}},
+		{"resumption without TLS", Config{HTTP: "http://127.0.0.1:1/announce", TLSResume: true}},
 		{"no scrape url", Config{HTTP: "http://127.0.0.1:1/tracker", Mode: Scrape}},
 		{"scrape elsewhere", Config{HTTP: "http://127.0.0.1:1/announce", ScrapeURL: "http://127.0.0.1:2/scrape"}},
 		{"negative duration", Config{UDP: "127.0.0.1:1", Duration: -1}},
@@ -626,33 +691,5 @@ func TestNewRejects(t *testing.T) {
 		if _, err := New(tc.cfg); err == nil {
 			t.Errorf("New(%s) succeeded; want an error", tc.name)
 		}
-	}
-}
-
-// TestRate: a paced run sends at the rate asked for, over UDP and HTTP,
-// whatever the slots or connections would allow, and the prefill is not
-// paced.
-func TestRate(t *testing.T) {
-	w := Workload{Swarms: 20, Peers: 200}
-	const rate = 1500
-	for _, proto := range []string{"udp", "http"} {
-		t.Run(proto, func(t *testing.T) {
-			cfg := Config{Workload: w, Prefill: true, Rate: rate, Duration: time.Second, Warmup: 200 * time.Millisecond}
-			if proto == "udp" {
-				cfg.UDP, cfg.Sockets, cfg.InFlight = startFakeUDP(t, w, fakeRules{}, 0).addr(), 3, 64
-			} else {
-				cfg.HTTP, cfg.Conns = startFakeHTTP(t, w, fakeRules{}, 0, false).srv.URL+"/announce/PK", 6
-			}
-			res := runGenerator(t, cfg)
-			if got := float64(res.Requests) / cfg.Duration.Seconds(); got < rate*0.9 || got > rate*1.1 {
-				t.Errorf("%.0f requests per second; want %d ± 10%%", got, rate)
-			}
-			if res.PrefillRate < 2*rate {
-				t.Errorf("prefill at %.0f peers per second: paced too?", res.PrefillRate)
-			}
-		})
-	}
-	if _, err := New(Config{UDP: "127.0.0.1:1", Rate: -1}); err == nil {
-		t.Error("New with a negative rate succeeded")
 	}
 }

@@ -98,7 +98,10 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	w := mustWorkload(t, Workload{})
 	tg, _ := parseHTTPTarget("http://127.0.0.1:6969/announce", false)
 	p := newPicker(&w, 0, false, nil)
+	fp := newPicker(&w, 0, false, nil)
+	fp.flooding(FloodSnatches, 4, 1)
 	var h histogram
+	var st stats
 	buf := make([]byte, 0, 1024)
 	hashes := make([][20]byte, 1)
 	reply := []byte("d8:completei1e10:downloadedi4e10:incompletei10e8:intervali1851e12:min intervali925e5:peers12:" + peers(2) + "e")
@@ -107,6 +110,8 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	conn := &pieceConn{}
 	for name, f := range map[string]func(){
 		"pick":         func() { p.next() },
+		"flood pick":   func() { fp.next() },
+		"refusal":      func() { st.refused([]byte("too many requests, slow down")) },
 		"udp announce": func() { buf = w.appendUDPAnnounce(buf[:0], 1, 2, request{peer: 5, swarm: 5}) },
 		"udp scrape":   func() { buf = w.appendUDPScrape(buf[:0], 1, 2, request{swarm: 5}) },
 		"http announce": func() {

@@ -1,9 +1,11 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"syscall"
 	"time"
 )
@@ -20,6 +22,9 @@ type httpWorker struct {
 	closeMode    bool
 	timeout      time.Duration
 	dialer       net.Dialer
+	tlsConfig    *tls.Config // for an https:// target
+	k, n         int         // the worker's index and the number of workers, for pacing
+	pace         pacer
 
 	conn   net.Conn
 	opened bool // a connection was opened before
@@ -29,12 +34,15 @@ type httpWorker struct {
 	hashes [][20]byte
 
 	pick picker
-	pace pacer
 	ws   workerStats
 }
 
-func newHTTPWorker(g *Generator) *httpWorker {
+// newHTTPWorker makes worker k of n, whose connections come from address
+// src (any if src is the zero Addr).
+func newHTTPWorker(g *Generator, k, n int, src netip.Addr) *httpWorker {
 	h := &httpWorker{
+		k:            k,
+		n:            n,
 		w:            &g.w,
 		target:       g.announce,
 		scrapeTarget: g.scrape,
@@ -44,6 +52,17 @@ func newHTTPWorker(g *Generator) *httpWorker {
 		dialer: net.Dialer{Timeout: g.cfg.Timeout, KeepAlive: -1},
 		req:    make([]byte, 0, 1024),
 		hashes: make([][20]byte, g.w.ScrapeHashes),
+	}
+	if src.IsValid() {
+		h.dialer.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+	}
+	if g.announce.tls {
+		// A benchmark measures the server's work, not a certificate's
+		// chain: any certificate is taken.
+		h.tlsConfig = &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}
+		if g.cfg.TLSResume {
+			h.tlsConfig.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+		}
 	}
 	return h
 }
@@ -62,23 +81,25 @@ func (h *httpWorker) close() error {
 
 // run sends requests until the phase stops or the picker runs out.
 func (h *httpWorker) run(p *phase) error {
-	h.ws = workerStats{}
+	h.ws.reset(p)
+	h.pace.start(p, h.k, h.n)
 	for {
 		now := p.now()
 		if !p.sending(now) {
 			return nil
 		}
-		if !h.pace.due(p, now) {
-			if sleepUntil(p, h.pace.wake(p)) != nil {
-				return nil
-			}
+		due, ok, skipped := h.pace.take(now, int64(h.timeout))
+		st := p.statsAt(&h.ws, now)
+		st.Requests += skipped
+		st.Timeouts += skipped
+		if !ok {
+			sleepUntil(p, min(h.pace.due, now+int64(udpWake)))
 			continue
 		}
 		r, ok := h.pick.next()
 		if !ok {
 			return nil
 		}
-		st := p.statsAt(&h.ws, now)
 		st.Requests++
 		if r.scrape {
 			h.req = h.w.appendHTTPScrape(h.req[:0], h.scrapeTarget, r, h.hashes)
@@ -86,13 +107,14 @@ func (h *httpWorker) run(p *phase) error {
 			h.req = h.w.appendHTTPAnnounce(h.req[:0], h.target, r)
 		}
 		resp, err := h.roundTrip(st, p.base.Add(time.Duration(now)+h.timeout))
+		latency := time.Duration(p.now() - due)
 		switch {
 		case err == nil && resp.status != 200:
 			st.Malformed++
 		case err == nil && r.scrape:
-			st.count(checkHTTPScrape(resp.body, h.hashes), time.Duration(p.now()-now))
+			countHTTP(st, checkHTTPScrape(resp.body, h.hashes), latency, resp.body)
 		case err == nil:
-			st.count(checkHTTPAnnounce(resp.body), time.Duration(p.now()-now))
+			countHTTP(st, checkHTTPAnnounce(resp.body), latency, resp.body)
 		case errors.Is(err, errBadResponse):
 			st.Malformed++
 		case isTimeout(err):
@@ -113,7 +135,7 @@ func (h *httpWorker) roundTrip(st *stats, deadline time.Time) (response, error) 
 	for attempt := 0; ; attempt++ {
 		fresh := h.conn == nil
 		if fresh {
-			c, err := h.dialer.Dial("tcp", h.target.addr)
+			c, err := h.dial(deadline)
 			if err != nil {
 				return response{}, err
 			}
@@ -144,6 +166,22 @@ func (h *httpWorker) roundTrip(st *stats, deadline time.Time) (response, error) 
 	}
 }
 
+// dial opens a connection to the target, and makes the TLS handshake of
+// an https:// one.
+func (h *httpWorker) dial(deadline time.Time) (net.Conn, error) {
+	c, err := h.dialer.Dial("tcp", h.target.addr)
+	if err != nil || h.tlsConfig == nil {
+		return c, err
+	}
+	tc := tls.Client(c, h.tlsConfig)
+	_ = tc.SetDeadline(deadline)
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
 // closedByPeer reports whether err is what writing to or reading from a
 // connection the peer has closed gives.
 func closedByPeer(err error) bool {
@@ -151,20 +189,12 @@ func closedByPeer(err error) bool {
 		errors.Is(err, syscall.EPIPE)
 }
 
-// sleepUntil sleeps until at (nanoseconds since the phase's base), or
-// until the phase stops.
-func sleepUntil(p *phase, at int64) error {
-	d := time.Duration(at - p.now())
-	if p.stopAt > 0 {
-		d = min(d, time.Duration(p.stopAt-p.now()))
+// countHTTP counts reply body of outcome o, with its latency, or its
+// failure reason if it is a refusal.
+func countHTTP(st *stats, o outcome, latency time.Duration, body []byte) {
+	if o == outFailure {
+		st.refused(failureReason(body))
+		return
 	}
-	if d > 0 {
-		time.Sleep(d)
-	}
-	if p.stop.Load() {
-		return errStopped
-	}
-	return nil
+	st.count(o, latency)
 }
-
-var errStopped = errors.New("loadgen: stopped")

@@ -18,8 +18,13 @@ import (
 // its requests.
 type httpTarget struct {
 	addr   string // host:port to dial
+	tls    bool   // over TLS
 	prefix []byte // "GET /announce?" (or "...&" when the URL has a query)
 	suffix []byte // " HTTP/1.1\r\nHost: ...\r\n\r\n"
+	// With a URL that holds {passkey}, prefix ends where the passkey goes
+	// and rest follows it.
+	rest     []byte
+	passkeys bool
 }
 
 // userAgent is what the generator calls itself.
@@ -32,21 +37,26 @@ func parseHTTPTarget(rawURL string, closeConn bool) (*httpTarget, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("%q: only http:// URLs are supported", rawURL)
+	port := "80"
+	switch u.Scheme {
+	case "http":
+	case "https":
+		port = "443"
+	default:
+		return nil, fmt.Errorf("%q: only http:// and https:// URLs are supported", rawURL)
 	}
 	if u.Host == "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("%q: want http://host[:port]/path[?query]", rawURL)
 	}
 	addr := u.Host
 	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "80")
+		addr = net.JoinHostPort(u.Hostname(), port)
 	}
 	path := u.EscapedPath()
 	if path == "" {
 		path = "/"
 	}
-	t := &httpTarget{addr: addr}
+	t := &httpTarget{addr: addr, tls: u.Scheme == "https"}
 	t.prefix = append(t.prefix, "GET "...)
 	t.prefix = append(t.prefix, path...)
 	if u.RawQuery != "" || u.ForceQuery {
@@ -58,6 +68,12 @@ func parseHTTPTarget(rawURL string, closeConn bool) (*httpTarget, error) {
 	} else {
 		t.prefix = append(t.prefix, '?')
 	}
+	for _, mark := range []string{passkeyMark, url.PathEscape(passkeyMark)} {
+		if before, after, ok := bytes.Cut(t.prefix, []byte(mark)); ok {
+			t.prefix, t.rest, t.passkeys = before, after, true
+			break
+		}
+	}
 	t.suffix = append(t.suffix, " HTTP/1.1\r\nHost: "...)
 	t.suffix = append(t.suffix, u.Host...)
 	t.suffix = append(t.suffix, "\r\nUser-Agent: "+userAgent+"\r\n"...)
@@ -66,6 +82,20 @@ func parseHTTPTarget(rawURL string, closeConn bool) (*httpTarget, error) {
 	}
 	t.suffix = append(t.suffix, "\r\n"...)
 	return t, nil
+}
+
+// passkeyMark stands for the passkey in a URL of a workload with Passkeys.
+const passkeyMark = "{passkey}"
+
+// appendTarget appends the request line of t up to its query, with the
+// passkey of peer i's user if t has a place for it.
+func (w *Workload) appendTarget(b []byte, t *httpTarget, i int) []byte {
+	b = append(b, t.prefix...)
+	if t.passkeys {
+		b = w.appendPasskey(b, i)
+		b = append(b, t.rest...)
+	}
+	return b
 }
 
 // scrapeURL derives the scrape URL from an announce URL as libtorrent
@@ -99,7 +129,7 @@ func appendHex8(dst []byte, v uint32) []byte {
 // uploaded, downloaded, left, corrupt, key, event, numwant, then
 // compact=1, no_peer_id=1, supportcrypto=1 and redundant.
 func (w *Workload) appendHTTPAnnounce(b []byte, t *httpTarget, r request) []byte {
-	b = append(b, t.prefix...)
+	b = w.appendTarget(b, t, r.peer)
 	b = append(b, "info_hash="...)
 	h := w.InfoHash(r.swarm)
 	b = httpwire.EscapeLibtorrent.Append(b, h[:])
@@ -107,8 +137,8 @@ func (w *Workload) appendHTTPAnnounce(b []byte, t *httpTarget, r request) []byte
 	id := w.PeerID(r.peer)
 	b = httpwire.EscapeLibtorrent.Append(b, id[:])
 	b = append(b, "&port="...)
-	b = strconv.AppendUint(b, uint64(w.Port(r.peer)), 10)
-	downloaded, left, uploaded := w.transfer(r.peer, r.event)
+	b = strconv.AppendUint(b, uint64(w.port(r)), 10)
+	downloaded, left, uploaded := w.transfer(r)
 	b = append(b, "&uploaded="...)
 	b = strconv.AppendInt(b, uploaded, 10)
 	b = append(b, "&downloaded="...)
@@ -122,6 +152,8 @@ func (w *Workload) appendHTTPAnnounce(b []byte, t *httpTarget, r request) []byte
 		b = append(b, "&event=started"...)
 	case udpwire.EventCompleted:
 		b = append(b, "&event=completed"...)
+	case udpwire.EventStopped:
+		b = append(b, "&event=stopped"...)
 	}
 	if w.NumWant >= 0 {
 		b = append(b, "&numwant="...)
@@ -135,7 +167,7 @@ func (w *Workload) appendHTTPAnnounce(b []byte, t *httpTarget, r request) []byte
 // on, and stores their hashes in hashes[:ScrapeHashes] for the check of
 // the reply.
 func (w *Workload) appendHTTPScrape(b []byte, t *httpTarget, r request, hashes [][20]byte) []byte {
-	b = append(b, t.prefix...)
+	b = w.appendTarget(b, t, 0)
 	for k := range w.ScrapeHashes {
 		if k > 0 {
 			b = append(b, '&')

@@ -23,7 +23,7 @@ func TestHTTPAnnounceRequest(t *testing.T) {
 	r := request{peer: 13, event: udpwire.EventStarted, swarm: 3}
 	got := string(w.appendHTTPAnnounce(nil, tg, r))
 	h, id := w.InfoHash(3), w.PeerID(13)
-	down, left, up := w.transfer(13, udpwire.EventStarted)
+	down, left, up := w.transfer(r)
 	want := fmt.Sprintf("GET /announce?info_hash=%s&peer_id=%s&port=%d&uploaded=%d&downloaded=%d&left=%d"+
 		"&corrupt=0&key=%08X&event=started&numwant=50&compact=1&no_peer_id=1&supportcrypto=1&redundant=0 HTTP/1.1\r\n"+
 		"Host: 127.0.0.1:6969\r\nUser-Agent: "+userAgent+"\r\n\r\n",
@@ -77,7 +77,7 @@ func TestHTTPTargets(t *testing.T) {
 			t.Errorf("parseHTTPTarget(%q) suffix = %q; want %q", tc.url, tg.suffix, wantSuffix)
 		}
 	}
-	for _, bad := range []string{"https://t/announce", "udp://t:1", "http:///announce", "://x"} {
+	for _, bad := range []string{"ftp://t/announce", "udp://t:1", "http:///announce", "://x"} {
 		if _, err := parseHTTPTarget(bad, false); err == nil {
 			t.Errorf("parseHTTPTarget(%q) succeeded; want an error", bad)
 		}

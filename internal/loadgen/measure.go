@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -61,4 +62,43 @@ func procRSS(pid int) (int64, error) {
 		return kb << 10, nil
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
+
+// udpDrops returns the datagrams the system dropped, for want of room in
+// their receive buffer, on the UDP sockets bound to port (every address
+// and family), from /proc/net/udp and /proc/net/udp6.
+func udpDrops(port uint16) (uint64, error) {
+	var total uint64
+	for _, name := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return 0, err
+		}
+		n, err := parseUDPDrops(b, port)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", name, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// parseUDPDrops sums the drops column of the sockets bound to port in the
+// text of /proc/net/udp or udp6: the second field is the local address,
+// hex and a hex port after its colon; drops is the last field.
+func parseUDPDrops(b []byte, port uint16) (uint64, error) {
+	var total uint64
+	suffix := fmt.Sprintf(":%04X", port)
+	for i, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if i == 0 || len(f) < 3 || !strings.HasSuffix(f[1], suffix) {
+			continue
+		}
+		n, err := strconv.ParseUint(f[len(f)-1], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("line %d: drops %q", i+1, f[len(f)-1])
+		}
+		total += n
+	}
+	return total, nil
 }

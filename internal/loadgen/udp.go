@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -45,6 +46,7 @@ type udpSlot struct {
 	tid    uint32
 	seq    uint16
 	sentAt int64
+	dueAt  int64 // when the request was due: latencies count from it
 	st     *stats
 	buf    []byte
 }
@@ -59,6 +61,8 @@ type udpWorker struct {
 	peerLen int
 	timeout int64
 	connTTL int64
+	k, n    int // the worker's index and the number of workers, for pacing
+	pace    pacer
 
 	slots    []udpSlot
 	free     []int
@@ -78,16 +82,21 @@ type udpWorker struct {
 	sizes     []int
 
 	pick picker
-	pace pacer
 	ws   workerStats
 }
 
-func newUDPWorker(g *Generator, inflight int) (*udpWorker, error) {
+// newUDPWorker opens the socket of worker k of n, from address src (any
+// if src is the zero Addr), with inflight slots.
+func newUDPWorker(g *Generator, k, n, inflight int, src netip.Addr) (*udpWorker, error) {
 	raddr, err := net.ResolveUDPAddr("udp", g.cfg.UDP)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := net.DialUDP("udp", nil, raddr)
+	var laddr *net.UDPAddr
+	if src.IsValid() {
+		laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+	}
+	conn, err := net.DialUDP("udp", laddr, raddr)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +108,8 @@ func newUDPWorker(g *Generator, inflight int) (*udpWorker, error) {
 		peerLen:  udpwire.Peer6Len,
 		timeout:  int64(g.cfg.Timeout),
 		connTTL:  int64(g.connTTL),
+		k:        k,
+		n:        n,
 		slots:    make([]udpSlot, inflight),
 		free:     make([]int, 0, inflight),
 		connSlot: -1,
@@ -142,7 +153,8 @@ func (u *udpWorker) setPicker(p picker) { u.pick = p }
 // run sends requests until the phase stops or the picker runs out, then
 // waits for the replies or timeouts of those in flight.
 func (u *udpWorker) run(p *phase) error {
-	u.ws = workerStats{}
+	u.ws.reset(p)
+	u.pace.start(p, u.k, u.n)
 	sending := true
 	for {
 		now := p.now()
@@ -161,11 +173,23 @@ func (u *udpWorker) run(p *phase) error {
 			if !sending {
 				return nil
 			}
-			if p.interval <= 0 {
-				continue
+			if u.pace.gap > 0 {
+				// Nothing in flight and nothing due yet.
+				sleepUntil(p, min(u.pace.due, now+int64(udpWake)))
 			}
+			continue
 		}
 		u.receive(p, sending)
+	}
+}
+
+// sleepUntil sleeps until time at of phase p, or until p stops sending.
+func sleepUntil(p *phase, at int64) {
+	if p.stopAt > 0 {
+		at = min(at, p.stopAt)
+	}
+	if d := time.Duration(at - p.now()); d > 0 {
+		time.Sleep(d)
 	}
 }
 
@@ -198,12 +222,13 @@ func (u *udpWorker) release(i int) {
 	u.busy--
 }
 
-// take marks a free slot busy with a new transaction id.
-func (u *udpWorker) take(action uint32, st *stats, now int64) (int, *udpSlot) {
+// take marks a free slot busy with a new transaction id, for a request
+// sent at now that was due at due.
+func (u *udpWorker) take(action uint32, st *stats, now, due int64) (int, *udpSlot) {
 	i := u.free[len(u.free)-1]
 	u.free = u.free[:len(u.free)-1]
 	s := &u.slots[i]
-	s.busy, s.action, s.st, s.sentAt = true, action, st, now
+	s.busy, s.action, s.st, s.sentAt, s.dueAt = true, action, st, now, due
 	s.seq++
 	s.tid = uint32(s.seq)<<16 | uint32(i)
 	if u.busy == 0 {
@@ -219,7 +244,7 @@ func (u *udpWorker) take(action uint32, st *stats, now int64) (int, *udpSlot) {
 func (u *udpWorker) fill(p *phase, now int64) bool {
 	st := p.statsAt(&u.ws, now)
 	if u.connSlot < 0 && len(u.free) > 0 && (!u.hasConn || now-u.connAt >= u.connTTL) {
-		i, s := u.take(udpwire.ActionConnect, st, now)
+		i, s := u.take(udpwire.ActionConnect, st, now, now)
 		s.buf = udpwire.AppendConnectRequest(s.buf[:0], s.tid)
 		u.connSlot = i
 		st.Connects++
@@ -228,17 +253,23 @@ func (u *udpWorker) fill(p *phase, now int64) bool {
 	if !u.hasConn {
 		return true
 	}
-	for len(u.free) > 0 && u.pace.due(p, now) {
+	for len(u.free) > 0 {
+		due, ok, skipped := u.pace.take(now, u.timeout)
+		st.Requests += skipped
+		st.Timeouts += skipped
+		if !ok {
+			return true
+		}
 		r, ok := u.pick.next()
 		if !ok {
 			return false
 		}
 		if r.scrape {
-			i, s := u.take(udpwire.ActionScrape, st, now)
+			i, s := u.take(udpwire.ActionScrape, st, now, due)
 			s.buf = u.w.appendUDPScrape(s.buf[:0], u.connID, s.tid, r)
 			u.queue(i)
 		} else {
-			i, s := u.take(udpwire.ActionAnnounce, st, now)
+			i, s := u.take(udpwire.ActionAnnounce, st, now, due)
 			s.buf = u.w.appendUDPAnnounce(s.buf[:0], u.connID, s.tid, r)
 			u.queue(i)
 		}
@@ -277,16 +308,14 @@ func (u *udpWorker) flush(p *phase, now int64) {
 // receive waits for replies until the earliest timeout, and handles them.
 func (u *udpWorker) receive(p *phase, sending bool) {
 	now := p.now()
-	dl := now + int64(udpWake)
-	if u.busy > 0 {
-		dl = min(dl, u.oldest+u.timeout)
-	}
+	dl := min(u.oldest+u.timeout, now+int64(udpWake))
 	if sending && p.stopAt > 0 {
 		dl = min(dl, p.stopAt)
 	}
-	if sending && u.hasConn && len(u.free) > 0 {
-		// Wake to send the next request, if there is a slot for it.
-		dl = min(dl, u.pace.wake(p))
+	if sending && u.pace.gap > 0 && u.hasConn && len(u.free) > 0 {
+		// Wake for the next request due. Not before the connection id
+		// has come: a deadline in the past returns without reading it.
+		dl = min(dl, max(u.pace.due, now+1))
 	}
 	// Setting a deadline costs a timer update: move it only when it has
 	// passed or must come sooner. Waking early is harmless.
@@ -338,10 +367,10 @@ func (u *udpWorker) handle(p *phase, now int64, b []byte, truncated bool) {
 			u.hasConn, u.connID, u.connAt, u.connectFails = true, r.ConnID, now, 0
 		} else {
 			u.connectFails++
-			s.st.count(o, 0)
+			countUDP(s.st, o, 0, b)
 		}
 	} else {
-		s.st.count(o, time.Duration(now-s.sentAt))
+		countUDP(s.st, o, time.Duration(now-s.dueAt), b)
 		// An error packet may mean the connection id went stale (the
 		// tracker restarted): ask for a new one, at most once a second.
 		if o == outFailure && u.hasConn && now-u.connAt > int64(time.Second) {
@@ -349,4 +378,14 @@ func (u *udpWorker) handle(p *phase, now int64, b []byte, truncated bool) {
 		}
 	}
 	u.release(i)
+}
+
+// countUDP counts reply b of outcome o, with its latency, or its text if
+// it is an error packet.
+func countUDP(st *stats, o outcome, latency time.Duration, b []byte) {
+	if o == outFailure {
+		st.refused(b[udpwire.ReplyHeaderLen:])
+		return
+	}
+	st.count(o, latency)
 }

@@ -4,10 +4,15 @@ import "github.com/annuaire/tracker/internal/udpwire"
 
 // appendUDPAnnounce appends the announce of request r.
 func (w *Workload) appendUDPAnnounce(b []byte, connID uint64, tid uint32, r request) []byte {
-	downloaded, left, uploaded := w.transfer(r.peer, r.event)
+	downloaded, left, uploaded := w.transfer(r)
 	numwant := int32(-1)
 	if w.NumWant > 0 {
 		numwant = int32(w.NumWant)
+	}
+	var urlData []byte
+	if w.Passkeys {
+		var ud [len(announcePath) + passkeyLen]byte
+		urlData = w.appendPasskey(append(ud[:0], announcePath...), r.peer)
 	}
 	return udpwire.AppendAnnounceRequest(b, &udpwire.Announce{
 		ConnID:     connID,
@@ -20,9 +25,13 @@ func (w *Workload) appendUDPAnnounce(b []byte, connID uint64, tid uint32, r requ
 		Event:      r.event,
 		Key:        w.Key(r.peer),
 		NumWant:    numwant,
-		Port:       w.Port(r.peer),
+		Port:       w.port(r),
+		URLData:    urlData,
 	}) // IP 0: the packet's source address is the peer's
 }
+
+// announcePath starts the URL data of a UDP announce with a passkey.
+const announcePath = "/announce/"
 
 // appendUDPScrape appends a scrape of ScrapeHashes swarms from r.swarm on.
 func (w *Workload) appendUDPScrape(b []byte, connID uint64, tid uint32, r request) []byte {

@@ -22,7 +22,7 @@ func TestAppendUDPAnnounce(t *testing.T) {
 		if err := udpwire.ParseAnnounce(b, &got); err != nil {
 			t.Fatalf("announce of %+v: %v", r, err)
 		}
-		down, left, up := w.transfer(r.peer, r.event)
+		down, left, up := w.transfer(r)
 		want := udpwire.Announce{
 			ConnID: 0x0102030405060708, TxID: 99,
 			InfoHash: w.InfoHash(r.swarm), PeerID: w.PeerID(r.peer),

@@ -106,7 +106,7 @@ func TestWorkloadMix(t *testing.T) {
 	for i := range w.Peers {
 		if w.Seeder(i) {
 			seeders++
-			if _, left, _ := w.transfer(i, udpwire.EventNone); left != 0 {
+			if _, left, _ := w.transfer(request{peer: i}); left != 0 {
 				t.Fatalf("seeder %d has left=%d", i, left)
 			}
 		}
@@ -130,7 +130,7 @@ func TestWorkloadMix(t *testing.T) {
 			t.Errorf("event %d: %.4f of announces; want %.2f", ev, got, want)
 		}
 	}
-	if _, left, _ := w.transfer(1, udpwire.EventCompleted); left != 0 {
+	if _, left, _ := w.transfer(request{peer: 1, event: udpwire.EventCompleted}); left != 0 {
 		t.Errorf("completed announce has left=%d; want 0", left)
 	}
 }
@@ -181,5 +181,29 @@ func TestWriteHashes(t *testing.T) {
 	}
 	if n != 3 {
 		t.Errorf("%d lines; want 3", n)
+	}
+}
+
+// TestChurn: a churning run announces peers the prefill never did, each in
+// a random swarm, on ports that stay clear of the prefill's.
+func TestChurn(t *testing.T) {
+	w := mustWorkload(t, Workload{Swarms: 100, Peers: 1000, PrefillPeers: 5000, Churn: true})
+	p := newPicker(&w, 0, false, nil)
+	swarms := map[int]bool{}
+	for range 2000 {
+		r, ok := p.next()
+		if !ok || r.peer < 5000 || r.peer >= 6000 || r.event != udpwire.EventStarted {
+			t.Fatalf("churn request %+v, %v: want a started announce of a peer in [5000, 6000)", r, ok)
+		}
+		swarms[r.swarm] = true
+		if port := w.Port(r.peer); port < firstPort+50 {
+			t.Fatalf("churn peer %d on port %d, among the prefill's (1024 to 1073)", r.peer, port)
+		}
+	}
+	if len(swarms) < 90 {
+		t.Errorf("2000 churn announces reached %d swarms of 100; want them spread", len(swarms))
+	}
+	if _, err := (Workload{Swarms: 10, PrefillPeers: 400_000, Churn: true}).withDefaults(); err == nil {
+		t.Errorf("churn with 40,000 prefilled peers per swarm accepted: no ports left")
 	}
 }

@@ -35,10 +35,19 @@ func TestBadFlags(t *testing.T) {
 		{"-udp", "127.0.0.1:1", "-inflight", "2", "-sockets", "4"},
 		{"-udp", "127.0.0.1:1", "-seeders", "150"},
 		{"-udp", "127.0.0.1:1", "-scrape-hashes", "75"},
-		{"-http", "https://127.0.0.1:1/announce"},
+		{"-http", "ftp://127.0.0.1:1/announce"},
+		{"-http", "http://127.0.0.1:1/announce", "-tls-resume"},
 		{"-http", "http://127.0.0.1:1/tracker", "-mode", "scrape"},
 		{"-udp", "127.0.0.1:1", "extra"},
+		{"-udp", "127.0.0.1:1", "-flood", "ddos"},
+		{"-udp", "127.0.0.1:1", "-flood", "hashes", "-mode", "scrape"},
+		{"-udp", "127.0.0.1:1", "-flood", "hashes", "-flood-bench", "peers"},
+		{"-http", "http://127.0.0.1:1/announce", "-flood-bench", "peers"},
+		{"-udp", "127.0.0.1:1", "-flood-bench", "peers", "-flood-sources", "-1"},
+		{"-udp", "127.0.0.1:1", "-from", "localhost"},
+		{"-udp", "127.0.0.1:1", "-sources", "8"},
 		{"-udp", "127.0.0.1:1", "-rate", "-5"},
+		{"-udp", "127.0.0.1:1", "-flood-bench", "hashes", "-settle", "0"},
 	} {
 		code, stdout, stderr := runCmd(args...)
 		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "loadgen: ") ||
@@ -53,7 +62,8 @@ func TestHelp(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Errorf("loadgen -h = %d, stderr %q; want 0", code, stderr)
 	}
-	for _, want := range []string{"Usage:", "-udp HOST:PORT", "-http URL", "-http-close", "-write-hashes FILE", "-server-pid PID", "-duration time"} {
+	for _, want := range []string{"Usage:", "-udp HOST:PORT", "-http URL", "-http-close", "-write-hashes FILE", "-server-pid PID", "-duration time",
+		"-flood SHAPE", "-flood-bench SHAPE", "-from ADDR", "-rate", "-metrics-url URL"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("loadgen -h does not mention %q", want)
 		}
@@ -136,6 +146,27 @@ func TestRunJSON(t *testing.T) {
 	}
 }
 
+// TestFloodBenchJSON runs a short flood bench against the fake tracker,
+// which answers every announce with no seeder: the probe's torrents read
+// as answered but not stored.
+func TestFloodBenchJSON(t *testing.T) {
+	addr := fakeTracker(t, false)
+	code, stdout, stderr := runCmd("-udp", addr, "-json", "-flood-bench", "hashes", "-rate", "500", "-flood-rate", "1000",
+		"-before", "0.2", "-duration", "0.3", "-settle", "0.2", "-after", "0.2", "-warmup", "0",
+		"-swarms", "10", "-peers", "100", "-probe-every", "0.05")
+	if code != 0 {
+		t.Fatalf("loadgen = %d: %s", code, stderr)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("output %q is not JSON: %v", stdout, err)
+	}
+	if res["flood"] != "hashes" || res["during_ok"].(float64) < 100 || res["flood_ok"].(float64) < 200 ||
+		res["during_new_not_stored"].(float64) == 0 || res["during_new_served"].(float64) != 0 {
+		t.Errorf("result %v: want a hashes flood, the legitimate load answered and the new torrents not stored", res)
+	}
+}
+
 func TestMalformedExitStatus(t *testing.T) {
 	addr := fakeTracker(t, true)
 	code, stdout, stderr := runCmd("-udp", addr, "-duration", "0.2", "-warmup", "0", "-prefill=false",
@@ -159,26 +190,50 @@ func TestBenchCompareScript(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/opentracker"); err != nil {
 		t.Skip("/usr/bin/opentracker is not installed")
 	}
-	out := t.TempDir()
-	cmd := exec.Command("scripts/bench-compare.sh",
-		"-annuaire-cmd", "scripts/bench-compare.sh -serve-opentracker {udp}",
+	runScript(t, 4, []string{"udp-announce    opentracker", "http-close      annuaire", "ratio", "RSS B/peer"},
+		"scripts/bench-compare.sh", "-annuaire-cmd", "scripts/bench-compare.sh -serve-opentracker {udp}",
 		"-rounds", "1", "-duration", "1", "-warmup", "0", "-swarms", "100", "-peers", "1000",
-		"-prefill-peers", "2000", "-settle", "0", "-modes", "udp-announce,http-close", "-out", out)
+		"-prefill-peers", "2000", "-settle", "0", "-modes", "udp-announce,http-close")
+}
+
+// runScript runs a benchmark script of the repository with args and -out,
+// and checks that its output has each of want and that it kept that many
+// JSON results.
+func runScript(t *testing.T, results int, want []string, script string, args ...string) {
+	t.Helper()
+	out := t.TempDir()
+	cmd := exec.Command(script, append(args, "-out", out)...)
 	cmd.Dir = "../../.."
 	b, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("bench-compare.sh: %v\n%s", err, b)
+		t.Fatalf("%s: %v\n%s", script, err, b)
 	}
 	t.Logf("%s", b)
-	for _, want := range []string{"udp-announce    opentracker", "http-close      annuaire", "ratio", "RSS B/peer"} {
-		if !bytes.Contains(b, []byte(want)) {
-			t.Errorf("the comparison's output lacks %q", want)
+	for _, w := range want {
+		if !bytes.Contains(b, []byte(w)) {
+			t.Errorf("the output of %s lacks %q", script, w)
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(out, "*.json"))
-	if len(files) != 4 {
-		t.Errorf("%d results kept in -out; want 4 (2 contenders × 2 modes)", len(files))
+	if files, _ := filepath.Glob(filepath.Join(out, "*.json")); len(files) != results {
+		t.Errorf("%d results kept in -out; want %d", len(files), results)
 	}
+}
+
+// TestFloodBenchScript runs scripts/flood-bench.sh in a small form: two
+// floods, one round, windows of a second, the server built from examples/.
+func TestFloodBenchScript(t *testing.T) {
+	switch {
+	case testing.Short():
+		t.Skip("the bench builds the server and takes seconds")
+	case runtime.GOOS != "linux":
+		t.Skip("the floods come from 127.0.0.0/8, all loopback on Linux only")
+	case runtime.NumCPU() < 2:
+		t.Skip("the bench pins the server and the load generator to two cores")
+	}
+	runScript(t, 2, []string{"snatches-1    0       |", "peers-4       0       |", "answered % b/d/a", "RSS MiB"},
+		"scripts/flood-bench.sh", "-rounds", "1", "-floods", "snatches-1,peers-4", "-limits", "0",
+		"-before", "1", "-during", "1", "-settle", "1", "-after", "1", "-peers", "1000", "-swarms", "100",
+		"-rate", "500", "-flood-rate", "2000")
 }
 
 func TestSilentTargetOneLine(t *testing.T) {

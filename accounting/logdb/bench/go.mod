@@ -1,0 +1,29 @@
+module github.com/annuaire/tracker/accounting/logdb/bench
+
+go 1.26.0
+
+require (
+	github.com/annuaire/tracker v0.0.0
+	github.com/annuaire/tracker/accounting/logdb v0.0.0
+	go.etcd.io/bbolt v1.5.0
+	modernc.org/sqlite v1.62.0
+)
+
+require (
+	github.com/dustin/go-humanize v1.1.0 // indirect
+	github.com/google/btree v1.1.3 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/mattn/go-isatty v0.0.24 // indirect
+	github.com/ncruces/go-strftime v1.1.0 // indirect
+	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
+	modernc.org/libc v1.80.1 // indirect
+	modernc.org/mathutil v1.7.1 // indirect
+	modernc.org/memory v1.12.1 // indirect
+)
+
+replace (
+	github.com/annuaire/tracker => ../../..
+	github.com/annuaire/tracker/accounting/logdb => ..
+)
