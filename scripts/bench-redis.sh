@@ -150,7 +150,8 @@ for size in ${sizes//,/ }; do
 			store=redis://127.0.0.1:$redis_port/0
 		fi
 		port=$(free_port)
-		taskset -c "$server_cpu" "$work/annuaire" -udp "127.0.0.1:$port" -http "" -log-level warn \
+		# The load comes from one address: no rate limit.
+		taskset -c "$server_cpu" "$work/annuaire" -udp "127.0.0.1:$port" -http "" -log-level warn -rate-limit 0 \
 			-store "$store" -conn-id-key 00112233445566778899aabbccddeeff \
 			2>"$results/server-size$size-round$round.log" &
 		server_pid=$!

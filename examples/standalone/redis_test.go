@@ -213,7 +213,8 @@ func TestRedisOutage(t *testing.T) {
 		outage = d
 	}
 	srv := redisserver.ForTest(t)
-	p := startOnRedis(t, srv)
+	// The load comes from one address, faster than a client would.
+	p := startOnRedis(t, srv, "-rate-limit", "0")
 	httpAddr, udpAddr := p.addr("http"), p.addr("udp")
 
 	var (
