@@ -7,6 +7,7 @@ package main
 // and they ride out Redis going away.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -152,7 +154,8 @@ func TestRedisStartError(t *testing.T) {
 
 // TestRedisLibtorrent: a libtorrent seeder announcing to one instance and
 // a leecher announcing to the other complete a download; each instance's
-// scrape shows what the other heard.
+// scrape shows what the other heard, and, with a seeder at one and a
+// session that downloaded at the other both running, counts both.
 func TestRedisLibtorrent(t *testing.T) {
 	t.Parallel()
 	srv := redisserver.ForTest(t)
@@ -183,9 +186,48 @@ func TestRedisLibtorrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("downloaded in %v; seeder replies %v, leecher replies %v", res.Elapsed, res.Seeder.Replies, res.Leecher.Replies)
-	// The leecher completed at B; A counts the snatch.
-	if _, d, _ := scrapeHTTP(t, a.addr("http"), hash); d != 1 {
-		t.Errorf("A's scrape after the download: downloaded %d; want the leecher's completion at B", d)
+	// The leecher completed at B; both count the snatch.
+	for _, p := range []*proc{a, b} {
+		if _, d, _ := scrapeHTTP(t, p.addr("http"), hash); d != 1 {
+			t.Errorf("%s's scrape after the download: downloaded %d; want the leecher's completion at B", p.addr("http"), d)
+		}
+	}
+
+	// Both at once: a seeder at A, and a libtorrent session at B that
+	// starts from nothing, downloads from it and stays as a seeder. A
+	// scrape of either instance counts both.
+	sd, err = interop.Seed(ctx, t, interop.Scenario{Tracker: urlA, Torrent: tor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sd.Stop()
+	empty := *tor
+	empty.ContentDir = t.TempDir()
+	lc, err := interop.Seed(ctx, t, interop.Scenario{Tracker: urlB, Torrent: &empty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Stop()
+	got, err := os.ReadFile(filepath.Join(empty.ContentDir, tor.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, err := os.ReadFile(filepath.Join(tor.ContentDir, tor.Name)); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the download at B differs from the seeder's content (%v)", err)
+	}
+	for _, u := range []string{urlA, urlB, "udp://" + a.addr("udp") + "/announce", "http://" + b.addr("http") + "/announce"} {
+		sc, err := interop.LibtorrentScrape(ctx, t, u, tor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc.Complete != 2 || sc.Incomplete != 0 {
+			t.Errorf("libtorrent's scrape of %s: %+v; want the seeder at A and the one that downloaded at B", u, sc)
+		}
+	}
+	for _, p := range []*proc{a, b} {
+		if c, d, i := scrapeHTTP(t, p.addr("http"), hash); c != 2 || d != 2 || i != 0 {
+			t.Errorf("scrape of %s: complete %d, downloaded %d, incomplete %d; want 2, 2, 0", p.addr("http"), c, d, i)
+		}
 	}
 }
 
