@@ -77,9 +77,11 @@ type Harness struct {
 //     resp.Peers;
 //   - sampling: every eligible peer equally likely (a chi-square test of
 //     many replies), and successive replies independent, not a rotation;
-//   - identity: user, address and peer id; a peer announcing over IPv4
-//     and IPv6 is one peer in each family;
-//   - snatches counted once, removal on stop, scrape order;
+//   - identity: address and port, user and peer id (another port or
+//     address can neither move nor stop a peer); a peer announcing over
+//     IPv4 and IPv6 is one peer in each family;
+//   - snatches counted once, removal on stop, scrape order; the Outcome
+//     of each announce (joined, left, completed, seeding);
 //   - expiry: peers gone after PeerTTL+Slack with their counts, kept while
 //     they announce; an idle swarm scrapes as zeros, except the snatch
 //     count, which the store keeps or, after a swarm TTL of its own,
@@ -129,6 +131,7 @@ var storeTests = []struct {
 	{"LeftZeroCountsOnce", testLeftZeroCountsOnce},
 	{"SeederStartIsNoSnatch", testSeederStartIsNoSnatch},
 	{"PausedIsIncomplete", testPausedIsIncomplete},
+	{"Outcome", testOutcome},
 	{"AddressChange", testAddressChange},
 	{"UsersApart", testUsersApart},
 	{"SwarmsApart", testSwarmsApart},
@@ -498,6 +501,39 @@ func testPausedIsIncomplete(t *testing.T, d *driver) {
 	d.announce(peer{hash: x, n: 2, left: 40, event: stopped})
 	if st := d.scrape(x)[0]; st.Incomplete != 1 || st.Downloaders != 1 {
 		t.Errorf("scrape after the partial seed stopped = %+v; want 1 and 1", st)
+	}
+}
+
+// testOutcome: each announce reports in resp.Outcome what it did to its
+// peer, which a tracker's accounting reads.
+func testOutcome(t *testing.T, d *driver) {
+	const (
+		joined  = tracker.OutcomeJoined
+		left    = tracker.OutcomeLeft
+		snatch  = tracker.OutcomeCompleted
+		seeding = tracker.OutcomeSeeding
+	)
+	x := Hash(1)
+	for i, step := range []struct {
+		p    peer
+		want tracker.Outcome
+	}{
+		{peer{hash: x, n: 1, left: 10, event: started}, joined},
+		{peer{hash: x, n: 1, left: 10}, 0},
+		{peer{hash: x, n: 1, left: 10, event: started}, 0}, // a retransmitted start
+		{peer{hash: x, n: 1, left: 0, event: completed}, snatch | seeding},
+		{peer{hash: x, n: 1, left: 0, event: completed}, seeding}, // counted once
+		{peer{hash: x, n: 1, left: 0, event: stopped}, left | seeding},
+		{peer{hash: x, n: 1, left: 0, event: stopped}, seeding}, // no longer known
+		{peer{hash: x, n: 2, left: 0, event: completed}, joined | snatch | seeding},
+		{peer{hash: x, n: 3, left: 10}, joined},
+		{peer{hash: x, n: 3, left: 0, event: stopped}, left | snatch | seeding}, // stops with nothing left
+		{peer{hash: x, n: 4, left: 10, event: paused}, joined},
+		{peer{hash: Hash(2), n: 5, left: 10, event: stopped}, 0}, // an unknown swarm
+	} {
+		if got := d.announce(step.p).Outcome; got != step.want {
+			t.Errorf("announce %d (peer %d, left %d, %v): Outcome %v; want %v", i, step.p.n, step.p.left, step.p.event, got, step.want)
+		}
 	}
 }
 

@@ -41,6 +41,7 @@ const (
 	racyCounts           // counters updated outside the lock: lost updates
 	ignoresCapacity      // NewBounded sets no bound
 	ignoresPort          // a peer is its user, address and peer id: another port moves it
+	noOutcome            // Announce leaves resp.Outcome zero
 )
 
 // flaws names the variants, with the subtests each must fail and those it
@@ -58,6 +59,7 @@ var flaws = map[string]struct {
 	"biased":           {biased, []string{"SampleUniform"}, []string{"SampleOrder"}},
 	"racy-counts":      {racyCounts, []string{"Concurrent"}, nil},
 	"ignores-capacity": {ignoresCapacity, []string{"Capacity"}, nil},
+	"no-outcome":       {noOutcome, []string{"Outcome"}, nil},
 	"ignores-port":     {ignoresPort, []string{"AddressChange", "Capacity"}, nil},
 }
 
@@ -340,6 +342,21 @@ func (s *refStore) Announce(ctx context.Context, req *tracker.AnnounceRequest, r
 		w.counts = w.counts.add(d)
 	}
 	resp.Complete, resp.Incomplete, resp.Downloaded = w.counts.seeders, w.counts.leechers, w.counts.snatches
+	resp.Outcome = 0
+	if s.flaw != noOutcome {
+		if old == nil && me != nil {
+			resp.Outcome |= tracker.OutcomeJoined
+		}
+		if old != nil && me == nil {
+			resp.Outcome |= tracker.OutcomeLeft
+		}
+		if d.snatches > 0 {
+			resp.Outcome |= tracker.OutcomeCompleted
+		}
+		if seeding {
+			resp.Outcome |= tracker.OutcomeSeeding
+		}
+	}
 	if me != nil && req.NumWant > 0 {
 		resp.Peers = s.sample(w, me, req.NumWant, resp.Peers)
 	}
