@@ -10,9 +10,15 @@
 // scrape of N hashes is one round trip too (one script call, or a
 // pipeline of N).
 //
+// A peer is its address and port, its user and its peer id, as the
+// [tracker.Store] contract has it: an 8-byte hash of the four (SHA-256, the
+// same on every instance) is its identity, so that the same peer id from
+// another address or port, or from another user, is another peer, which
+// can neither move nor stop the first.
+//
 // Per swarm and address family, the peers of each class (seeders,
-// leechers, partial seeds) are an array of compact records (an 8-byte
-// identity hash, the packed address and port) in one Redis string, with
+// leechers, partial seeds) are an array of compact records (the identity,
+// the packed address and port) in one Redis string, with
 // no gap; a sorted set of identities scored by last announce finds the
 // stale ones, and a hash maps each identity to its class, port and slot.
 // A reply is a window of consecutive records from a uniformly random slot
