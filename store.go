@@ -30,6 +30,13 @@ import (
 //     hashes meet for one. Peers of the two address families are kept apart:
 //     an IPv4 announcer gets IPv4 peers only, an IPv6 announcer IPv6 peers
 //     only.
+//   - A client that announces over both families (BEP 7: once per family,
+//     with the same peer id and key) does so from two addresses, so it is
+//     two peers, one in each family. Each counts in Complete or Incomplete
+//     (the counts add up the families), each gets the peers of its own
+//     family, a stop over one family leaves the other, and a completion
+//     reported over both counts two snatches. Telling the two apart from
+//     two clients would take trusting the peer id, which anyone can send.
 //   - The reply never holds the announcing peer; a seeder (Left 0) gets only
 //     leechers; a leecher gets a uniform random sample of the other peers;
 //     at most req.NumWant peers, appended to resp.Peers. A stopping peer gets
@@ -39,12 +46,16 @@ import (
 //     A repeated or retransmitted announce does not count it again.
 //   - A partial seed (EventPaused with Left above 0) counts in Incomplete
 //     but not in Downloaders.
-//   - Peers not heard from for the store's peer TTL disappear.
+//   - Peers not heard from for the store's peer TTL disappear, from
+//     replies and counts alike. Once a swarm has no peers left, a scrape
+//     of it reports zero peers; its snatch count may be kept for a while
+//     of the store's choosing (a swarm TTL), then drops to zero.
 //
 // Announce fills resp.Complete, resp.Incomplete, resp.Downloaded and
-// resp.Outcome, and appends to resp.Peers; it leaves the other fields
-// alone (it may read resp.Identity). req.NumWant has
-// already been resolved by the [Tracker] (never negative).
+// resp.Outcome, and appends to resp.Peers; it leaves the other fields of
+// resp (Interval, MinInterval, Warning, Identity, which it may read) and the
+// whole of req alone. req.NumWant has already been resolved by the
+// [Tracker] (never negative).
 //
 // Errors: a store at its configured bound returns an *Error of
 // KindCapacity; a store used after Close returns ErrClosed; any other error
@@ -66,7 +77,8 @@ type Store interface {
 	// Scrape appends one ScrapeStats per hash to dst, in order, zero for
 	// unknown swarms, and returns the extended slice.
 	Scrape(ctx context.Context, hashes []InfoHash, dst []ScrapeStats) ([]ScrapeStats, error)
-	// Close releases the store's resources and stops its goroutines.
+	// Close releases the store's resources and stops its goroutines. It
+	// may be called more than once; calls after the first return nil.
 	Close() error
 }
 

@@ -7,8 +7,10 @@ require (
 	github.com/annuaire/tracker/accounting/logdb v0.0.0
 	github.com/annuaire/tracker/accounting/postgres v0.0.0
 	github.com/annuaire/tracker/prom v0.0.0
+	github.com/annuaire/tracker/redisstore v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
+	github.com/redis/go-redis/v9 v9.23.0
 )
 
 require (
@@ -22,6 +24,7 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
@@ -34,4 +37,5 @@ replace (
 	github.com/annuaire/tracker/accounting/logdb => ../accounting/logdb
 	github.com/annuaire/tracker/accounting/postgres => ../accounting/postgres
 	github.com/annuaire/tracker/prom => ../prom
+	github.com/annuaire/tracker/redisstore => ../redisstore
 )

@@ -34,11 +34,13 @@ for m in $modules; do
 			echo "go.mod or go.sum is not tidy: run go mod tidy in $m"
 			exit 1
 		fi
+		# set -e does not hold in a subshell whose status is tested: each
+		# step says itself when it fails.
 		for goos in linux darwin windows; do
-			GOOS=$goos go vet ./...
+			GOOS=$goos go vet ./... || exit 1
 		done
-		go test -race -count=1 -timeout 20m ./...
-		go test -count=1 -timeout 5m -run 'Alloc' ./...
+		go test -race -count=1 -timeout 20m ./... || exit 1
+		go test -count=1 -timeout 5m -run 'Alloc' ./... || exit 1
 	) || status=1
 done
 exit $status

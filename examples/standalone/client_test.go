@@ -283,7 +283,13 @@ type udpReply struct {
 // URL data option (the path of the announce URL, with its passkey).
 func (c *udpClient) announce(hash, peer [20]byte, port uint16, left uint64, urlData string) udpReply {
 	c.t.Helper()
-	id := c.connect()
+	return c.announceWith(c.connect(), hash, peer, port, left, urlData)
+}
+
+// announceWith announces with connection id id, which another server may
+// have issued.
+func (c *udpClient) announceWith(id uint64, hash, peer [20]byte, port uint16, left uint64, urlData string) udpReply {
+	c.t.Helper()
 	req := binary.BigEndian.AppendUint64(nil, id)
 	req = binary.BigEndian.AppendUint32(req, udpActionAnnounce)
 	req = binary.BigEndian.AppendUint32(req, 0)

@@ -29,6 +29,7 @@ type config struct {
 
 	passkeysFile string // empty: a public tracker
 	torrentsFile string // empty: every torrent is served
+	store        store  // where the swarms are
 
 	// Accounting (accounting.go).
 	dbDir          string // empty: no accounting; else the value of -db
@@ -129,6 +130,7 @@ type flags struct {
 	// Values that need checking or converting once parsed.
 	http, https, udp, proxies listFlag
 	logLevel                  string
+	store                     string
 	connIDKey, keyFile        string
 	maxPeers                  int
 	memoryLimit               string
@@ -143,7 +145,7 @@ func newFlags(c *config) *flags {
 		fs:      flag.NewFlagSet("annuaire", flag.ContinueOnError),
 		http:    listFlag{values: []string{":6969"}},
 		udp:     listFlag{values: []string{":6969"}},
-		secrets: map[string]bool{"conn-id-key": true},
+		secrets: map[string]bool{"conn-id-key": true, "store": true},
 		fromEnv: make(map[string]bool),
 		given:   make(map[string]bool),
 	}
@@ -178,16 +180,21 @@ func newFlags(c *config) *flags {
 		"(prefer the variable or -conn-id-key-file: command lines are public)")
 	fs.StringVar(&f.keyFile, "conn-id-key-file", "", "read -conn-id-key from `FILE`")
 	fs.StringVar(&c.trackerID, "tracker-id", "", "send `ID` as \"tracker id\" in HTTP announce replies")
+	fs.StringVar(&f.store, "store", "memory", "keep the swarms in `STORE`: memory, or a Redis that other instances share,\n"+
+		"redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS,\n"+
+		"unix:///PATH for a socket); instances sharing a Redis should share\n"+
+		"-conn-id-key too")
 
 	fs.DurationVar(&c.interval, "interval", 30*time.Minute, "the `DURATION` clients are told to wait between announces, 1s to 14h;\n"+
 		"up to a tenth more is added at random, so that clients spread out (peers\n"+
 		"are kept at most 16h)")
 	fs.IntVar(&f.maxPeers, "max-peers", 50_000_000, "most peers held in memory (the default needs about 2 GB); past `N`, new\n"+
-		"peers are refused with \"tracker is full\"; 0 for no bound")
+		"peers are refused with \"tracker is full\"; 0 for no bound (memory store;\n"+
+		"bound Redis with its maxmemory)")
 	fs.IntVar(&c.maxAddrPeers, "max-peers-per-addr", 50_000, "most peers one address (one /64 for IPv6) holds over all swarms; past `N`,\n"+
-		"its announces are answered but add no peer; 0 for no bound")
+		"its announces are answered but add no peer; 0 for no bound (memory store)")
 	fs.IntVar(&c.maxSwarmAddr, "max-peers-per-swarm-addr", 32, "most peers one address (one /64 for IPv6) holds in one swarm; past `N`,\n"+
-		"its announces are answered but add no peer; 0 for no bound")
+		"its announces are answered but add no peer; 0 for no bound (memory store)")
 	fs.Float64Var(&c.rateLimit, "rate-limit", defaultRateLimit, "most announces and scrapes per second (`N` may be a fraction) from one\n"+
 		"address, or one /64 for IPv6, once -rate-burst is spent; requests over\n"+
 		"it are refused at once with \"retry in\" 1 minute; 0 for no limit. A client\n"+
@@ -231,6 +238,7 @@ func newFlags(c *config) *flags {
 	f.groups = []flagGroup{
 		{"Listeners", []string{"http", "http-fast", "https", "tls-cert", "tls-key", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
+		{"Swarms", []string{"store"}},
 		{"Private tracker with accounting", []string{"db", "spool", "admin", "admin-token-file", "admin-allow-remote", "memory-limit"}},
 		{"Limits and behaviour", []string{"interval", "max-peers", "max-peers-per-addr", "max-peers-per-swarm-addr", "rate-limit", "rate-burst", "max-conns-per-addr", "max-conns", "full-scrape", "public-scrape", "trusted-proxy", "client-ip-header", "allow-private-addrs"}},
 		{"Operations", []string{"log-format", "log-level", "shutdown-grace", "shutdown-timeout"}},
@@ -343,6 +351,11 @@ func (f *flags) check(c *config) error {
 		return usagef("%s %v: want a positive duration", f.src("shutdown-timeout"), c.shutdownTimeout)
 	}
 	c.maxPeers = f.maxPeers
+	st, err := parseStore(f.store)
+	if err != nil {
+		return usagef("%s: %v", f.src("store"), err)
+	}
+	c.store = st
 
 	for _, s := range f.proxies.values {
 		p, err := parsePrefix(s)
@@ -439,7 +452,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func (f *flags) printHelp(w io.Writer) {
 	fmt.Fprint(w, `annuaire is a BitTorrent tracker: it answers HTTP and UDP announces and
 scrapes (BEP 3, 7, 15, 21, 23, 24, 31, 41, 48, 52), over IPv4 and IPv6, and
-keeps its swarms in memory.
+keeps its swarms in memory, or in a Redis shared by several instances.
 
 Usage: annuaire [flags]
 

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -101,6 +102,16 @@ func TestParseConfig(t *testing.T) {
 			func(c *config) bool { return c.clientIPHeader == "X-Real-IP" && c.allowPrivate }},
 		{"logging", []string{"-log-format", "json", "-log-level", "WARN"}, nil,
 			func(c *config) bool { return c.logFormat == "json" && c.logLevel == slog.LevelWarn }},
+		{"redis store", []string{"-store", "redis://127.0.0.1:6379/2"}, nil,
+			func(c *config) bool {
+				return c.store.redisURL == "redis://127.0.0.1:6379/2" && c.store.String() == c.store.redisURL
+			}},
+		{"store from the environment, password hidden", nil, []string{"ANNUAIRE_STORE=rediss://user:hunter2@redis.example:6380/0"},
+			func(c *config) bool {
+				return c.store.redisURL == "rediss://user:hunter2@redis.example:6380/0" && c.store.String() == "rediss://user:xxxxx@redis.example:6380/0"
+			}},
+		{"memory store", []string{"-store", "memory"}, []string{"ANNUAIRE_STORE=redis://h/0"},
+			func(c *config) bool { return c.store == (store{}) && c.store.String() == "memory" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parseConfig(tc.args, envOf(tc.env...))
@@ -143,6 +154,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"-conn-id-key", "00112233445566778899aabbccddeeff", "-conn-id-key-file", "k"}, nil, "both set", true},
 		{[]string{"-conn-id-key-file", "/nonexistent/key"}, nil, "-conn-id-key-file: open /nonexistent/key", false},
 		{nil, []string{"ANNUAIRE_CONN_ID_KEY=abcdef0123456789"}, "ANNUAIRE_CONN_ID_KEY: 8 bytes", true},
+		{[]string{"-store", "postgres://db/tracker"}, nil, `-store: want "memory" or a redis://`, true},
+		{[]string{"-store", ""}, nil, `-store: want "memory"`, true},
+		{nil, []string{"ANNUAIRE_STORE=redis://u:abcdef0123456789@h:6379/notadb"}, "ANNUAIRE_STORE: redis://u:xxxxx@h:6379/notadb: invalid database number", true},
+		{[]string{"-store", "redis://u:abcdef0123456789@h:port/0"}, nil, "-store: not a valid URL", true},
 	} {
 		_, err := parseConfig(tc.args, envOf(tc.env...))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -156,4 +171,43 @@ func TestParseConfigErrors(t *testing.T) {
 			t.Errorf("parseConfig(%q, %q) = %v: the key is in the error", tc.args, tc.env, err)
 		}
 	}
+}
+
+// FuzzParseStore: parseStore never panics, and neither what it accepts
+// nor its errors show a password.
+func FuzzParseStore(f *testing.F) {
+	for _, s := range []string{
+		"memory", "redis://127.0.0.1:6379/0", "rediss://user:secret@redis.example:6380/3",
+		"redis://:secret@host", "unix:///run/redis.sock?db=2", "redis://host:6379/0?dial_timeout=3s",
+		"redis://host/notadb", "redis://[::1]:6379", "mysql://x", "", "redis://u:p@h:badport/0",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		st, err := parseStore(s)
+		if err == nil && s == "memory" {
+			if st != (store{}) {
+				t.Fatalf("parseStore(memory) = %+v", st)
+			}
+			return
+		}
+		if err == nil && st.redisURL != s {
+			t.Fatalf("parseStore(%q) kept %q", s, st.redisURL)
+		}
+		// With a password of its own in the URL, neither the error nor
+		// the store's String shows it.
+		u, perr := url.Parse(s)
+		if perr != nil || u.User == nil {
+			return
+		}
+		const secret = "Zq7pW3xK"
+		u.User = url.UserPassword(u.User.Username(), secret)
+		st, err = parseStore(u.String())
+		switch {
+		case err != nil && strings.Contains(err.Error(), secret):
+			t.Fatalf("parseStore(%q) = %v: the password is in the error", u, err)
+		case err == nil && strings.Contains(st.String(), secret):
+			t.Fatalf("parseStore(%q).String() = %q shows the password", u, st.String())
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/annuaire/tracker"
 	"github.com/annuaire/tracker/prom"
+	"github.com/annuaire/tracker/redisstore"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -27,7 +28,7 @@ func exportedSeries(t *testing.T) (series map[string]bool, families []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := newRegistry(reqs, tr, conns)
+	reg, err := newRegistry(reqs, tr, conns, func() redisstore.Stats { return redisstore.Stats{} })
 	if err != nil {
 		t.Fatal(err)
 	}

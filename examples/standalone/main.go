@@ -1,6 +1,7 @@
 // Command annuaire is the standalone annuaire BitTorrent tracker: HTTP and
-// UDP announces and scrapes over IPv4 and IPv6, swarms in memory,
-// Prometheus metrics, and the access lists of a private tracker.
+// UDP announces and scrapes over IPv4 and IPv6, swarms in memory or in a
+// Redis shared by several instances, Prometheus metrics, and the access
+// lists of a private tracker.
 //
 // Build a single static binary and run it:
 //
@@ -21,6 +22,13 @@
 // sees half a file. A file that does not parse is logged and the previous
 // content stays in force.
 //
+// With -store redis://HOST:PORT/DB, the swarms live in Redis, and every
+// instance started with the same -store and -conn-id-key answers every
+// client: put them behind one DNS name or an anycast address. An instance
+// checks at start that Redis answers; while Redis is away, announces and
+// scrapes fail with a generic error, and service resumes as soon as it is
+// back.
+//
 // SIGINT and SIGTERM shut the server down gracefully: /readyz turns 503
 // and everything is served as before for -shutdown-grace, so that load
 // balancers move clients away; then the listeners close, every request
@@ -30,8 +38,9 @@
 // exits 1.
 //
 // With -metrics, Prometheus reads /metrics (requests by protocol,
-// operation and outcome, their latency, swarms and peers, the Go runtime
-// and the process); grafana-dashboard.json in this directory charts them.
+// operation and outcome, their latency, swarms and peers, the Redis
+// store's calls, failures and latency, the Go runtime and the process);
+// grafana-dashboard.json in this directory charts them.
 // /healthz answers 200 while the process runs, /readyz 200 while it serves.
 //
 // Logs go to standard error, as text or JSON (-log-format): the

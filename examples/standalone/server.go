@@ -21,6 +21,7 @@ import (
 
 	"github.com/annuaire/tracker"
 	"github.com/annuaire/tracker/prom"
+	"github.com/annuaire/tracker/redisstore"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -66,8 +67,9 @@ type server struct {
 	cfg   *config
 	log   *slog.Logger
 	t     *tracker.Tracker
-	lists []*list     // the files SIGHUP re-reads
-	acct  *accountant // nil without -db
+	redis *redisstore.Store // nil with the memory store
+	lists []*list           // the files SIGHUP re-reads
+	acct  *accountant       // nil without -db
 
 	http     *http.Server   // nil without -http and -https
 	httpLns  []net.Listener // bounded by conns
@@ -158,6 +160,17 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 	}
+	if cfg.store.redisURL != "" {
+		if s.redis, err = openRedis(cfg); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				s.redis.Close()
+			}
+		}()
+		tc.Store = s.redis
+	}
 	var reqs *prom.Requests
 	if cfg.metricsAddr != "" {
 		// Timing requests costs two clock reads each: only with metrics.
@@ -229,6 +242,8 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			}
 			s.udpConns = append(s.udpConns, conns)
 		}
+		// A remote store is called from the UDP server's workers: the
+		// readers go on reading while it answers.
 		if s.udp, err = s.t.NewUDPServer(tracker.UDPConfig{
 			ConnIDKey: cfg.connIDKey,
 			Readers:   max(1, runtime.GOMAXPROCS(0)/len(s.udpConns[0])),
@@ -255,10 +270,32 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 	return s, nil
 }
 
+// openRedis opens the Redis store of -store and checks that Redis answers
+// within a few seconds, so that a wrong address stops the server at once.
+// Peers live as long as the memory store would keep them.
+func openRedis(cfg *config) (*redisstore.Store, error) {
+	ttl := min(cfg.interval+cfg.interval/10+cfg.interval/2, 24*time.Hour)
+	rs, err := redisstore.Open(cfg.store.redisURL, redisstore.Config{PeerTTL: ttl})
+	if err != nil {
+		return nil, fmt.Errorf("-store %s: %w", cfg.store, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rs.Ping(ctx); err != nil {
+		rs.Close()
+		return nil, fmt.Errorf("-store %s: %w", cfg.store, err)
+	}
+	return rs, nil
+}
+
 // metricsHandler serves /metrics, /healthz, /readyz and, with -pprof,
 // /debug/pprof/.
 func (s *server) metricsHandler(reqs *prom.Requests) (http.Handler, error) {
-	reg, err := newRegistry(reqs, s.t, s.conns)
+	var stats func() redisstore.Stats
+	if s.redis != nil {
+		stats = s.redis.Stats
+	}
+	reg, err := newRegistry(reqs, s.t, s.conns, stats)
 	if err != nil {
 		return nil, err
 	}
@@ -293,21 +330,26 @@ func (s *server) metricsHandler(reqs *prom.Requests) (http.Handler, error) {
 
 // newRegistry returns a registry of the server's metrics: the requests
 // reqs observes, t's Stats, the HTTP connections of conns (if not nil),
-// the Go runtime and the process. It is private to the server: nothing is
-// registered globally.
-func newRegistry(reqs *prom.Requests, t *tracker.Tracker, conns *tracker.ConnLimiter) (*prometheus.Registry, error) {
+// the figures of a Redis store (if storeStats is not nil), the Go runtime
+// and the process. It is private to the server: nothing is registered
+// globally.
+func newRegistry(reqs *prom.Requests, t *tracker.Tracker, conns *tracker.ConnLimiter, storeStats func() redisstore.Stats) (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
 	if conns != nil {
 		if err := reg.Register(connCollector{conns}); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
 	}
-	for _, c := range []prometheus.Collector{
+	cs := []prometheus.Collector{
 		reqs,
 		prom.NewStatsCollector(metricsNamespace, t),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
+	}
+	if storeStats != nil {
+		cs = append(cs, newStoreCollector(metricsNamespace, storeStats))
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
@@ -416,6 +458,7 @@ func (s *server) logStart() {
 		"udp", cfg.udpAddrs,
 		"metrics", cfg.metricsAddr,
 		"pprof", cfg.pprof,
+		"store", cfg.store.String(),
 		"db", redactDB(cfg.dbDir),
 		"admin", cfg.adminAddr,
 		"memory_limit", cfg.memoryLimit,
@@ -443,6 +486,9 @@ func (s *server) logStart() {
 		"gomaxprocs", runtime.GOMAXPROCS(0),
 	)
 	s.log.Info("configuration", attrs...)
+	if s.redis != nil && cfg.connIDKey == nil && len(cfg.udpAddrs) > 0 {
+		s.log.Warn("the UDP connection-id key is random: instances sharing the store refuse each other's connection ids; set -conn-id-key")
+	}
 	if s.cert != nil {
 		s.log.Info("certificate", append([]any{"file", s.cert.certFile}, certAttrs(s.cert.cur.Load())...)...)
 	}
@@ -686,6 +732,9 @@ func (s *server) shutdown(signals <-chan os.Signal) error {
 	}
 	if err := s.t.Close(); err != nil {
 		s.log.Error("closing the tracker", "err", err)
+	}
+	if s.redis != nil {
+		s.redis.Close() // the tracker does not close a store it was given
 	}
 	var acctErr error
 	if s.acct != nil {

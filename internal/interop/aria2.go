@@ -141,6 +141,9 @@ func Aria2(ctx context.Context, t testing.TB, sc Scenario) (*Result, error) {
 	t.Helper()
 	requireProgram(t, "aria2c", "aria2")
 	requireLibtorrent(t)
+	if err := sc.oneTracker(); err != nil {
+		return nil, err
+	}
 	tracker, want, err := sc.checkContent()
 	if err != nil {
 		return nil, err
@@ -199,6 +202,9 @@ func Aria2Seeder(ctx context.Context, t testing.TB, sc Scenario) (*Result, error
 	t.Helper()
 	requireProgram(t, "aria2c", "aria2")
 	requireLibtorrent(t)
+	if err := sc.oneTracker(); err != nil {
+		return nil, err
+	}
 	tracker, want, err := sc.checkContent()
 	if err != nil {
 		return nil, err

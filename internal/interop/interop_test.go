@@ -59,6 +59,7 @@ func TestLibtorrentOpentracker(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name, scheme, path string
+		leecherScheme      string // the leecher's, when not scheme
 		private, hybrid    bool
 		enc                Encryption
 	}{
@@ -72,11 +73,18 @@ func TestLibtorrentOpentracker(t *testing.T) {
 		{name: "udp-hybrid-private", scheme: "udp", path: "/announce", private: true, hybrid: true},
 		{name: "http-encrypted", scheme: "http", path: "/announce", enc: EncryptionRequired},
 		{name: "udp-plaintext", scheme: "udp", path: "/announce", enc: EncryptionDisabled},
+		// Two announce URLs that share swarms: opentracker answers HTTP
+		// and UDP on one port.
+		{name: "http-seeder-udp-leecher", scheme: "http", path: "/announce", leecherScheme: "udp"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ot, tor := withOpentracker(t, tt.private, tt.hybrid)
-			res, err := Libtorrent(bounded(t), t, Scenario{Tracker: ot.URL(tt.scheme, tt.path), Torrent: tor, Encryption: tt.enc})
+			sc := Scenario{Tracker: ot.URL(tt.scheme, tt.path), Torrent: tor, Encryption: tt.enc}
+			if tt.leecherScheme != "" {
+				sc.LeecherTracker = ot.URL(tt.leecherScheme, tt.path)
+			}
+			res, err := Libtorrent(bounded(t), t, sc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -283,5 +291,9 @@ func TestScenarioTracker(t *testing.T) {
 		if _, err := (&Scenario{Torrent: tor, Tracker: bad}).check(); err == nil {
 			t.Errorf("scenario with tracker %q is accepted; want an error (loopback http or udp only)", bad)
 		}
+	}
+	sc := &Scenario{Torrent: tor, LeecherTracker: "http://127.0.0.1:7070/announce"}
+	if sc.oneTracker() == nil {
+		t.Error("a scenario with a LeecherTracker passes oneTracker; the runners other than Libtorrent must refuse it")
 	}
 }

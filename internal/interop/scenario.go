@@ -108,6 +108,15 @@ func (sc *Scenario) leecherURL(seeder *url.URL) (*url.URL, error) {
 	return u, err
 }
 
+// oneTracker refuses a scenario with a tracker per side, for the runners
+// that do not run one.
+func (sc *Scenario) oneTracker() error {
+	if sc.LeecherTracker != "" {
+		return errors.New("interop: only the libtorrent runner takes a LeecherTracker")
+	}
+	return nil
+}
+
 // checkContent is check, and also returns the content of sc's torrent,
 // which a run's download must equal.
 func (sc *Scenario) checkContent() (*url.URL, []byte, error) {

@@ -76,6 +76,9 @@ func Transmission(ctx context.Context, t testing.TB, sc Scenario) (*Result, erro
 	t.Helper()
 	bin := requireProgram(t, "transmission-cli", "transmission-cli")
 	requireLibtorrent(t)
+	if err := sc.oneTracker(); err != nil {
+		return nil, err
+	}
 	tracker, want, err := sc.checkContent()
 	if err != nil {
 		return nil, err
