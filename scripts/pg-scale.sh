@@ -23,6 +23,9 @@ Usage: scripts/pg-scale.sh [flags]
   -torrents N   torrents (default 700000)
   -rate N       announces per second after the prefill (default 20000)
   -duration S   seconds of the measured run (default 180)
+  -inflight N   UDP requests in flight (default 512: a started waits for
+                its batch to be durable, so the prefill's rate is about
+                this over the commit time)
   -outage S     stop PostgreSQL for S seconds in the middle of the run
                 (pg_ctl stop -m fast, then start; default 0: none)
   -server-flags S  more flags for the server
@@ -39,8 +42,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench-lib.sh
 . "$root/scripts/bench-lib.sh"
 
-users=2000000 torrents=700000 rate=20000 duration=180 outage=0 server_flags=""
-parse_flags "users torrents rate duration outage server-flags" "$@"
+users=2000000 torrents=700000 rate=20000 duration=180 outage=0 inflight=512 server_flags=""
+parse_flags "users torrents rate duration outage inflight server-flags" "$@"
 
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$pgbin" ] || die "PostgreSQL is not installed (Debian package postgresql)"
@@ -127,7 +130,7 @@ if [ "$outage" -gt 0 ]; then
 		echo "$(date -u +%T)  PostgreSQL started again"
 	) &
 fi
-"$work/loadgen" -udp "127.0.0.1:$port" -passkeys -peers "$users" -swarms "$torrents" -rate "$rate" \
+"$work/loadgen" -udp "127.0.0.1:$port" -passkeys -peers "$users" -swarms "$torrents" -rate "$rate" -inflight "$inflight" \
 	-duration "$duration" -warmup 5 -server-pid "$server"
 sleep 15 # the backlog drains
 kill "$watcher" 2>/dev/null || true
