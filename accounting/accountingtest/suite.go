@@ -425,53 +425,19 @@ func testReplay(t *testing.T, h *harness) {
 		}
 	}
 	// The same records applied one at a time give the same ledger.
-	m := modelOf(recs, Rules)
+	m := NewModel(Rules)
+	m.Apply(recs)
 	for u := range users {
-		got, want := h.user(uint64(u+1)), m.users[uint64(u+1)]
+		id := uint64(u + 1)
+		got, want := h.user(id), accounting.UserTotals{ID: id}
+		if w := m.Users[id]; w != nil {
+			want = *w
+		}
 		got.Seeding, got.Leeching = 0, 0
 		if got != want {
-			t.Errorf("user %d: %+v; want %+v (the records applied in order with accounting.Credit)", u+1, got, want)
+			t.Errorf("user %d: %+v; want %+v (the records applied in order with accounting.Credit)", id, got, want)
 		}
 	}
-}
-
-// model applies records in order with accounting.Credit: the oracle.
-type model struct {
-	users map[uint64]accounting.UserTotals
-}
-
-func modelOf(recs []accounting.Record, rules accounting.Rules) model {
-	type peerKey struct {
-		user uint64
-		ih   tracker.InfoHash
-		id   tracker.PeerID
-	}
-	type snatchKey struct {
-		user uint64
-		ih   tracker.InfoHash
-	}
-	m := model{users: map[uint64]accounting.UserTotals{}}
-	base := map[peerKey]accounting.Baseline{}
-	snatched := map[snatchKey]bool{}
-	for i := range recs {
-		r := &recs[i]
-		k := peerKey{r.User, r.InfoHash, r.PeerID}
-		b, known := base[k]
-		d := accounting.Credit(b, known, r, rules)
-		base[k] = d.Baseline
-		u := m.users[r.User]
-		u.ID = r.User
-		u.Uploaded += d.Up
-		u.Downloaded += d.Down
-		u.RawUploaded += d.RawUp
-		u.RawDownloaded += d.RawDown
-		if d.Snatch && !snatched[snatchKey{r.User, r.InfoHash}] {
-			snatched[snatchKey{r.User, r.InfoHash}] = true
-			u.Snatches++
-		}
-		m.users[r.User] = u
-	}
-	return m
 }
 
 func testConcurrentPeer(t *testing.T, h *harness) {

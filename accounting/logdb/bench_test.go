@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/annuaire/tracker/accounting"
+	"github.com/annuaire/tracker/accounting/accountingtest"
 	"github.com/annuaire/tracker/accounting/logdb/internal/workload"
 )
 
@@ -60,10 +61,10 @@ func TestScale(t *testing.T) {
 	dir := t.TempDir()
 	db := open(t, dir, Options{})
 	ctx := context.Background()
-	var m *workload.Model
+	var m *accountingtest.Model
 	var j workload.Journal = db
 	if !full {
-		m = workload.NewModel(testRules)
+		m = accountingtest.NewModel(testRules)
 		j = modelled{db, m}
 	}
 	g := workload.New(cfg)
@@ -101,7 +102,7 @@ func TestScale(t *testing.T) {
 // modelled applies every batch to the model too.
 type modelled struct {
 	*DB
-	m *workload.Model
+	m *accountingtest.Model
 }
 
 func (j modelled) Apply(ctx context.Context, batch []accounting.Record) error {

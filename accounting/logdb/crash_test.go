@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/annuaire/tracker/accounting"
+	"github.com/annuaire/tracker/accounting/accountingtest"
 	"github.com/annuaire/tracker/accounting/logdb/internal/workload"
 )
 
@@ -117,7 +118,7 @@ func TestCrash(t *testing.T) {
 	c := crashSetup()
 	dir := t.TempDir()
 	// What the database must hold after each batch.
-	m := workload.NewModel(testRules)
+	m := accountingtest.NewModel(testRules)
 	prints := make([]uint64, c.batches)
 	c.batchesFrom(0, func(i int, b []accounting.Record) error {
 		m.Apply(b)
@@ -150,7 +151,7 @@ func TestCrash(t *testing.T) {
 			switch {
 			case last >= 0 && got == prints[last]:
 			case last+1 < c.batches && got == prints[last+1]:
-			case last < 0 && got == modelPrint(workload.NewModel(testRules), c.pop.Users):
+			case last < 0 && got == modelPrint(accountingtest.NewModel(testRules), c.pop.Users):
 			default:
 				t.Fatalf("kill %d: the database matches neither batch %d nor %d", kill, last, last+1)
 			}
@@ -231,7 +232,7 @@ func runChild(t *testing.T, dir string, from, acks int, delay time.Duration) (do
 }
 
 // modelPrint and dbPrint digest every user's totals.
-func modelPrint(m *workload.Model, users int) uint64 {
+func modelPrint(m *accountingtest.Model, users int) uint64 {
 	h := fnv.New64a()
 	for id := uint64(1); id <= uint64(users); id++ {
 		var u accounting.UserTotals

@@ -11,6 +11,7 @@ import (
 
 	"github.com/annuaire/tracker"
 	"github.com/annuaire/tracker/accounting"
+	"github.com/annuaire/tracker/accounting/accountingtest"
 	"github.com/annuaire/tracker/accounting/logdb/internal/workload"
 )
 
@@ -42,7 +43,7 @@ func abandon(db *DB) {
 }
 
 // compare checks every user, torrent and history of m against db.
-func compare(t *testing.T, db *DB, m *workload.Model, now time.Time) {
+func compare(t *testing.T, db *DB, m *accountingtest.Model, now time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	bad := 0
@@ -96,7 +97,7 @@ func TestModel(t *testing.T) {
 	now := time.Unix(0, g.Now()).Add(2 * time.Minute)
 	opts := Options{Now: func() time.Time { return now }, SnapshotBytes: 200 << 10}
 	db := open(t, dir, opts)
-	m := workload.NewModel(testRules)
+	m := accountingtest.NewModel(testRules)
 	ctx := context.Background()
 	var buf []accounting.Record
 	for i := range 40 {
@@ -215,7 +216,7 @@ func TestApplyTwice(t *testing.T) {
 	g := workload.New(workload.Config{Users: 50, Peers: 200, Torrents: 30, Seed: 3})
 	now := time.Unix(0, g.Now())
 	db := open(t, t.TempDir(), Options{Now: func() time.Time { return now }})
-	m := workload.NewModel(testRules)
+	m := accountingtest.NewModel(testRules)
 	ctx := context.Background()
 	var prev []accounting.Record
 	for i := range 30 {
@@ -509,7 +510,7 @@ func TestSnapshotWhileApplying(t *testing.T) {
 	defer func(n uint32) { snapshotBlock = n }(snapshotBlock)
 	snapshotBlock = 8 // many turns of the lock, between which batches apply
 	db := open(t, t.TempDir(), Options{SnapshotBytes: 1 << 40})
-	m := workload.NewModel(testRules)
+	m := accountingtest.NewModel(testRules)
 	ctx := context.Background()
 	apply := func(b []accounting.Record) {
 		if err := db.Apply(ctx, b); err != nil {
@@ -573,7 +574,7 @@ func TestSnapshotMemory(t *testing.T) {
 	g := workload.New(workload.Config{Users: 500, Peers: 1500, Torrents: 200, Seed: 4})
 	now := time.Unix(0, g.Now())
 	db := open(t, t.TempDir(), Options{SnapshotBytes: 100 << 10, Now: func() time.Time { return now }})
-	m := workload.NewModel(testRules)
+	m := accountingtest.NewModel(testRules)
 	for i := range 60 {
 		b := g.Next(nil, 100)
 		if i < 15 {

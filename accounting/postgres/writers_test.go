@@ -14,78 +14,13 @@ import (
 	"github.com/annuaire/tracker/trackertest"
 )
 
-// ledgerModel applies records in order with accounting.Credit, as a
-// single backend applying them one at a time would: the oracle of the
-// tests with several writers.
-type ledgerModel struct {
-	users    map[uint64]*accounting.UserTotals
-	torrents map[tracker.InfoHash]*accounting.TorrentTotals
-	history  map[pairKey]*accounting.History
-	base     map[peerKey]accounting.Baseline
-	snatched map[pairKey]bool
-}
-
-func newModel() *ledgerModel {
-	return &ledgerModel{
-		users:    map[uint64]*accounting.UserTotals{},
-		torrents: map[tracker.InfoHash]*accounting.TorrentTotals{},
-		history:  map[pairKey]*accounting.History{},
-		base:     map[peerKey]accounting.Baseline{},
-		snatched: map[pairKey]bool{},
-	}
-}
-
-func (m *ledgerModel) apply(rules accounting.Rules, recs ...accounting.Record) {
-	for i := range recs {
-		r := &recs[i]
-		k := peerKey{r.User, r.InfoHash, r.PeerID}
-		b, known := m.base[k]
-		d := accounting.Credit(b, known, r, rules)
-		m.base[k] = d.Baseline
-		if d.Stale {
-			continue
-		}
-		u := m.users[r.User]
-		if u == nil {
-			u = &accounting.UserTotals{ID: r.User}
-			m.users[r.User] = u
-		}
-		t := m.torrents[r.InfoHash]
-		if t == nil {
-			t = &accounting.TorrentTotals{InfoHash: r.InfoHash}
-			m.torrents[r.InfoHash] = t
-		}
-		pk := pairKey{r.User, r.InfoHash}
-		h := m.history[pk]
-		if h == nil {
-			h = &accounting.History{InfoHash: r.InfoHash}
-			m.history[pk] = h
-		}
-		u.Uploaded += d.Up
-		u.Downloaded += d.Down
-		u.RawUploaded += d.RawUp
-		u.RawDownloaded += d.RawDown
-		t.Uploaded += d.Up
-		t.Downloaded += d.Down
-		h.Uploaded += d.Up
-		h.Downloaded += d.Down
-		h.RawUploaded += d.RawUp
-		h.RawDownloaded += d.RawDown
-		h.SeedTime += d.SeedTime
-		if d.Snatch && !m.snatched[pk] {
-			m.snatched[pk] = true
-			u.Snatches++
-			t.Snatches++
-			h.CompletedAt = time.Unix(0, r.Time)
-		}
-	}
-}
-
-// check compares what backend b reports with the model.
-func (m *ledgerModel) check(t *testing.T, b accounting.Backend) {
+// checkModel compares what backend b reports with m: the records applied
+// in order with accounting.Credit, as a single backend applying them one
+// at a time would.
+func checkModel(t *testing.T, m *accountingtest.Model, b accounting.Backend) {
 	t.Helper()
 	ctx := context.Background()
-	for id, want := range m.users {
+	for id, want := range m.Users {
 		got, err := b.User(ctx, id)
 		if err != nil {
 			t.Fatalf("User(%d): %v", id, err)
@@ -99,7 +34,7 @@ func (m *ledgerModel) check(t *testing.T, b accounting.Backend) {
 			t.Fatalf("UserTorrents(%d): %v", id, err)
 		}
 		for _, got := range rows {
-			want := m.history[pairKey{id, got.InfoHash}]
+			want := m.History[accountingtest.HistKey{User: id, InfoHash: got.InfoHash}]
 			if want == nil {
 				t.Errorf("user %d: a history row for %v, which it never announced", id, got.InfoHash)
 				continue
@@ -110,7 +45,7 @@ func (m *ledgerModel) check(t *testing.T, b accounting.Backend) {
 			}
 		}
 	}
-	for h, want := range m.torrents {
+	for h, want := range m.Torrents {
 		got, err := b.Torrent(ctx, h)
 		if err != nil {
 			t.Fatalf("Torrent(%v): %v", h, err)
@@ -185,8 +120,8 @@ func TestWriters(t *testing.T) {
 		}
 	}
 	recs := sessions(time.Now().Add(-time.Hour).Truncate(time.Second), users, torrents, peers, steps)
-	m := newModel()
-	m.apply(rules, recs...)
+	m := accountingtest.NewModel(rules)
+	m.Apply(recs)
 
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -209,8 +144,8 @@ func TestWriters(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("Apply: %v", err)
 	}
-	m.check(t, backends[2])
-	if m.users[1].Snatches == 0 || m.users[1].Uploaded == 0 {
-		t.Fatalf("the model credits user 1 with %+v; want bytes and snatches", *m.users[1])
+	checkModel(t, m, backends[2])
+	if m.Users[1].Snatches == 0 || m.Users[1].Uploaded == 0 {
+		t.Fatalf("the model credits user 1 with %+v; want bytes and snatches", *m.Users[1])
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/annuaire/tracker/accounting"
+	"github.com/annuaire/tracker/accounting/accountingtest"
 	"github.com/annuaire/tracker/accounting/logdb/internal/workload"
 	bolt "go.etcd.io/bbolt"
 )
@@ -41,7 +42,7 @@ func (j *boltJournal) sums(t *testing.T) (r sums) {
 func TestEnginesAgree(t *testing.T) {
 	rules := accounting.Rules{PeerTTL: time.Hour, SeedGap: 45 * time.Minute}
 	cfg := workload.Config{Users: 200, Peers: 600, Torrents: 100, Seed: 5}
-	m := workload.NewModel(rules)
+	m := accountingtest.NewModel(rules)
 	g := workload.New(cfg)
 	var batches [][]accounting.Record
 	batches = append(batches, g.Fill(nil, 0, cfg.Peers))
