@@ -51,9 +51,11 @@ type Config struct {
 	// the spool alone is not enough, because a record that waits in one
 	// tracker's spool could reach the backend after the next session of
 	// the same peer, announced to another tracker, and be credited
-	// nothing. While the backend is failing such announces fail at once
-	// with ErrNotDurable (their clients try again), and the others are
-	// answered and wait in the buffer and the spool as usual.
+	// nothing. While the backend is failing, and while more than two
+	// batches of records wait before theirs (the backlog of an outage,
+	// being applied), such announces fail at once with ErrNotDurable
+	// (their clients try again); the others are answered and wait in the
+	// buffer and the spool as usual.
 	Shared bool
 }
 
@@ -451,7 +453,10 @@ func (l *Ledger) waitSafe(ctx context.Context, seq uint64) error {
 		case l.safe >= seq && (!l.cfg.Shared || l.applied >= seq):
 			l.mu.Unlock()
 			return nil
-		case l.unsafe, l.cfg.Shared && l.down:
+		case l.unsafe, l.cfg.Shared && (l.down || seq-l.applied > uint64(2*l.cfg.BatchSize)):
+			// With Config.Shared, a record behind more than two batches
+			// (the backlog of an outage being applied) would hold its
+			// announce, and the worker serving it, for seconds.
 			l.mu.Unlock()
 			return ErrNotDurable
 		}
@@ -606,8 +611,16 @@ func (l *Ledger) flush() {
 			return
 		}
 		l.mu.Lock()
-		more := l.spooled > 0 || l.n >= l.cfg.BatchSize || l.waitFor > l.safe || l.flushTo > l.applied
+		catchingUp := l.spooled > 0
+		more := catchingUp || l.n >= l.cfg.BatchSize || l.waitFor > l.safe || l.flushTo > l.applied
 		l.mu.Unlock()
+		if catchingUp {
+			// The spool goes first, and applying it after an outage
+			// takes a while: the records arriving meanwhile follow it
+			// there once the buffer is half full, rather than fill the
+			// buffer and hold up the announces that add to it.
+			l.spill(false)
+		}
 		if n == 0 || !more {
 			return
 		}

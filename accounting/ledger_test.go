@@ -368,6 +368,97 @@ func TestLedgerShared(t *testing.T) {
 	}
 }
 
+// gated is a backend whose Apply waits for a token.
+type gated struct {
+	accounting.Backend
+	tokens chan struct{}
+}
+
+func (g gated) Apply(ctx context.Context, batch []accounting.Record) error {
+	select {
+	case <-g.tokens:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Backend.Apply(ctx, batch)
+}
+
+// TestLedgerSharedCatchUp: with Config.Shared, an announce that must be
+// durable while the backlog of an outage is being applied fails at once,
+// rather than holding its worker until the backlog ahead of it is
+// applied; once the backlog is applied, the client's retry is answered
+// after its own batch, as usual.
+func TestLedgerSharedCatchUp(t *testing.T) {
+	spool := filepath.Join(t.TempDir(), "spool")
+	e := newEnv(t, accounting.Config{Spool: spool, BufferSize: 16, BatchSize: 8, Shared: true})
+	g := gated{Backend: e.b, tokens: make(chan struct{}, 1)}
+	e.f.Backend = g
+	e.f.SetDown(true)
+	e.mustAnnounce(1, 1, 100, 0, 10, tracker.EventNone)
+	for i := range 40 {
+		e.mustAnnounce(1, 1, int64(i+2)*100, 0, 10, tracker.EventNone)
+	}
+	// The backend is back, and applies one batch of the backlog, then
+	// takes its time with the next.
+	e.f.SetDown(false)
+	g.tokens <- struct{}{}
+	waitFor(t, "a batch applied", func() bool { return e.l.Stats().Applied == 8 })
+	start := time.Now()
+	release := time.AfterFunc(10*time.Second, func() { close(g.tokens) }) // a failing test ends
+	err := e.announce(1, trackertest.Hash(1), 1, 5000, 0, 10, tracker.EventStopped)
+	if d := time.Since(start); !errors.Is(err, accounting.ErrNotDurable) || d > 2*time.Second {
+		t.Errorf("a stopped behind %d records being applied: %v after %v; want ErrNotDurable at once", e.l.Stats().Backlog, err, d)
+	}
+	if release.Stop() {
+		close(g.tokens)
+	}
+	e.flush()
+	e.mustAnnounce(1, 1, 6000, 0, 10, tracker.EventStopped) // the client's retry
+	if st := e.l.Stats(); st.Backlog != 0 || st.Applied != 43 {
+		t.Errorf("Stats after the retried stopped: %+v; want every record applied before its reply", st)
+	}
+	if u := e.totals(1); u.RawUploaded != 6000 {
+		t.Errorf("uploaded %d; want 6000", u.RawUploaded)
+	}
+}
+
+// TestLedgerCatchUpSpills: while the spool of an outage is being applied,
+// batch by batch, the records of new announces follow it to the spool
+// rather than fill the buffer: announces never wait for room.
+func TestLedgerCatchUpSpills(t *testing.T) {
+	spool := filepath.Join(t.TempDir(), "spool")
+	e := newEnv(t, accounting.Config{Spool: spool, BufferSize: 16, BatchSize: 8})
+	g := gated{Backend: e.b, tokens: make(chan struct{}, 64)}
+	e.f.Backend = g
+	var open sync.Once
+	t.Cleanup(func() { open.Do(func() { close(g.tokens) }) }) // before the Ledger's Close
+	e.f.SetDown(true)
+	up := int64(0)
+	for range 40 {
+		up += 100
+		e.mustAnnounce(1, 1, up, 0, 10, tracker.EventNone)
+	}
+	e.f.SetDown(false)
+	for round := range 10 {
+		g.tokens <- struct{}{} // the backend takes one batch
+		for range 6 {
+			up += 100
+			start := time.Now()
+			if err := e.announce(1, trackertest.Hash(1), 1, up, 0, 10, tracker.EventNone); err != nil || time.Since(start) > time.Second {
+				t.Fatalf("round %d: an announce while the spool is applied: %v after %v; want an answer at once", round, err, time.Since(start))
+			}
+		}
+	}
+	open.Do(func() { close(g.tokens) })
+	e.flush()
+	if st := e.l.Stats(); st.Backlog != 0 || st.Applied != 100 {
+		t.Errorf("Stats at the end: %+v; want the 100 records applied", st)
+	}
+	if u := e.totals(1); u.RawUploaded != up {
+		t.Errorf("uploaded %d; want %d", u.RawUploaded, up)
+	}
+}
+
 // TestLedgerSpoolAtOpen: a spool left by a crash is applied at Open, and
 // applying it again (a crash after it was applied, before it was
 // removed) changes nothing.
@@ -501,6 +592,16 @@ func TestRulesFor(t *testing.T) {
 	} {
 		if got := accounting.RulesFor(tc.cfg); got != tc.want {
 			t.Errorf("RulesFor(%+v) = %+v; want %+v", tc.cfg, got, tc.want)
+		}
+	}
+}
+
+// waitFor waits until cond holds, for at most 10 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %s", what)
 		}
 	}
 }

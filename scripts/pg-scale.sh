@@ -26,8 +26,9 @@ Usage: scripts/pg-scale.sh [flags]
   -inflight N   UDP requests in flight (default 512: a started waits for
                 its batch to be durable, so the prefill's rate is about
                 this over the commit time)
-  -outage S     stop PostgreSQL for S seconds in the middle of the run
-                (pg_ctl stop -m fast, then start; default 0: none)
+  -outage S     stop PostgreSQL for S seconds in the middle of the
+                measured run, after the prefill (pg_ctl stop -m fast, then
+                start; default 0: none)
   -server-flags S  more flags for the server
   -h            this help
 EOF
@@ -122,7 +123,10 @@ watcher=$!
 
 if [ "$outage" -gt 0 ]; then
 	(
-		sleep $((duration / 2))
+		# The outage falls in the middle of the measured run: after the
+		# prefill's records are applied.
+		until [ "$(metric annuaire_accounting_applied_records_total || echo 0)" -ge "$users" ]; do sleep 1; done
+		sleep $(((duration - outage) / 2 + 5))
 		echo "$(date -u +%T)  stopping PostgreSQL for $outage s"
 		pg_stop
 		sleep "$outage"
