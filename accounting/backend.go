@@ -34,9 +34,11 @@ type Journal interface {
 	// applies [Credit] with the backend's [Rules], stores the new baseline, and adds the
 	// delta to the user's totals, the torrent's totals and the user's
 	// history on the torrent, and records a snatch once per user and
-	// torrent. Either all of it is durable when Apply returns nil, or
-	// none of it is. Applied twice, a batch changes nothing the second
-	// time.
+	// torrent. All of it is durable when Apply returns nil. Applied
+	// twice, a batch changes nothing the second time; so a backend may
+	// split a batch into transactions by user (each holding all of a
+	// user's records, in order), and, when Apply fails, have committed
+	// some of them: the Ledger applies the batch again.
 	Apply(ctx context.Context, batch []Record) error
 }
 

@@ -21,44 +21,113 @@ import (
 
 // How a batch is applied, in one transaction (READ COMMITTED):
 //
-//  1. One statement reads the baselines of the batch's peers, locking
-//     their rows (SELECT ... FOR UPDATE, one index probe per peer, in
-//     key order), and, for the peers without a row, whether their user
-//     exists.
+//  1. One statement reads the baselines of the batch's peers (one index
+//     probe per peer, in key order) with the version of each row (its
+//     ctid and xmin), and, for the peers without a row, whether their
+//     user exists.
 //  2. The records are credited in Go, in order, with accounting.Credit
 //     itself: each record against the baseline the previous ones left.
-//  3. One round trip writes the new baselines (UPDATE of the rows locked
-//     in 1, by their ctid; INSERT of the new peers), adds to the history
+//  3. One round trip writes the new baselines (UPDATE of the rows read
+//     in 1, by their ctid, if still the version read; INSERT of the new
+//     peers), adds to the history
 //     and records the snatches; the next adds to the users' and the
 //     torrents' totals, with the snatches that were new. Every statement
 //     takes one array per column (unnest): a batch is six statements
 //     whatever its size.
 //
-// Two transactions touching the same peers serialize on the row locks of
-// step 1: the second reads the baselines the first left. The statements
-// lock their rows in key order and run in the same order in every
-// transaction, so transactions do not deadlock one another. A new peer
-// has no row to lock: if another transaction inserts it first, the
-// INSERT of step 3 does nothing for it, and the batch is rolled back and
-// tried again, this time against that row.
+// Two transactions touching the same peer: if the other one changes its
+// row between steps 1 and 3, the UPDATE of step 3 finds a newer version
+// (another ctid and xmin) and skips it; if it inserts a new peer first,
+// the INSERT of step 3 does nothing for it. Either way the transaction
+// is rolled back and tried again, against the rows the other left, and
+// this time step 1 locks the rows it reads (SELECT ... FOR UPDATE), so
+// that the second try waits for a busy row rather than failing again.
+// Reading without locks on the first try saves writing a lock into
+// every row that step 3 writes anyway. The statements lock their rows in
+// key order and run in the same order in every transaction, so
+// transactions do not deadlock one another.
 
 // maxTries bounds the tries of one Apply on conflicts with concurrent
 // transactions.
 const maxTries = 10
+
+// minPart is the fewest records a part of a batch applied in a
+// transaction of its own holds: below it, a second transaction costs
+// more round trips than it saves.
+const minPart = 1024
 
 // errConflict reports that a concurrent transaction inserted one of the
 // batch's new peers first.
 var errConflict = errors.New("postgres: a concurrent batch created the same peer")
 
 // Apply implements accounting.Journal.
+//
+// A batch of at least twice minPart records is split by user into up to
+// Config.Writers parts, applied concurrently, each in a transaction of
+// its own: a user's records, history, snatches and totals are all in one
+// part, in the batch's order. If Apply fails, some parts may have been
+// committed; applying the batch again credits what they hold nothing the
+// second time (their records are stale against the baselines they
+// left), so the batch is still applied exactly once.
 func (b *Backend) Apply(ctx context.Context, batch []accounting.Record) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	n := min(b.writers, len(batch)/minPart)
+	if n <= 1 {
+		return b.applyPart(ctx, batch)
+	}
+	sp := splitPool.Get().(*split)
+	defer splitPool.Put(sp)
+	parts := sp.split(batch, n)
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i := 1; i < len(parts); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.applyPart(ctx, parts[i])
+		}()
+	}
+	errs[0] = b.applyPart(ctx, parts[0])
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// split holds the parts of a batch; a pool keeps them across calls.
+type split struct {
+	parts [][]accounting.Record
+}
+
+var splitPool = sync.Pool{New: func() any { return new(split) }}
+
+// split deals the records of batch into n parts by user, keeping their
+// order, and returns the parts that hold records.
+func (sp *split) split(batch []accounting.Record, n int) [][]accounting.Record {
+	for len(sp.parts) < n {
+		sp.parts = append(sp.parts, nil)
+	}
+	parts := sp.parts[:n]
+	for i := range parts {
+		clear(parts[i]) // drop the previous batch's references
+		parts[i] = parts[i][:0]
+	}
+	for i := range batch {
+		// A multiplicative hash: sites number their users in sequence.
+		k := int((batch[i].User * 0x9E3779B97F4A7C15 >> 32) % uint64(n))
+		parts[k] = append(parts[k], batch[i])
+	}
+	sp.parts = parts
+	return slices.DeleteFunc(slices.Clone(parts), func(p []accounting.Record) bool { return len(p) == 0 })
+}
+
+// applyPart applies records in one transaction, trying again on
+// conflicts with concurrent transactions.
+func (b *Backend) applyPart(ctx context.Context, batch []accounting.Record) error {
 	w := workPool.Get().(*work)
 	defer workPool.Put(w)
 	for try := 1; ; try++ {
-		err := b.apply(ctx, batch, w)
+		err := b.apply(ctx, batch, w, try > 1)
 		if err == nil {
 			return nil
 		}
@@ -127,6 +196,7 @@ type peer struct {
 	key    peerKey
 	b      accounting.Baseline
 	tid    pgtype.TID // its row, when stored
+	xmin   uint32     // and the row's version
 	known  bool       // a baseline exists: in the database, or left by a record
 	stored bool       // the database holds a row for it
 	user   bool       // its user exists
@@ -244,8 +314,8 @@ func (w *work) collect(batch []accounting.Record) {
 	}
 }
 
-// apply tries the batch once.
-func (b *Backend) apply(ctx context.Context, batch []accounting.Record, w *work) error {
+// apply tries the batch once; lock locks the baselines it reads.
+func (b *Backend) apply(ctx context.Context, batch []accounting.Record, w *work, lock bool) error {
 	w.collect(batch)
 	if len(w.peers) == 0 {
 		return nil
@@ -271,15 +341,16 @@ func (b *Backend) apply(ctx context.Context, batch []accounting.Record, w *work)
 	}
 	var rt pgx.Batch
 	rt.Queue(`SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`)
-	rt.Queue(`SELECT p.tid, p.uploaded, p.downloaded, p.remaining, p.key, p.announced_ns, p.stopped,
-			CASE WHEN p.tid IS NULL THEN (SELECT true FROM users u WHERE u.id = k.user_id) END
-		FROM unnest($1::int8[], $2::bytea[], $3::bytea[]) AS k(user_id, info_hash, peer_id)
-		LEFT JOIN LATERAL (
-			SELECT ctid AS tid, * FROM peers p
-			WHERE p.user_id = k.user_id AND p.info_hash = k.info_hash AND p.peer_id = k.peer_id
-			FOR UPDATE) p ON true`, w.sel.user, w.sel.ih, w.sel.id)
+	sql := selectBaselines
+	if lock {
+		sql = selectBaselinesLocked
+	}
+	rt.Queue(sql, w.sel.user, w.sel.ih, w.sel.id)
 	if err := w.read(ctx, tx, &rt); err != nil {
 		return err
+	}
+	if b.afterRead != nil {
+		b.afterRead(lock)
 	}
 
 	// 2. Credit the records, in order.
@@ -304,11 +375,11 @@ func (b *Backend) apply(ctx context.Context, batch []accounting.Record, w *work)
 		rt.Queue(`WITH u AS (
 			UPDATE peers p SET uploaded = v.uploaded, downloaded = v.downloaded, remaining = v.remaining, key = v.key,
 				announced_ns = v.announced_ns, stopped = v.stopped, addr = v.addr, port = v.port
-			FROM unnest($1::tid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::bool[], $8::inet[], $9::int4[])
-				AS v(tid, uploaded, downloaded, remaining, key, announced_ns, stopped, addr, port)
-			WHERE p.ctid = v.tid
+			FROM unnest($1::tid[], $2::xid[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::bool[], $9::inet[], $10::int4[])
+				AS v(tid, xmin, uploaded, downloaded, remaining, key, announced_ns, stopped, addr, port)
+			WHERE p.ctid = v.tid AND p.xmin = v.xmin
 			RETURNING 1)
-		SELECT count(*) FROM u`, w.upd.tid, w.upd.up, w.upd.down, w.upd.left, w.upd.key, w.upd.announced, w.upd.stopped, w.upd.addr, w.upd.port).
+		SELECT count(*) FROM u`, w.upd.tid, w.upd.xmin, w.upd.up, w.upd.down, w.upd.left, w.upd.key, w.upd.announced, w.upd.stopped, w.upd.addr, w.upd.port).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&updated) })
 	}
 	if len(w.ins.user) > 0 {
@@ -364,7 +435,10 @@ func (b *Backend) apply(ctx context.Context, batch []accounting.Record, w *work)
 		}
 	}
 	if updated >= 0 && updated != len(w.upd.user) {
-		return errors.New("postgres: a locked baseline changed under its lock")
+		if lock {
+			return errors.New("postgres: a locked baseline changed under its lock")
+		}
+		return errConflict
 	}
 	if inserted >= 0 && inserted != len(w.ins.user) {
 		return errConflict
@@ -412,6 +486,24 @@ func (b *Backend) apply(ctx context.Context, batch []accounting.Record, w *work)
 	return tx.Commit(ctx)
 }
 
+// selectPeers reads the baselines of the peers of three arrays (user
+// ids, info hashes, peer ids) in key order, one row per peer, with each
+// row's version; for a peer without a row, only whether its user exists.
+// It ends in the subquery that reads a peer's row.
+const selectPeers = `SELECT p.tid, p.xmin, p.uploaded, p.downloaded, p.remaining, p.key, p.announced_ns, p.stopped,
+		CASE WHEN p.tid IS NULL THEN (SELECT true FROM users u WHERE u.id = k.user_id) END
+	FROM unnest($1::int8[], $2::bytea[], $3::bytea[]) AS k(user_id, info_hash, peer_id)
+	LEFT JOIN LATERAL (
+		SELECT ctid AS tid, xmin, * FROM peers p
+		WHERE p.user_id = k.user_id AND p.info_hash = k.info_hash AND p.peer_id = k.peer_id`
+
+// selectBaselines reads the baselines; selectBaselinesLocked also locks
+// their rows.
+const (
+	selectBaselines       = selectPeers + `) p ON true`
+	selectBaselinesLocked = selectPeers + ` FOR UPDATE) p ON true`
+)
+
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 	return func(yield func(K) bool) {
 		for k := range m {
@@ -433,9 +525,10 @@ func (w *work) read(ctx context.Context, tx pgx.Tx, rt *pgx.Batch) error {
 	rows, _ := res.Query()
 	j := 0
 	var tid pgtype.TID
+	var xmin pgtype.Uint32
 	var up, down, left, key, at pgtype.Int8
 	var stopped, user pgtype.Bool
-	if _, err := pgx.ForEachRow(rows, []any{&tid, &up, &down, &left, &key, &at, &stopped, &user}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&tid, &xmin, &up, &down, &left, &key, &at, &stopped, &user}, func() error {
 		if j == len(w.peers) {
 			return errors.New("postgres: more baselines than peers")
 		}
@@ -445,7 +538,7 @@ func (w *work) read(ctx context.Context, tx pgx.Tx, rt *pgx.Batch) error {
 			p.user = user.Bool
 			return nil
 		}
-		p.tid, p.known, p.stored, p.user = tid, true, true, true
+		p.tid, p.xmin, p.known, p.stored, p.user = tid, xmin.Uint32, true, true, true
 		p.b = accounting.Baseline{Uploaded: up.Int64, Downloaded: down.Int64, Left: left.Int64, Key: uint32(key.Int64), Time: at.Int64, Stopped: stopped.Bool}
 		return nil
 	}); err != nil {
@@ -518,13 +611,14 @@ type peerColumns struct {
 	user                                 []int64
 	ih, id                               [][]byte
 	tid                                  []pgtype.TID
+	xmin                                 []uint32
 	up, down, left, key, announced, port []int64
 	stopped                              []bool
 	addr                                 []netip.Addr
 }
 
 func (c *peerColumns) reset() {
-	c.user, c.ih, c.id, c.tid = c.user[:0], c.ih[:0], c.id[:0], c.tid[:0]
+	c.user, c.ih, c.id, c.tid, c.xmin = c.user[:0], c.ih[:0], c.id[:0], c.tid[:0], c.xmin[:0]
 	c.up, c.down, c.left, c.key, c.announced, c.port = c.up[:0], c.down[:0], c.left[:0], c.key[:0], c.announced[:0], c.port[:0]
 	c.stopped, c.addr = c.stopped[:0], c.addr[:0]
 }
@@ -538,6 +632,7 @@ func (c *peerColumns) addKey(k *peerKey) {
 func (c *peerColumns) add(p *peer) {
 	c.addKey(&p.key)
 	c.tid = append(c.tid, p.tid)
+	c.xmin = append(c.xmin, p.xmin)
 	c.up = append(c.up, p.b.Uploaded)
 	c.down = append(c.down, p.b.Downloaded)
 	c.left = append(c.left, p.b.Left)

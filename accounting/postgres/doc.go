@@ -20,13 +20,17 @@
 //
 // # Several trackers, one ledger
 //
-// A batch of announces is one transaction that reads the baselines of its
-// peers with SELECT ... FOR UPDATE, credits the records with
-// [accounting.Credit] in order, and writes the baselines, the history,
-// the snatches and the totals back with a few set-based statements. Two
-// trackers applying records of the same peer take turns on its row, and
-// the second credits against what the first left: a client may reach any
-// tracker, and an announce relayed to two of them is credited once. Give
+// A batch of announces is applied in transactions that each read the
+// baselines of their peers, credit the records with [accounting.Credit]
+// in order, and write the baselines, the history, the snatches and the
+// totals back with a few set-based statements; a large batch is split by
+// user into Config.Writers such transactions, run at once. A transaction
+// writes a baseline only if its row is still the version it read; if
+// another tracker changed it meanwhile, the transaction is tried again,
+// locking the rows it reads (SELECT ... FOR UPDATE). So two trackers
+// applying records of the same peer take turns, and the second credits
+// against what the first left: a client may reach any tracker, and an
+// announce relayed to two of them is credited once. Give
 // each of their Ledgers accounting.Config.Shared, so that announces that
 // start, complete or stop a session are answered once in the database,
 // never on one tracker's spool alone.

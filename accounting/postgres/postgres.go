@@ -28,16 +28,27 @@ type Config struct {
 	Rules accounting.Rules
 	// MaxConns bounds the connections the backend opens. If zero, 8.
 	MaxConns int32
+	// Writers is how many transactions apply one large batch at once,
+	// each the records of a share of the users: the server runs each in
+	// a process of its own, so a batch uses as many of its processors.
+	// If zero, 2; at most MaxConns.
+	Writers int
 }
 
 // Backend is an [accounting.Backend] over PostgreSQL. Several trackers
 // may share one database, each with its own Backend (and Ledger): a batch
-// locks the baselines it reads, so credits stay exact whichever tracker a
-// client reaches. Its methods are safe for concurrent use.
+// writes a baseline only over the version it read, so credits stay exact
+// whichever tracker a client reaches. Its methods are safe for concurrent
+// use.
 type Backend struct {
-	pool   *pgxpool.Pool
-	rules  accounting.Rules
-	schema string
+	pool    *pgxpool.Pool
+	rules   accounting.Rules
+	schema  string
+	writers int
+
+	// afterRead, if set, runs in every try of a transaction that applies
+	// records, between reading the baselines and writing them (tests).
+	afterRead func(lock bool)
 }
 
 var _ accounting.Backend = (*Backend)(nil)
@@ -54,6 +65,12 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	if cfg.MaxConns < 0 {
 		return nil, fmt.Errorf("postgres: Config.MaxConns %d is negative", cfg.MaxConns)
+	}
+	if cfg.Writers == 0 {
+		cfg.Writers = 2
+	}
+	if cfg.Writers < 0 || cfg.Writers > int(cfg.MaxConns) {
+		return nil, fmt.Errorf("postgres: Config.Writers %d is not between 1 and MaxConns (%d)", cfg.Writers, cfg.MaxConns)
 	}
 	pc, err := pgxpool.ParseConfig(cfg.DSN)
 	if err != nil {
@@ -80,7 +97,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return &Backend{pool: pool, rules: cfg.Rules, schema: cfg.Schema}, nil
+	return &Backend{pool: pool, rules: cfg.Rules, schema: cfg.Schema, writers: cfg.Writers}, nil
 }
 
 // Close closes the backend's connections.

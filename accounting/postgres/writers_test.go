@@ -149,3 +149,127 @@ func TestWriters(t *testing.T) {
 		t.Fatalf("the model credits user 1 with %+v; want bytes and snatches", *m.Users[1])
 	}
 }
+
+// TestWritersLargeBatches is TestWriters with batches large enough to be
+// split into transactions applied concurrently, by backends with
+// different numbers of writers, and one applying small batches.
+func TestWritersLargeBatches(t *testing.T) {
+	dsn := requireServer(t).DSN("postgres")
+	rules := accountingtest.Rules
+	schema := newSchema()
+	const users, torrents, peers, steps = 50, 9, 600, 20
+	var backends []*Backend
+	for _, writers := range []int{1, 2, 5} {
+		b, err := Open(context.Background(), Config{DSN: dsn, Schema: schema, Rules: rules, Writers: writers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		backends = append(backends, b)
+	}
+	ctx := context.Background()
+	for u := range users {
+		if err := backends[0].PutUser(ctx, accounting.User{ID: uint64(u + 1), Passkey: accountingtest.Passkey(uint64(u + 1)), CanLeech: true, UpFactor: 100, DownFactor: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n := range torrents {
+		if err := backends[1].PutTorrent(ctx, accounting.Torrent{InfoHash: trackertest.Hash(n + 1), UpFactor: 100, DownFactor: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := sessions(time.Now().Add(-time.Hour).Truncate(time.Second), users, torrents, peers, steps)
+	m := accountingtest.NewModel(rules)
+	m.Apply(recs)
+
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, len(backends))
+	for i, b := range backends {
+		size := []int{50, 2*minPart + 100, 5*minPart + 7}[i]
+		wg.Go(func() {
+			<-start
+			for from := 0; from < len(recs); from += size {
+				if err := b.Apply(ctx, recs[from:min(from+size, len(recs))]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Apply: %v", err)
+	}
+	checkModel(t, m, backends[2])
+}
+
+// TestChangedUnderRead: another tracker changes a peer's baseline, or
+// creates it, between a transaction's reading of the baselines and its
+// writing them. The transaction must not write over what the other left:
+// it is tried again, locking the rows it reads, and credits against the
+// other's baseline.
+func TestChangedUnderRead(t *testing.T) {
+	dsn := requireServer(t).DSN("postgres")
+	rules := accountingtest.Rules
+	schema := newSchema()
+	a, b := openBackend(t, dsn, schema, rules), openBackend(t, dsn, schema, rules)
+	ctx := context.Background()
+	if err := a.PutUser(ctx, accounting.User{ID: 1, Passkey: accountingtest.Passkey(1), CanLeech: true, UpFactor: 100, DownFactor: 100}); err != nil {
+		t.Fatal(err)
+	}
+	h := trackertest.Hash(1)
+	if err := a.PutTorrent(ctx, accounting.Torrent{InfoHash: h, UpFactor: 100, DownFactor: 100}); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	rec := func(peer int, minute int, up int64, ev tracker.Event) accounting.Record {
+		return accounting.Record{User: 1, InfoHash: h, PeerID: trackertest.ID(peer), Key: uint32(peer), Addr: trackertest.Addr4(peer),
+			Uploaded: up, Left: 100, Event: ev, Time: base.Add(time.Duration(minute) * time.Minute).UnixNano(),
+			UpFactor: 1_000_000, DownFactor: 1_000_000}
+	}
+	m := accountingtest.NewModel(rules)
+	apply := func(be *Backend, r accounting.Record) {
+		t.Helper()
+		if err := be.Apply(ctx, []accounting.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+		m.Apply([]accounting.Record{r})
+	}
+	// Peer 1 is stored; peer 2 is not, until b creates it.
+	apply(a, rec(1, 0, 0, tracker.EventStarted))
+	var tries []bool
+	for _, c := range []struct {
+		name  string
+		other accounting.Record   // b's, between a's reading and writing
+		batch []accounting.Record // a's
+	}{
+		// a reads peer 1 at 0 bytes; b moves it to 100: a's record
+		// credits 200, not 300.
+		{"moved", rec(1, 1, 100, tracker.EventNone), []accounting.Record{rec(1, 2, 300, tracker.EventNone)}},
+		// a finds no peer 2; b creates it at 1000: a's record credits
+		// 500, not 1500.
+		{"created", rec(2, 1, 1000, tracker.EventStarted), []accounting.Record{rec(2, 2, 1500, tracker.EventNone)}},
+	} {
+		tries = tries[:0]
+		a.afterRead = func(lock bool) {
+			tries = append(tries, lock)
+			if len(tries) == 1 {
+				apply(b, c.other)
+			}
+		}
+		if err := a.Apply(ctx, c.batch); err != nil {
+			t.Fatal(err)
+		}
+		m.Apply(c.batch)
+		if len(tries) != 2 || tries[0] || !tries[1] {
+			t.Errorf("%s: tries (whether each locked): %v; want [false true]", c.name, tries)
+		}
+		checkModel(t, m, a)
+	}
+	if got := m.Users[1].Uploaded; got != 1800 {
+		t.Fatalf("the model credits user 1 with %d bytes up; want 1800", got)
+	}
+}
