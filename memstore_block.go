@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"unsafe"
 )
 
 // Where a family of a swarm keeps its peers: nowhere (it has none), in a
@@ -53,6 +54,8 @@ func announceBlock[S slot[S], P record[P]](s *MemoryStore, sh *shard, f *family[
 	probe := zero.made(ap, ident, 0)
 	blk := f.block(w, fam)
 	nl, ns := int(w.n[fam][leech]), int(w.n[fam][seed])
+	touch(blk[:nl])
+	touch(blk[len(blk)-ns:])
 	at, found := search(region(blk, nl, ns, class), probe)
 	oldClass := class
 	if !found {
@@ -130,6 +133,41 @@ func region[S any](blk []S, nl, ns int, class peerClass) []S {
 	}
 	return blk[len(blk)-ns:]
 }
+
+// touch reads regions of more than touchMin bytes, whose lines a binary
+// search would read one after the other (up to two lines, it reads them
+// at once anyway), and of at most touchMax: past a kilobyte (128 IPv4
+// records), a search and a reply read a fraction of the lines.
+const (
+	touchMin = 128
+	touchMax = 1024
+)
+
+// touch reads a word of every cache line of r. A block is seldom in the
+// cache when an announce comes (swarms are many, and each is announced to
+// now and then), and a binary search reads its lines one after the
+// other, each read waiting for the one before: these reads do not depend
+// on one another, so the processor has them all in flight at once, and
+// the search and the reply that follow find the lines in the cache.
+func touch[S any](r []S) {
+	var zero S
+	size := uintptr(len(r)) * unsafe.Sizeof(zero)
+	if size <= touchMin || size > touchMax {
+		return
+	}
+	p := unsafe.Pointer(unsafe.SliceData(r))
+	var x byte
+	for off := uintptr(0); off < size; off += 64 {
+		x |= *(*byte)(unsafe.Add(p, off))
+	}
+	x |= *(*byte)(unsafe.Add(p, size-1)) // the last line, when r does not start on one
+	if int(x) == touchNever {            // never: the reads are used, so the compiler keeps them
+		panic("unreachable")
+	}
+}
+
+// touchNever is a value no byte has.
+var touchNever = -1
 
 // search returns where k is, or would go, among the sorted records r, and
 // whether the record there is k's (the same address and identity).
