@@ -103,48 +103,7 @@ func sessions(base time.Time, users, torrents, peers, steps int) []accounting.Re
 // differently: a client reaching any of them, or its announce relayed to
 // all. Every byte, snatch and second of seeding is counted once.
 func TestWriters(t *testing.T) {
-	dsn := requireServer(t).DSN("postgres")
-	rules := accountingtest.Rules
-	schema := newSchema()
-	const users, torrents, peers, steps = 7, 5, 300, 30
-	backends := []*Backend{openBackend(t, dsn, schema, rules), openBackend(t, dsn, schema, rules), openBackend(t, dsn, schema, rules)}
-	ctx := context.Background()
-	for u := range users {
-		if err := backends[0].PutUser(ctx, accounting.User{ID: uint64(u + 1), Passkey: accountingtest.Passkey(uint64(u + 1)), CanLeech: true, UpFactor: 100, DownFactor: 100}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for n := range torrents {
-		if err := backends[1].PutTorrent(ctx, accounting.Torrent{InfoHash: trackertest.Hash(n + 1), UpFactor: 100, DownFactor: 100}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	recs := sessions(time.Now().Add(-time.Hour).Truncate(time.Second), users, torrents, peers, steps)
-	m := accountingtest.NewModel(rules)
-	m.Apply(recs)
-
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make(chan error, len(backends))
-	for i, b := range backends {
-		size := 40 + 17*i
-		wg.Go(func() {
-			<-start
-			for from := 0; from < len(recs); from += size {
-				if err := b.Apply(ctx, recs[from:min(from+size, len(recs))]); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("Apply: %v", err)
-	}
-	checkModel(t, m, backends[2])
+	m := applyConcurrently(t, []int{2, 2, 2}, []int{40, 57, 74}, 7, 5, 300, 30)
 	if m.Users[1].Snatches == 0 || m.Users[1].Uploaded == 0 {
 		t.Fatalf("the model credits user 1 with %+v; want bytes and snatches", *m.Users[1])
 	}
@@ -154,27 +113,36 @@ func TestWriters(t *testing.T) {
 // split into transactions applied concurrently, by backends with
 // different numbers of writers, and one applying small batches.
 func TestWritersLargeBatches(t *testing.T) {
+	applyConcurrently(t, []int{1, 2, 5}, []int{50, 2*minPart + 100, 5*minPart + 7}, 50, 9, 600, 20)
+}
+
+// applyConcurrently opens a backend per element of writers (with that
+// many writers) on one schema, puts the users and torrents of sessions,
+// has backend i apply all of the sessions' records in batches of
+// sizes[i], all at once, and checks the totals against the model, which
+// it returns.
+func applyConcurrently(t *testing.T, writers, sizes []int, users, torrents, peers, steps int) *accountingtest.Model {
+	t.Helper()
 	dsn := requireServer(t).DSN("postgres")
 	rules := accountingtest.Rules
 	schema := newSchema()
-	const users, torrents, peers, steps = 50, 9, 600, 20
+	ctx := context.Background()
 	var backends []*Backend
-	for _, writers := range []int{1, 2, 5} {
-		b, err := Open(context.Background(), Config{DSN: dsn, Schema: schema, Rules: rules, Writers: writers})
+	for _, w := range writers {
+		b, err := Open(ctx, Config{DSN: dsn, Schema: schema, Rules: rules, Writers: w})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { b.Close() })
 		backends = append(backends, b)
 	}
-	ctx := context.Background()
 	for u := range users {
 		if err := backends[0].PutUser(ctx, accounting.User{ID: uint64(u + 1), Passkey: accountingtest.Passkey(uint64(u + 1)), CanLeech: true, UpFactor: 100, DownFactor: 100}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for n := range torrents {
-		if err := backends[1].PutTorrent(ctx, accounting.Torrent{InfoHash: trackertest.Hash(n + 1), UpFactor: 100, DownFactor: 100}); err != nil {
+		if err := backends[1%len(backends)].PutTorrent(ctx, accounting.Torrent{InfoHash: trackertest.Hash(n + 1), UpFactor: 100, DownFactor: 100}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -186,7 +154,7 @@ func TestWritersLargeBatches(t *testing.T) {
 	start := make(chan struct{})
 	errs := make(chan error, len(backends))
 	for i, b := range backends {
-		size := []int{50, 2*minPart + 100, 5*minPart + 7}[i]
+		size := sizes[i]
 		wg.Go(func() {
 			<-start
 			for from := 0; from < len(recs); from += size {
@@ -203,7 +171,8 @@ func TestWritersLargeBatches(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("Apply: %v", err)
 	}
-	checkModel(t, m, backends[2])
+	checkModel(t, m, backends[len(backends)-1])
+	return m
 }
 
 // TestChangedUnderRead: another tracker changes a peer's baseline, or
