@@ -125,7 +125,10 @@ if [ "$outage" -gt 0 ]; then
 	(
 		# The outage falls in the middle of the measured run: after the
 		# prefill's records are applied.
-		until [ "$(metric annuaire_accounting_applied_records_total || echo 0)" -ge "$users" ]; do sleep 1; done
+		until [ "$(metric annuaire_accounting_applied_records_total || echo 0)" -ge "$users" ]; do
+			kill -0 "$server" 2>/dev/null || exit 0
+			sleep 1
+		done
 		sleep $(((duration - outage) / 2 + 5))
 		echo "$(date -u +%T)  stopping PostgreSQL for $outage s"
 		pg_stop

@@ -96,7 +96,7 @@ func (b *Backend) Apply(ctx context.Context, batch []accounting.Record) error {
 
 // split holds the parts of a batch; a pool keeps them across calls.
 type split struct {
-	parts [][]accounting.Record
+	parts, full [][]accounting.Record // every part; those that hold records
 }
 
 var splitPool = sync.Pool{New: func() any { return new(split) }}
@@ -107,18 +107,22 @@ func (sp *split) split(batch []accounting.Record, n int) [][]accounting.Record {
 	for len(sp.parts) < n {
 		sp.parts = append(sp.parts, nil)
 	}
-	parts := sp.parts[:n]
-	for i := range parts {
-		clear(parts[i]) // drop the previous batch's references
-		parts[i] = parts[i][:0]
+	for i, p := range sp.parts {
+		clear(p) // drop the previous batch's references
+		sp.parts[i] = p[:0]
 	}
 	for i := range batch {
 		// A multiplicative hash: sites number their users in sequence.
 		k := int((batch[i].User * 0x9E3779B97F4A7C15 >> 32) % uint64(n))
-		parts[k] = append(parts[k], batch[i])
+		sp.parts[k] = append(sp.parts[k], batch[i])
 	}
-	sp.parts = parts
-	return slices.DeleteFunc(slices.Clone(parts), func(p []accounting.Record) bool { return len(p) == 0 })
+	sp.full = sp.full[:0]
+	for _, p := range sp.parts[:n] {
+		if len(p) > 0 {
+			sp.full = append(sp.full, p)
+		}
+	}
+	return sp.full
 }
 
 // applyPart applies records in one transaction, trying again on

@@ -116,6 +116,56 @@ func TestWritersLargeBatches(t *testing.T) {
 	applyConcurrently(t, []int{1, 2, 5}, []int{50, 2*minPart + 100, 5*minPart + 7}, 50, 9, 600, 20)
 }
 
+// TestApplySplits: a batch of 2*minPart records or more, over many users,
+// is applied in Config.Writers transactions, each with its share of the
+// users; a smaller one in one transaction.
+func TestApplySplits(t *testing.T) {
+	dsn := requireServer(t).DSN("postgres")
+	rules := accountingtest.Rules
+	ctx := context.Background()
+	b, err := Open(ctx, Config{DSN: dsn, Schema: newSchema(), Rules: rules, Writers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	const users = 30
+	for u := range users {
+		if err := b.PutUser(ctx, accounting.User{ID: uint64(u + 1), Passkey: accountingtest.Passkey(uint64(u + 1)), CanLeech: true, UpFactor: 100, DownFactor: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.PutTorrent(ctx, accounting.Torrent{InfoHash: trackertest.Hash(1), UpFactor: 100, DownFactor: 100}); err != nil {
+		t.Fatal(err)
+	}
+	recs := sessions(time.Now().Add(-time.Hour).Truncate(time.Second), users, 1, minPart, 10)
+	if len(recs) < 4*minPart {
+		t.Fatalf("%d records; want at least %d", len(recs), 4*minPart)
+	}
+	var mu sync.Mutex
+	var txs int
+	b.afterRead = func(bool) {
+		mu.Lock()
+		txs++
+		mu.Unlock()
+	}
+	for _, c := range []struct {
+		batch []accounting.Record
+		want  int
+	}{{recs[:2*minPart-1], 1}, {recs[2*minPart-1:], 3}, {recs, 3}} {
+		txs = 0
+		if err := b.Apply(ctx, c.batch); err != nil {
+			t.Fatal(err)
+		}
+		if txs != c.want {
+			t.Errorf("a batch of %d records: %d transactions; want %d", len(c.batch), txs, c.want)
+		}
+	}
+	m := accountingtest.NewModel(rules)
+	m.Apply(recs[:2*minPart-1])
+	m.Apply(recs[2*minPart-1:])
+	checkModel(t, m, b) // recs applied a second time changed nothing
+}
+
 // applyConcurrently opens a backend per element of writers (with that
 // many writers) on one schema, puts the users and torrents of sessions,
 // has backend i apply all of the sessions' records in batches of
