@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -295,5 +296,36 @@ func TestScenarioTracker(t *testing.T) {
 	sc := &Scenario{Torrent: tor, LeecherTracker: "http://127.0.0.1:7070/announce"}
 	if sc.oneTracker() == nil {
 		t.Error("a scenario with a LeecherTracker passes oneTracker; the runners other than Libtorrent must refuse it")
+	}
+}
+
+// TestCrashedSilently: only a crash signal before any announce counts as a
+// crash of the client that may be retried.
+func TestCrashedSilently(t *testing.T) {
+	for _, tc := range []struct {
+		script    string
+		announced bool
+		want      bool
+	}{
+		{"kill -SEGV $$", false, true},
+		{"kill -BUS $$", false, true},
+		{"kill -SEGV $$", true, false},
+		{"kill -KILL $$", false, false},
+		{"exit 1", false, false},
+		{"exit 0", false, false},
+	} {
+		s := &ltSession{changed: make(chan struct{})}
+		p, err := startProc(t, "sh", exec.Command("/bin/sh", "-c", tc.script), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.p = p
+		<-p.done
+		if tc.announced {
+			s.onLine(`{"ev":"announce","event":2}`)
+		}
+		if got := s.crashedSilently(); got != tc.want {
+			t.Errorf("%q, announced %v: crashedSilently = %v; want %v", tc.script, tc.announced, got, tc.want)
+		}
 	}
 }

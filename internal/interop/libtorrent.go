@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -323,15 +324,53 @@ func dedup(msgs []string) []string {
 	return out
 }
 
+// startChecked starts a libtorrent seeding session of sc.Torrent and waits
+// until it has checked its content. Debian's libtorrent 2.0.8 has been seen
+// to crash (SIGSEGV) on rare occasions while checking, before it sends
+// anything to a tracker: such a crash says nothing about the tracker, so the
+// session is started again, up to twice, and the crash goes to the test's
+// log. A crash after the session has announced is never retried.
+func startChecked(ctx context.Context, t testing.TB, sc *Scenario, tracker *url.URL) (*ltSession, error) {
+	for attempt := 0; ; attempt++ {
+		s, err := startSession(t, "seed", sc, tracker, sc.Torrent.ContentDir)
+		if err != nil {
+			return nil, err
+		}
+		_, err = s.wait(ctx, "a check of its content", false, func(ev event) bool { return ev.Ev == "seeding" })
+		if err == nil || attempt == 2 || !s.crashedSilently() {
+			return s, err
+		}
+		t.Logf("interop: %v (before any announce); starting it again\n%s", err, s.p.logTail())
+	}
+}
+
+// crashedSilently reports whether the session's process died of a crash
+// signal before it sent a single announce.
+func (s *ltSession) crashedSilently() bool {
+	if !s.p.exited() || s.observed().Announces > 0 {
+		return false
+	}
+	var ee *exec.ExitError
+	if !errors.As(s.p.err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() {
+		return false
+	}
+	switch ws.Signal() {
+	case syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGABRT, syscall.SIGILL:
+		return true
+	}
+	return false
+}
+
 // startSeeder starts a libtorrent seeder of sc.Torrent and waits until it
 // has checked its content and heard once from the tracker, successfully or
 // not.
 func startSeeder(ctx context.Context, t testing.TB, sc *Scenario, tracker *url.URL) (*ltSession, error) {
-	s, err := startSession(t, "seed", sc, tracker, sc.Torrent.ContentDir)
+	s, err := startChecked(ctx, t, sc, tracker)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := s.wait(ctx, "a check of its content", false, func(ev event) bool { return ev.Ev == "seeding" }); err != nil {
 		return s, err
 	}
 	_, err = s.wait(ctx, "a tracker response", false, func(ev event) bool {
@@ -410,12 +449,11 @@ func Seed(ctx context.Context, t testing.TB, sc Scenario) (*Seeder, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, sc.timeout())
 	defer cancel()
-	s, err := startSession(t, "seed", &sc, tracker, sc.Torrent.ContentDir)
+	s, err := startChecked(ctx, t, &sc, tracker)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := s.wait(ctx, "a check of its content", false, func(ev event) bool { return ev.Ev == "seeding" }); err != nil {
-		s.stop()
+		if s != nil {
+			s.stop()
+		}
 		return nil, report(err, []*ltSession{s})
 	}
 	if _, err := s.wait(ctx, "a tracker reply", true, func(ev event) bool { return ev.Ev == "reply" }); err != nil {
