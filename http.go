@@ -89,6 +89,11 @@ type HTTPConfig struct {
 	// Accept-Encoding. In practice only scrapes are that big. If zero,
 	// 1024 bytes; [Disabled] (any negative value) never gzips.
 	GzipMinSize int
+	// FastWorkers is how many goroutines a [FastListener] made by
+	// [HTTPHandler.NewFastListener] answers requests on, each accepting
+	// from the same socket: one keeps a core busy at most. If zero,
+	// GOMAXPROCS when the listener is made.
+	FastWorkers int
 	// Logger receives the errors of the handler itself (a full scrape that
 	// cannot be built) and, through [NewHTTPServer], net/http's own; the
 	// tracker logs its internal errors to its Config.Logger. Nothing is
@@ -175,6 +180,8 @@ func (t *Tracker) NewHTTPHandler(cfg HTTPConfig) (*HTTPHandler, error) {
 		return nil, errorf("HTTPConfig.MaxFullScrape %d is negative", cfg.MaxFullScrape)
 	case cfg.FullScrapeCache < 0:
 		return nil, errorf("HTTPConfig.FullScrapeCache %v is negative", cfg.FullScrapeCache)
+	case cfg.FastWorkers < 0:
+		return nil, errorf("HTTPConfig.FastWorkers %d is negative", cfg.FastWorkers)
 	}
 	for _, p := range cfg.TrustedProxies {
 		if !p.IsValid() {

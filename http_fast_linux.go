@@ -26,19 +26,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fastSys is the listening socket of a FastListener, and the result of
-// the last accept4. A listener's own syscall.RawConn cannot wait for a
-// connection (its Read fails), so the listener waits on a duplicate of
-// its socket, an *os.File, whose RawConn can.
+// fastSys is the listening socket of a FastListener. A listener's own
+// syscall.RawConn cannot wait for a connection (its Read fails), so the
+// listener waits on a duplicate of its socket, an *os.File, whose RawConn
+// can.
 type fastSys struct {
-	f      *os.File
-	rc     syscall.RawConn
-	accept func(fd uintptr) bool // rc.Read's callback, made once
-	fd     int
-	errno  syscall.Errno
-	sa     unix.RawSockaddrInet6 // the peer's address; an IPv4 one fits too
-	saLen  uint32
+	f  *os.File
+	rc syscall.RawConn
 }
+
+// fastAccepter is a worker's accept4: its callback and its last result.
+type fastAccepter struct {
+	fn    func(fd uintptr) bool // acceptRaw, made once
+	fd    int
+	errno syscall.Errno
+	sa    unix.RawSockaddrInet6 // the peer's address; an IPv4 one fits too
+	saLen uint32
+	busy  int // accepts in a row that found a connection waiting
+}
+
+func (a *fastAccepter) init() { a.fn = a.acceptRaw }
 
 // init readies the listening socket of l; it reports false if that
 // cannot be done, and the listener then returns every connection.
@@ -65,7 +72,7 @@ func (s *fastSys) init(l *net.TCPListener) bool {
 		f.Close()
 		return false
 	}
-	s.f, s.rc, s.accept = f, rc, s.acceptRaw
+	s.f, s.rc = f, rc
 	return true
 }
 
@@ -83,42 +90,70 @@ func (s *fastSys) close() error {
 // blocking, and is read and written with MSG_DONTWAIT: a socket handed
 // to the server then needs no poller registration before it is
 // duplicated.
-func (s *fastSys) acceptRaw(lfd uintptr) bool {
+func (a *fastAccepter) acceptRaw(lfd uintptr) bool {
 	for {
-		s.saLen = unix.SizeofSockaddrInet6
-		fd, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, lfd, uintptr(unsafe.Pointer(&s.sa)), uintptr(unsafe.Pointer(&s.saLen)), unix.SOCK_CLOEXEC, 0, 0)
+		a.saLen = unix.SizeofSockaddrInet6
+		fd, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, lfd, uintptr(unsafe.Pointer(&a.sa)), uintptr(unsafe.Pointer(&a.saLen)), unix.SOCK_CLOEXEC, 0, 0)
 		switch errno {
 		case unix.EAGAIN:
+			a.busy = 0
 			return false
 		case unix.EINTR, unix.ECONNABORTED:
 			continue
 		}
-		s.fd, s.errno = int(fd), errno
+		a.fd, a.errno = int(fd), errno
+		a.busy++
 		return true
 	}
 }
 
-// accept answers connections until one is for the server.
-func (l *FastListener) accept() (net.Conn, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := &l.sys
+// next answers connections until one is for the server, and returns it.
+func (w *fastWorker) next() (net.Conn, error) {
+	l, a := w.l, &w.acc
 	for {
-		err := s.rc.Read(s.accept)
-		if err == nil && s.errno != 0 {
+		var err error
+		if w.first {
+			err = l.sys.rc.Read(a.fn)
+			if a.busy >= fastBusy && len(l.ws) > 1 {
+				a.busy = 0
+				select {
+				case l.wake <- struct{}{}:
+				default:
+				}
+			}
+		} else {
+			if !w.awake {
+				select {
+				case <-l.wake:
+				case <-l.quit:
+					return nil, l.acceptError(net.ErrClosed)
+				}
+			}
+			// One try: the first worker waits for connections.
+			ok := false
+			if err = l.sys.rc.Control(func(fd uintptr) { ok = a.fn(fd) }); err == nil && (!ok || a.errno != 0) {
+				// None waiting, or out of descriptors (which the
+				// first worker reports): sleep.
+				w.awake = false
+				continue
+			}
+			w.awake = true
+			l.helped.Add(1)
+		}
+		if err == nil && a.errno != 0 {
 			// Out of descriptors or memory: the server pauses and
 			// tries again.
-			err = os.NewSyscallError("accept4", s.errno)
+			err = os.NewSyscallError("accept4", a.errno)
 		}
 		if err != nil {
 			if l.closed.Load() {
 				err = net.ErrClosed // as a closed net.Listener says
 				l.tails.Wait()
 			}
-			return nil, &net.OpError{Op: "accept", Net: l.l.Addr().Network(), Addr: l.l.Addr(), Err: err}
+			return nil, l.acceptError(err)
 		}
-		remote, _ := sockaddrAddrPort(&s.sa, s.saLen)
-		if c := l.serve(s.fd, remote); c != nil {
+		remote, _ := sockaddrAddrPort(&a.sa, a.saLen)
+		if c := w.serve(a.fd, remote); c != nil {
 			return c, nil
 		}
 	}
@@ -126,7 +161,8 @@ func (l *FastListener) accept() (net.Conn, error) {
 
 // serve answers the connection fd from remote, or returns it for the
 // server; it returns nil once the connection is answered or closed.
-func (l *FastListener) serve(fd int, remote netip.AddrPort) net.Conn {
+func (w *fastWorker) serve(fd int, remote netip.AddrPort) net.Conn {
+	l := w.l
 	var key netip.Addr
 	if l.cl != nil {
 		key = l.cl.key(remote.Addr())
@@ -135,7 +171,7 @@ func (l *FastListener) serve(fd int, remote netip.AddrPort) net.Conn {
 			return nil
 		}
 	}
-	s := l.srv
+	s := w.srv
 	n, errno := fastRecv(fd, s.buf)
 	switch {
 	case errno == unix.EAGAIN:
@@ -145,7 +181,7 @@ func (l *FastListener) serve(fd int, remote netip.AddrPort) net.Conn {
 		return nil
 	}
 	if n > 0 && n < len(s.buf) {
-		if reply, ok := l.answer(s.buf[:n], remote); ok {
+		if reply, ok := w.answer(s.buf[:n], remote); ok {
 			l.send(fd, reply, key)
 			if reply != nil {
 				s.done()
@@ -172,14 +208,14 @@ func (l *FastListener) serve(fd int, remote netip.AddrPort) net.Conn {
 // answer is the fast server's answer, but a panic in a plug-in is
 // recovered, reported, and answered with nothing (a nil reply), as
 // net/http does.
-func (l *FastListener) answer(b []byte, remote netip.AddrPort) (reply []byte, ok bool) {
+func (w *fastWorker) answer(b []byte, remote netip.AddrPort) (reply []byte, ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			reply, ok = nil, true
-			l.srv.h.recovered(v, remote)
+			w.srv.h.recovered(v, remote)
 		}
 	}()
-	return l.srv.answer(b, remote)
+	return w.srv.answer(b, remote)
 }
 
 // send writes the reply on fd and closes it; a reply the socket's buffer

@@ -12,5 +12,10 @@ func (*fastSys) init(*net.TCPListener) bool { return false }
 
 func (*fastSys) close() error { return nil }
 
-// accept is never called on this system, where init fails.
-func (l *FastListener) accept() (net.Conn, error) { return l.slow.Accept() }
+// fastAccepter is empty on this system.
+type fastAccepter struct{}
+
+func (*fastAccepter) init() {}
+
+// next is never called on this system, where init fails.
+func (w *fastWorker) next() (net.Conn, error) { return w.l.slow.Accept() }

@@ -419,3 +419,204 @@ func TestFastListenerPanic(t *testing.T) {
 		t.Errorf("log: %q; want the panic", log.String())
 	}
 }
+
+// TestFastListenerWorkers: with one worker or several, concurrent clients
+// of every kind are all answered, each counted once, and Shutdown ends
+// every worker.
+func TestFastListenerWorkers(t *testing.T) {
+	// Every accept that finds the next connection waiting wakes another
+	// worker.
+	defer func(n int) { fastBusy = n }(fastBusy)
+	fastBusy = 1
+	for _, workers := range []int{1, 4} {
+		t.Run(fmt.Sprint("workers=", workers), func(t *testing.T) {
+			before := runtime.NumGoroutine()
+			tr := newTestTracker(t, Config{})
+			h, err := tr.NewHTTPHandler(HTTPConfig{FastWorkers: workers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := NewConnLimiter(ConnLimits{PerAddr: Disabled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fl, srv, addr := fastServe(t, h, cl, nil)
+			if fastOnLinux && len(fl.ws) != workers {
+				t.Fatalf("%d workers; want %d", len(fl.ws), workers)
+			}
+			hash := httpTestHash(27)
+			const clients, each = 16, 25
+			var wg sync.WaitGroup
+			errs := make(chan error, clients)
+			for c := range clients {
+				wg.Go(func() {
+					hc := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+					defer hc.CloseIdleConnections()
+					for i := range each {
+						n := c*each + i
+						q := "/announce?" + httpQuery(hash, httpTestPeerID(n), 6881, 10, "")
+						var body string
+						var err error
+						switch n % 3 {
+						case 0: // answered inside Accept
+							body, err = fastGet(addr, fastHead("GET", q))
+						case 1: // in two parts: the server's
+							head := fastHead("GET", q)
+							body, err = fastGet(addr, head[:20], head[20:])
+						default: // kept alive: the server's
+							var resp *http.Response
+							if resp, err = hc.Get("http://" + addr + q); err == nil {
+								var b []byte
+								b, err = io.ReadAll(resp.Body)
+								resp.Body.Close()
+								body = string(b)
+							}
+						}
+						if err != nil {
+							errs <- fmt.Errorf("announce %d: %w", n, err)
+							return
+						}
+						if !strings.Contains(body, "8:intervali") || strings.Contains(body, "failure reason") {
+							errs <- fmt.Errorf("announce %d: %q", n, body)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			if st := tr.Stats(); st.Announces != clients*each {
+				t.Errorf("%d announces counted; want %d", st.Announces, clients*each)
+			}
+			if want := uint64(clients*each+2) / 3; fastOnLinux {
+				// A reply is counted once sent.
+				waitFor(t, fmt.Sprintf("%d requests answered inside Accept", want), func() bool { return fl.Stats().Answered == want })
+			}
+			if helped := fl.helped.Load(); workers == 1 && helped != 0 {
+				t.Errorf("%d connections accepted by other workers than the first, of one", helped)
+			}
+			if err := srv.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the connections to close", func() bool { return cl.Stats().Open == 0 })
+			tr.Close()
+			waitFor(t, "the goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+		})
+	}
+}
+
+// fastGet sends the parts of a request over a new connection, a moment
+// apart, and returns the body of the reply.
+func fastGet(addr string, parts ...[]byte) (string, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	for i, p := range parts {
+		if i > 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if _, err := c.Write(p); err != nil {
+			return "", err
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// stallFirst is a client filter that holds its first call until release is
+// closed, having closed entered, and takes half a millisecond over every
+// other call: a worker that calls it gives its core to another for that
+// long.
+type stallFirst struct {
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (s *stallFirst) AllowClient(context.Context, PeerID, string) error {
+	first := false
+	s.once.Do(func() {
+		first = true
+		close(s.entered)
+		<-s.release
+	})
+	if !first {
+		time.Sleep(500 * time.Microsecond)
+	}
+	return nil
+}
+
+func (*stallFirst) NonBlocking() bool { return true }
+
+// TestFastListenerWakes: when connections queue up behind the first
+// worker, it wakes the others, which take some of them.
+func TestFastListenerWakes(t *testing.T) {
+	if !fastOnLinux {
+		t.Skip("a FastListener answers requests itself on Linux only")
+	}
+	// Restored once the listener is closed (cleanups run last first).
+	t.Cleanup(func(n int) func() { return func() { fastBusy = n } }(fastBusy))
+	fastBusy = 1
+	stall := &stallFirst{entered: make(chan struct{}), release: make(chan struct{})}
+	tr := newTestTracker(t, Config{Clients: stall})
+	h, err := tr.NewHTTPHandler(HTTPConfig{FastWorkers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, _, addr := fastServe(t, h, nil, nil)
+	hash := httpTestHash(28)
+	head := func(n int) []byte {
+		return fastHead("GET", "/announce?"+httpQuery(hash, httpTestPeerID(n), 6881, 10, ""))
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := fastGet(addr, head(0))
+		first <- err
+	}()
+	<-stall.entered
+	// The first worker is busy: these connections wait in the queue.
+	const queued = 64
+	conns := make([]net.Conn, queued)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(head(i + 1)); err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(stall.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range conns {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("announce %d: %v", i+1, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), "8:intervali") {
+			t.Errorf("announce %d: %q", i+1, body)
+		}
+	}
+	// A reply is counted once sent.
+	waitFor(t, "every request to be counted", func() bool { return fl.Stats().Answered == queued+1 })
+	if fl.helped.Load() == 0 {
+		t.Errorf("the first worker took all %d connections that waited", queued)
+	}
+	t.Logf("%d of %d connections taken by the other workers", fl.helped.Load(), queued)
+}

@@ -964,6 +964,7 @@ func TestHTTPConfigValidates(t *testing.T) {
 	for _, cfg := range []HTTPConfig{
 		{MaxFullScrape: -1},
 		{FullScrapeCache: -time.Second},
+		{FastWorkers: -1},
 		{TrustedProxies: []netip.Prefix{{}}},
 		{ClientIPHeader: "Forwarded"},
 		{ClientIPHeader: "X Real IP"},

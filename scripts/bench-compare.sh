@@ -53,8 +53,10 @@ the rounds.
   -modes LIST         comma-separated, from udp-announce, udp-scrape,
                       http-keepalive, http-close, udp-churn, https-close,
                       https-resume (default: the first four)
-  -server-cpu N       core for the servers (default 0)
-  -loadgen-cpu N      core for the load generator (default 1)
+  -server-cpu LIST    core for the servers (default 0), or a list of them
+                      as taskset -c takes it (0,1 or 0-3); the CPU
+                      figures are then of one core, so they can pass 100%
+  -loadgen-cpu LIST   core for the load generator (default 1), or a list
   -out DIR            keep every run's JSON result in DIR
   -h                  this help
 
@@ -117,8 +119,11 @@ case "$annuaire_cmd" in
 esac
 [ -x "$opentracker" ] || die "$opentracker not found (apt-get install opentracker)"
 [ "$(id -u)" -eq 0 ] || die "opentracker must start as root, to chroot into the folder of its whitelist"
-for n in "$rounds" "$duration" "$warmup" "$swarms" "$peers" "$prefill_peers" "$settle" "$server_cpu" "$loadgen_cpu"; do
+for n in "$rounds" "$duration" "$warmup" "$swarms" "$peers" "$prefill_peers" "$settle"; do
 	[[ "$n" =~ ^[0-9]+$ ]] || die "not a whole number: $n"
+done
+for n in "$server_cpu" "$loadgen_cpu"; do
+	[[ "$n" =~ ^[0-9]+([,-][0-9]+)*$ ]] || die "not a CPU list (taskset -c): $n"
 done
 [ "$rounds" -ge 1 ] || die "-rounds must be at least 1"
 https=false

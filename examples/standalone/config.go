@@ -20,6 +20,7 @@ import (
 type config struct {
 	httpAddrs   []string // empty: no HTTP
 	httpFast    bool     // answer the common HTTP request without net/http
+	httpWorkers int      // goroutines answering on each -http-fast listener; 0: one per core
 	httpsAddrs  []string // empty: no HTTPS
 	tlsCert     string   // with httpsAddrs: the certificate's file
 	tlsKey      string   // and its key's
@@ -159,6 +160,9 @@ func newFlags(c *config) *flags {
 		"own (Connection: close, as most clients send) as soon as it is accepted,\n"+
 		"without net/http (Linux); other requests are served as usual; false\n"+
 		"serves every request with net/http")
+	fs.IntVar(&c.httpWorkers, "http-fast-workers", 0, "with -http-fast, answer on up to `N` goroutines per -http address, each\n"+
+		"at most a core: the first waits for connections, the others help when\n"+
+		"it cannot keep up; 0 is one per core (GOMAXPROCS)")
 	fs.Var(&f.https, "https", "serve HTTPS announces and scrapes on `ADDR`, with -tls-cert and -tls-key;\n"+
 		"repeatable; private trackers want it, since passkeys travel in the URL")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "the certificate of -https, PEM, chain included, in `FILE`; re-read on\n"+
@@ -236,7 +240,7 @@ func newFlags(c *config) *flags {
 		"before the server stops anyway")
 
 	f.groups = []flagGroup{
-		{"Listeners", []string{"http", "http-fast", "https", "tls-cert", "tls-key", "udp", "metrics", "pprof"}},
+		{"Listeners", []string{"http", "http-fast", "http-fast-workers", "https", "tls-cert", "tls-key", "udp", "metrics", "pprof"}},
 		{"Access", []string{"passkeys", "torrents", "conn-id-key", "conn-id-key-file", "tracker-id"}},
 		{"Swarms", []string{"store"}},
 		{"Private tracker with accounting", []string{"db", "spool", "admin", "admin-token-file", "admin-allow-remote", "memory-limit"}},
@@ -343,6 +347,8 @@ func (f *flags) check(c *config) error {
 		return usagef("%s %d is negative (0 means no cap)", f.src("max-conns-per-addr"), c.connsPerAddr)
 	case c.maxConns < 0:
 		return usagef("%s %d is negative (0 means from the descriptor limit)", f.src("max-conns"), c.maxConns)
+	case c.httpWorkers < 0:
+		return usagef("%s %d is negative (0 means one per core)", f.src("http-fast-workers"), c.httpWorkers)
 	case c.rateBurst < 1:
 		return usagef("%s %d: want at least 1", f.src("rate-burst"), c.rateBurst)
 	case c.shutdownGrace < 0:

@@ -143,6 +143,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"-max-conns", "-1"}, nil, "-max-conns -1 is negative", true},
 		{[]string{"-shutdown-grace", "-1s"}, nil, "-shutdown-grace -1s is negative", true},
 		{[]string{"-shutdown-timeout", "0s"}, nil, "-shutdown-timeout 0s: want a positive duration", true},
+		{[]string{"-http-fast-workers", "-1"}, nil, "-http-fast-workers -1 is negative", true},
 		{[]string{"-interval", "15h"}, nil, "-interval 15h0m0s: want between 1s and 14h", true},
 		{[]string{"-log-level", "loud"}, nil, `-log-level "loud"`, true},
 		{[]string{"-client-ip-header", "X-Real-IP:"}, nil, `-client-ip-header "X-Real-IP:": want a header name`, true},

@@ -199,6 +199,7 @@ func newServer(cfg *config, log *slog.Logger) (_ *server, err error) {
 			AllowPrivateAddrs: cfg.allowPrivate,
 			TrackerID:         cfg.trackerID,
 			FullScrape:        cfg.fullScrape,
+			FastWorkers:       cfg.httpWorkers,
 			Logger:            log,
 		})
 		if err != nil {
@@ -454,6 +455,7 @@ func (s *server) logStart() {
 		"mode", mode,
 		"http", cfg.httpAddrs,
 		"http_fast", cfg.httpFast,
+		"http_fast_workers", cfg.httpWorkers,
 		"https", cfg.httpsAddrs,
 		"udp", cfg.udpAddrs,
 		"metrics", cfg.metricsAddr,
