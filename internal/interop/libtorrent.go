@@ -407,13 +407,22 @@ func Libtorrent(ctx context.Context, t testing.TB, sc Scenario) (*Result, error)
 		return res, report(err, []*ltSession{seeder})
 	}
 	defer seeder.stop()
-	leechDir := t.TempDir()
+	var leechDir string
+	var leecher *ltSession
 	start := time.Now()
-	leecher, err := startSession(t, "leech", &sc, leecherTracker, leechDir)
-	if err != nil {
-		return res, report(err, []*ltSession{seeder})
+	for attempt := 0; ; attempt++ {
+		// A crash before any announce is the client's own, as in
+		// startChecked: start again, from nothing.
+		leechDir = t.TempDir()
+		if leecher, err = startSession(t, "leech", &sc, leecherTracker, leechDir); err != nil {
+			return res, report(err, []*ltSession{seeder})
+		}
+		_, err = leecher.wait(ctx, "a complete download", true, func(ev event) bool { return ev.Ev == "finished" })
+		if err == nil || attempt == 2 || !leecher.crashedSilently() {
+			break
+		}
+		t.Logf("interop: %v (before any announce); starting it again\n%s", err, leecher.p.logTail())
 	}
-	_, err = leecher.wait(ctx, "a complete download", true, func(ev event) bool { return ev.Ev == "finished" })
 	res.Elapsed = time.Since(start)
 	if err == nil {
 		leecher.waitCompleted(ctx)
