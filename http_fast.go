@@ -69,10 +69,12 @@ import (
 // *net.TCPListener, a FastListener returns every connection to the
 // server; Stats tells which requests took which way.
 //
-// A FastListener answers on HTTPConfig.FastWorkers goroutines (by
-// default one per core), each accepting from the same socket. With one,
-// Accept itself answers; with more, the workers start with the first
-// Accept and pass it the connections for the server.
+// A FastListener answers on up to HTTPConfig.FastWorkers goroutines (by
+// default one per core), each accepting from the same socket: the first
+// waits for connections, and wakes the others only while it cannot keep
+// up, so that an idle one costs nothing. With one, Accept itself
+// answers; with more, the workers start with the first Accept and pass
+// it the connections for the server.
 type FastListener struct {
 	l     net.Listener
 	cl    *ConnLimiter
