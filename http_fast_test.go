@@ -492,8 +492,14 @@ func TestFastListenerWorkers(t *testing.T) {
 				t.Errorf("%d announces counted; want %d", st.Announces, clients*each)
 			}
 			if want := uint64(clients*each+2) / 3; fastOnLinux {
-				// A reply is counted once sent.
-				waitFor(t, fmt.Sprintf("%d requests answered inside Accept", want), func() bool { return fl.Stats().Answered == want })
+				// A reply is counted once sent. A request sent in two
+				// parts is answered inside Accept too when its second
+				// part arrived before the first was read (a busy
+				// machine).
+				waitFor(t, fmt.Sprintf("%d requests answered inside Accept", want), func() bool { return fl.Stats().Answered >= want })
+				if got, most := fl.Stats().Answered, 2*want; got > most {
+					t.Errorf("%d requests answered inside Accept; want at most %d", got, most)
+				}
 			}
 			if helped := fl.helped.Load(); workers == 1 && helped != 0 {
 				t.Errorf("%d connections accepted by other workers than the first, of one", helped)
