@@ -5,11 +5,14 @@ package loadgen
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -66,11 +69,51 @@ func startOpentracker(t *testing.T, w Workload) (addr string, pid int) {
 		}
 		if waitListening(addr, exited) {
 			t.Cleanup(stop)
+			ww, err := w.withDefaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := waitWhitelist(addr, ww.InfoHash(ww.Swarms-1), 10*time.Second); err != nil {
+				t.Fatalf("opentracker on %s: %v: %s", addr, err, out.Bytes())
+			}
 			return addr, cmd.Process.Pid
 		}
 		stop()
 		if attempt == 2 {
 			t.Fatalf("opentracker did not start on %s: %s", addr, out.Bytes())
+		}
+	}
+}
+
+// waitWhitelist polls until opentracker at addr serves h, the last hash
+// of its whitelist: it reads the list on a thread of its own once it
+// listens, and until then answers a UDP announce of any torrent with an
+// 8-byte reply, which the generator counts as malformed. The poll
+// announces a peer of its own over HTTP, then stops it.
+func waitWhitelist(addr string, h [20]byte, timeout time.Duration) error {
+	var q strings.Builder
+	for _, c := range h {
+		fmt.Fprintf(&q, "%%%02X", c)
+	}
+	url := "http://" + addr + "/announce?info_hash=" + q.String() + "&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event="
+	client := &http.Client{Timeout: time.Second}
+	get := func(event string) (string, error) {
+		resp, err := client.Get(url + event)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		body, err := get("started")
+		if err == nil && strings.HasPrefix(body, "d8:complete") {
+			_, err = get("stopped")
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("whitelist not loaded after %v: %q, %v", timeout, body, err)
 		}
 	}
 }
