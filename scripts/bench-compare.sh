@@ -191,6 +191,38 @@ mode_flags() {
 	esac
 }
 
+# wait_whitelist PORT: waits until the opentracker on PORT serves the last
+# hash of its whitelist. It reads the list on a thread of its own once it
+# listens, and until then answers a UDP announce of any torrent with an
+# 8-byte reply, which the load generator counts as malformed. The probe
+# announces a peer of its own over HTTP, then stops it.
+wait_whitelist() {
+	local q reply event
+	q=$(tail -n 1 "$work/whitelist.txt" | sed 's/../%&/g')
+	for _ in $(seq 200); do
+		reply=""
+		if exec 3<>"/dev/tcp/127.0.0.1/$1"; then
+			printf 'GET /announce?info_hash=%s&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event=started HTTP/1.0\r\n\r\n' "$q" >&3
+			reply=$(cat <&3)
+			exec 3<&-
+		fi 2>/dev/null
+		case "$reply" in
+		*d8:complete*)
+			event=stopped
+			if exec 3<>"/dev/tcp/127.0.0.1/$1"; then
+				printf 'GET /announce?info_hash=%s&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event=%s HTTP/1.0\r\n\r\n' "$q" "$event" >&3
+				cat <&3 >/dev/null
+				exec 3<&-
+			fi 2>/dev/null
+			return
+			;;
+		esac
+		sleep 0.05
+	done
+	echo "bench-compare: opentracker did not serve its whitelist within 10 s" >&2
+	exit 2
+}
+
 status=0
 contenders=(opentracker annuaire)
 for round in $(seq "$rounds"); do
@@ -198,6 +230,7 @@ for round in $(seq "$rounds"); do
 		port=$(free_port)
 		tls_port=$(free_port)
 		start_server "$(contender_cmd "$who")" "$work/$who-$round.log" "$port"
+		[ "$who" != opentracker ] || wait_whitelist "$port"
 		prefill=true
 		for mode in "${mode_list[@]}"; do
 			file=$results/$who-$mode-$round.json
