@@ -82,7 +82,7 @@ func StartOpentracker(t testing.TB, hashes ...[20]byte) *Opentracker {
 		}
 		o := &Opentracker{Addr: addr, p: p}
 		if len(hashes) > 0 {
-			if err := o.waitWhitelist(hashes[len(hashes)-1], 10*time.Second); err != nil {
+			if err := WaitWhitelist(o.Addr.String(), hashes[len(hashes)-1], 10*time.Second); err != nil {
 				t.Fatalf("interop: opentracker on %s: %v\n%s", addr, err, p.logTail())
 			}
 		}
@@ -92,16 +92,17 @@ func StartOpentracker(t testing.TB, hashes ...[20]byte) *Opentracker {
 	return nil
 }
 
-// waitWhitelist polls until opentracker serves h, the last hash of its
-// whitelist: it reads the list on a thread of its own after it starts
-// listening, and until then refuses every torrent. The poll announces a
-// peer of its own, then stops it, so no peer is left behind.
-func (o *Opentracker) waitWhitelist(h [20]byte, timeout time.Duration) error {
+// WaitWhitelist polls until the opentracker at addr (host:port) serves h,
+// the last hash of its whitelist: it reads the list on a thread of its own
+// after it starts listening, and until then refuses every torrent (over
+// UDP with an 8-byte announce reply). The poll announces a peer of its own
+// over HTTP, then stops it, so no peer is left behind.
+func WaitWhitelist(addr string, h [20]byte, timeout time.Duration) error {
 	var q strings.Builder
 	for _, c := range h {
 		fmt.Fprintf(&q, "%%%02X", c)
 	}
-	url := o.URL("http", "/announce") + "?info_hash=" + q.String() + "&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event="
+	url := "http://" + addr + "/announce?info_hash=" + q.String() + "&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event="
 	client := &http.Client{Timeout: time.Second}
 	get := func(event string) (string, error) {
 		resp, err := client.Get(url + event)

@@ -5,17 +5,16 @@ package loadgen
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/annuaire/tracker/internal/interop"
 )
 
 const opentrackerBin = "/usr/bin/opentracker"
@@ -73,7 +72,10 @@ func startOpentracker(t *testing.T, w Workload) (addr string, pid int) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := waitWhitelist(addr, ww.InfoHash(ww.Swarms-1), 10*time.Second); err != nil {
+			// Until it has read its whitelist, opentracker answers a UDP
+			// announce with an 8-byte reply, which the generator counts
+			// as malformed.
+			if err := interop.WaitWhitelist(addr, ww.InfoHash(ww.Swarms-1), 10*time.Second); err != nil {
 				t.Fatalf("opentracker on %s: %v: %s", addr, err, out.Bytes())
 			}
 			return addr, cmd.Process.Pid
@@ -81,39 +83,6 @@ func startOpentracker(t *testing.T, w Workload) (addr string, pid int) {
 		stop()
 		if attempt == 2 {
 			t.Fatalf("opentracker did not start on %s: %s", addr, out.Bytes())
-		}
-	}
-}
-
-// waitWhitelist polls until opentracker at addr serves h, the last hash
-// of its whitelist: it reads the list on a thread of its own once it
-// listens, and until then answers a UDP announce of any torrent with an
-// 8-byte reply, which the generator counts as malformed. The poll
-// announces a peer of its own over HTTP, then stops it.
-func waitWhitelist(addr string, h [20]byte, timeout time.Duration) error {
-	var q strings.Builder
-	for _, c := range h {
-		fmt.Fprintf(&q, "%%%02X", c)
-	}
-	url := "http://" + addr + "/announce?info_hash=" + q.String() + "&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event="
-	client := &http.Client{Timeout: time.Second}
-	get := func(event string) (string, error) {
-		resp, err := client.Get(url + event)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return string(b), err
-	}
-	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
-		body, err := get("started")
-		if err == nil && strings.HasPrefix(body, "d8:complete") {
-			_, err = get("stopped")
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("whitelist not loaded after %v: %q, %v", timeout, body, err)
 		}
 	}
 }
