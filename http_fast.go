@@ -216,23 +216,32 @@ func (w *fastWorker) run() {
 			return
 		}
 		a := fastAccept{c, err}
-		// An Accept waiting takes the connection even if Close came
-		// meanwhile, as it would with one worker.
 		select {
 		case l.conns <- a:
 			continue
-		default:
+		case <-l.quit:
 		}
+		if c == nil {
+			return
+		}
+		// Closed with a connection in hand: a server that still calls
+		// Accept gets it, as it would from one worker (an http.Server
+		// does until Accept fails, and Shutdown serves the request);
+		// one that stopped calling does not hold the worker long.
+		t := time.NewTimer(fastHandOverGrace)
 		select {
 		case l.conns <- a:
-		case <-l.quit:
-			if c != nil {
-				c.Close()
-			}
+			t.Stop()
+		case <-t.C:
+			c.Close()
 			return
 		}
 	}
 }
+
+// fastHandOverGrace bounds the wait of a worker that holds a connection
+// for the server when the listener is closed.
+const fastHandOverGrace = time.Second
 
 // acceptError is the error Accept returns for err.
 func (l *FastListener) acceptError(err error) error {

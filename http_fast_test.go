@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -625,4 +626,52 @@ func TestFastListenerWakes(t *testing.T) {
 		t.Errorf("the first worker took all %d connections that waited", queued)
 	}
 	t.Logf("%d of %d connections taken by the other workers", fl.helped.Load(), queued)
+}
+
+// TestFastListenerCloseHandsOver: a connection a worker holds for the
+// server when the listener is closed still goes to the server's next
+// Accept.
+func TestFastListenerCloseHandsOver(t *testing.T) {
+	if !fastOnLinux {
+		t.Skip("a FastListener answers requests itself on Linux only")
+	}
+	tr := newTestTracker(t, Config{})
+	h, err := tr.NewHTTPHandler(HTTPConfig{FastWorkers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ListenTCP("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := h.NewFastListener(l, nil)
+	defer fl.Close()
+	addr := l.Addr().String()
+	keepAlive := []byte("GET /announce?" + httpQuery(httpTestHash(29), httpTestPeerID(1), 6881, 10, "") + " HTTP/1.1\r\nHost: t\r\n\r\n")
+	accepted := func(c net.Conn, err error) net.Conn {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(keepAlive))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, keepAlive) {
+			t.Fatalf("the connection handed over replays %q, %v; want %q", got, err, keepAlive)
+		}
+		return c
+	}
+	// The first Accept starts the workers.
+	a := dialFrom(t, "", addr)
+	a.Write(keepAlive)
+	defer accepted(fl.Accept()).Close()
+	// No Accept waits when this one is taken, then the listener closes.
+	b := dialFrom(t, "", addr)
+	b.Write(keepAlive)
+	waitFor(t, "the second connection to be taken", func() bool { return fl.Stats().HandedOver == 2 })
+	fl.Close()
+	time.Sleep(100 * time.Millisecond)
+	defer accepted(fl.Accept()).Close()
+	if c, err := fl.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after the last connection: %v, %v; want net.ErrClosed", c, err)
+	}
 }
