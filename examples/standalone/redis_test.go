@@ -208,12 +208,21 @@ func TestRedisLibtorrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lc.Stop()
-	got, err := os.ReadFile(filepath.Join(empty.ContentDir, tor.Name))
+	want, err := os.ReadFile(filepath.Join(tor.ContentDir, tor.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, err := os.ReadFile(filepath.Join(tor.ContentDir, tor.Name)); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("the download at B differs from the seeder's content (%v)", err)
+	// libtorrent seeds once every piece has passed its hash check, which
+	// it computes before its writes to the file are all done: the file
+	// may trail for a moment.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, err := os.ReadFile(filepath.Join(empty.ContentDir, tor.Name))
+		if err == nil && bytes.Equal(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the download at B differs from the seeder's content 10 s after it seeds (%d bytes, %v)", len(got), err)
+		}
 	}
 	for _, u := range []string{urlA, urlB, "udp://" + a.addr("udp") + "/announce", "http://" + b.addr("http") + "/announce"} {
 		sc, err := interop.LibtorrentScrape(ctx, t, u, tor)
