@@ -130,13 +130,6 @@ func TestConnLimiterEvicts(t *testing.T) {
 	}
 	cl, addr := limitedServerState(t, ConnLimits{MaxConns: 3, PressureConns: Disabled}, true)
 	var conns []net.Conn
-	for range 3 {
-		c := dialFrom(t, "127.0.0.1", addr)
-		if !scrapeOn(c) {
-			t.Fatal("a connection under MaxConns was not served")
-		}
-		conns = append(conns, c)
-	}
 	idle := func(n int) {
 		t.Helper()
 		waitFor(t, fmt.Sprintf("%d connections idle", n), func() bool {
@@ -148,6 +141,16 @@ func TestConnLimiterEvicts(t *testing.T) {
 			}
 			return k == n
 		})
+	}
+	for k := range 3 {
+		c := dialFrom(t, "127.0.0.1", addr)
+		if !scrapeOn(c) {
+			t.Fatal("a connection under MaxConns was not served")
+		}
+		// Idle in the order they were dialed: a server's goroutine
+		// marks its connection idle a moment after the reply.
+		idle(k + 1)
+		conns = append(conns, c)
 	}
 	// conns[1] is in a request, whose body the server waits for: it is
 	// not idle.
