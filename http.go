@@ -89,10 +89,11 @@ type HTTPConfig struct {
 	// Accept-Encoding. In practice only scrapes are that big. If zero,
 	// 1024 bytes; [Disabled] (any negative value) never gzips.
 	GzipMinSize int
-	// FastWorkers is how many goroutines a [FastListener] made by
-	// [HTTPHandler.NewFastListener] answers requests on, each accepting
-	// from the same socket: one keeps a core busy at most. If zero,
-	// GOMAXPROCS when the listener is made.
+	// FastWorkers is the most goroutines a [FastListener] made by
+	// [HTTPHandler.NewFastListener] answers requests on, each at most a
+	// core: the first waits for connections, the others take those that
+	// queue up while it cannot keep up. If zero, GOMAXPROCS when the
+	// listener is made.
 	FastWorkers int
 	// Logger receives the errors of the handler itself (a full scrape that
 	// cannot be built) and, through [NewHTTPServer], net/http's own; the

@@ -107,16 +107,15 @@ type FastListener struct {
 // One goroutine per core, all waiting on the listening socket, would all
 // wake for every connection while the load leaves them idle: on two cores
 // shared with the load, two such workers answered 5% more connections
-// than one, for 40% more processor time per connection. So the first worker alone
-// waits on the socket; when it finds a connection already waiting after
+// than one, for 40% more processor time per connection. So the first
+// worker alone waits on the socket; when it finds a connection already waiting after
 // each of fastBusy accepts in a row (it cannot keep up), it wakes another,
 // which accepts until the queue is empty and then sleeps again.
 type fastWorker struct {
 	l     *FastListener
 	srv   *fastServer
 	acc   fastAccepter // the system's half of accepting
-	first bool
-	awake bool // a worker other than the first, while it accepts
+	awake bool         // a worker other than the first, while it accepts
 }
 
 // fastBusy is how many accepts in a row, each finding a connection
@@ -160,8 +159,8 @@ func (h *HTTPHandler) NewFastListener(l net.Listener, limiter *ConnLimiter) *Fas
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	for i := range n {
-		w := &fastWorker{l: fl, srv: newFastServer(h), first: i == 0}
+	for range n {
+		w := &fastWorker{l: fl, srv: newFastServer(h)}
 		w.acc.init()
 		fl.ws = append(fl.ws, w)
 	}

@@ -112,33 +112,10 @@ func (w *fastWorker) next() (net.Conn, error) {
 	l, a := w.l, &w.acc
 	for {
 		var err error
-		if w.first {
-			err = l.sys.rc.Read(a.fn)
-			if a.busy >= fastBusy && len(l.ws) > 1 {
-				a.busy = 0
-				select {
-				case l.wake <- struct{}{}:
-				default:
-				}
-			}
-		} else {
-			if !w.awake {
-				select {
-				case <-l.wake:
-				case <-l.quit:
-					return nil, l.acceptError(net.ErrClosed)
-				}
-			}
-			// One try: the first worker waits for connections.
-			ok := false
-			if err = l.sys.rc.Control(func(fd uintptr) { ok = a.fn(fd) }); err == nil && (!ok || a.errno != 0) {
-				// None waiting, or out of descriptors (which the
-				// first worker reports): sleep.
-				w.awake = false
-				continue
-			}
-			w.awake = true
-			l.helped.Add(1)
+		if w == l.ws[0] {
+			err = w.wait()
+		} else if !w.help() {
+			return nil, l.acceptError(net.ErrClosed)
 		}
 		if err == nil && a.errno != 0 {
 			// Out of descriptors or memory: the server pauses and
@@ -155,6 +132,49 @@ func (w *fastWorker) next() (net.Conn, error) {
 		remote, _ := sockaddrAddrPort(&a.sa, a.saLen)
 		if c := w.serve(a.fd, remote); c != nil {
 			return c, nil
+		}
+	}
+}
+
+// wait is the first worker's accept: it waits for a connection, and wakes
+// another worker once it has found one waiting after fastBusy accepts in
+// a row.
+func (w *fastWorker) wait() error {
+	l, a := w.l, &w.acc
+	err := l.sys.rc.Read(a.fn)
+	if a.busy >= fastBusy && len(l.ws) > 1 {
+		a.busy = 0
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
+// help is the accept of the other workers: it takes a connection already
+// waiting, sleeping until the first worker wakes it whenever there is
+// none. It reports false once the listener is closed.
+func (w *fastWorker) help() bool {
+	l, a := w.l, &w.acc
+	for {
+		if !w.awake {
+			select {
+			case <-l.wake:
+			case <-l.quit:
+				return false
+			}
+		}
+		ok := false
+		if err := l.sys.rc.Control(func(fd uintptr) { ok = a.fn(fd) }); err != nil {
+			return false // closed
+		}
+		// None waiting, or out of descriptors (which the first worker
+		// reports): sleep.
+		w.awake = ok && a.errno == 0
+		if w.awake {
+			l.helped.Add(1)
+			return true
 		}
 	}
 }

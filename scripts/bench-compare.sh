@@ -197,23 +197,21 @@ mode_flags() {
 # 8-byte reply, which the load generator counts as malformed. The probe
 # announces a peer of its own over HTTP, then stops it.
 wait_whitelist() {
-	local q reply event
+	local q
 	q=$(tail -n 1 "$work/whitelist.txt" | sed 's/../%&/g')
-	for _ in $(seq 200); do
-		reply=""
-		if exec 3<>"/dev/tcp/127.0.0.1/$1"; then
-			printf 'GET /announce?info_hash=%s&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event=started HTTP/1.0\r\n\r\n' "$q" >&3
-			reply=$(cat <&3)
+	# announce PORT EVENT: the reply to the probe's announce, empty if none.
+	announce() {
+		{
+			exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+				printf 'GET /announce?info_hash=%s&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event=%s HTTP/1.0\r\n\r\n' "$q" "$2" >&3 &&
+				cat <&3
 			exec 3<&-
-		fi 2>/dev/null
-		case "$reply" in
+		} 2>/dev/null
+	}
+	for _ in $(seq 200); do
+		case "$(announce "$1" started)" in
 		*d8:complete*)
-			event=stopped
-			if exec 3<>"/dev/tcp/127.0.0.1/$1"; then
-				printf 'GET /announce?info_hash=%s&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event=%s HTTP/1.0\r\n\r\n' "$q" "$event" >&3
-				cat <&3 >/dev/null
-				exec 3<&-
-			fi 2>/dev/null
+			announce "$1" stopped >/dev/null
 			return
 			;;
 		esac

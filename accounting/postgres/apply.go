@@ -19,7 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// How a batch is applied, in one transaction (READ COMMITTED):
+// How a batch, or each part of one (see Apply), is applied, in one
+// transaction (READ COMMITTED):
 //
 //  1. One statement reads the baselines of the batch's peers (one index
 //     probe per peer, in key order) with the version of each row (its
@@ -83,11 +84,7 @@ func (b *Backend) Apply(ctx context.Context, batch []accounting.Record) error {
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
 	for i := 1; i < len(parts); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = b.applyPart(ctx, parts[i])
-		}()
+		wg.Go(func() { errs[i] = b.applyPart(ctx, parts[i]) })
 	}
 	errs[0] = b.applyPart(ctx, parts[0])
 	wg.Wait()

@@ -329,3 +329,39 @@ func TestCrashedSilently(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryCrashes: a session that crashes before any announce is started
+// again; one that crashed after announcing, or failed otherwise, is not.
+func TestRetryCrashes(t *testing.T) {
+	// Each script is one try's process; a try that prints the seeding
+	// event succeeds.
+	const seeds = `echo '{"ev":"seeding"}'; sleep 5`
+	for _, tc := range []struct {
+		name    string
+		scripts []string
+		tries   int
+		ok      bool
+	}{
+		{"crash, then seeds", []string{"kill -SEGV $$", seeds}, 2, true},
+		{"three crashes", []string{"kill -SEGV $$", "kill -BUS $$", "kill -ABRT $$", seeds}, 3, false},
+		{"crash after an announce", []string{`echo '{"ev":"announce","event":2}'; kill -SEGV $$`, seeds}, 1, false},
+		{"exits", []string{"exit 1", seeds}, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tries := 0
+			s, err := retryCrashes(t, func() (*ltSession, error) {
+				s := &ltSession{changed: make(chan struct{})}
+				p, err := startProc(t, "sh", exec.Command("/bin/sh", "-c", tc.scripts[tries]), s.onLine)
+				tries++
+				s.p = p
+				return s, err
+			}, func(s *ltSession) error {
+				_, err := s.wait(bounded(t), "seeding", false, func(ev event) bool { return ev.Ev == "seeding" })
+				return err
+			})
+			if tries != tc.tries || (err == nil) != tc.ok || s == nil {
+				t.Errorf("%d tries, %v, session %v; want %d tries, success %v", tries, err, s, tc.tries, tc.ok)
+			}
+		})
+	}
+}

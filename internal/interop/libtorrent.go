@@ -325,18 +325,30 @@ func dedup(msgs []string) []string {
 }
 
 // startChecked starts a libtorrent seeding session of sc.Torrent and waits
-// until it has checked its content. Debian's libtorrent 2.0.8 has been seen
-// to crash (SIGSEGV) on rare occasions while checking, before it sends
-// anything to a tracker: such a crash says nothing about the tracker, so the
-// session is started again, up to twice, and the crash goes to the test's
-// log. A crash after the session has announced is never retried.
+// until it has checked its content, through retryCrashes.
 func startChecked(ctx context.Context, t testing.TB, sc *Scenario, tracker *url.URL) (*ltSession, error) {
+	return retryCrashes(t, func() (*ltSession, error) {
+		return startSession(t, "seed", sc, tracker, sc.Torrent.ContentDir)
+	}, func(s *ltSession) error {
+		_, err := s.wait(ctx, "a check of its content", false, func(ev event) bool { return ev.Ev == "seeding" })
+		return err
+	})
+}
+
+// retryCrashes starts a session with start and waits with wait. Debian's
+// libtorrent 2.0.8 has been seen to crash (SIGSEGV) on rare occasions
+// while checking its content, before it sends anything to a tracker: such
+// a crash says nothing about the tracker, so the session is started
+// again, up to twice, and the crash goes to the test's log. A crash after
+// the session has announced is never retried. It returns the last
+// session, nil if start failed.
+func retryCrashes(t testing.TB, start func() (*ltSession, error), wait func(*ltSession) error) (*ltSession, error) {
 	for attempt := 0; ; attempt++ {
-		s, err := startSession(t, "seed", sc, tracker, sc.Torrent.ContentDir)
+		s, err := start()
 		if err != nil {
 			return nil, err
 		}
-		_, err = s.wait(ctx, "a check of its content", false, func(ev event) bool { return ev.Ev == "seeding" })
+		err = wait(s)
 		if err == nil || attempt == 2 || !s.crashedSilently() {
 			return s, err
 		}
@@ -408,20 +420,16 @@ func Libtorrent(ctx context.Context, t testing.TB, sc Scenario) (*Result, error)
 	}
 	defer seeder.stop()
 	var leechDir string
-	var leecher *ltSession
 	start := time.Now()
-	for attempt := 0; ; attempt++ {
-		// A crash before any announce is the client's own, as in
-		// startChecked: start again, from nothing.
-		leechDir = t.TempDir()
-		if leecher, err = startSession(t, "leech", &sc, leecherTracker, leechDir); err != nil {
-			return res, report(err, []*ltSession{seeder})
-		}
-		_, err = leecher.wait(ctx, "a complete download", true, func(ev event) bool { return ev.Ev == "finished" })
-		if err == nil || attempt == 2 || !leecher.crashedSilently() {
-			break
-		}
-		t.Logf("interop: %v (before any announce); starting it again\n%s", err, leecher.p.logTail())
+	leecher, err := retryCrashes(t, func() (*ltSession, error) {
+		leechDir = t.TempDir() // each try starts from nothing
+		return startSession(t, "leech", &sc, leecherTracker, leechDir)
+	}, func(s *ltSession) error {
+		_, err := s.wait(ctx, "a complete download", true, func(ev event) bool { return ev.Ev == "finished" })
+		return err
+	})
+	if leecher == nil {
+		return res, report(err, []*ltSession{seeder})
 	}
 	res.Elapsed = time.Since(start)
 	if err == nil {
