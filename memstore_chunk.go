@@ -10,6 +10,7 @@ package tracker
 
 import (
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -27,6 +28,11 @@ const chunkRegion = 1 << 20
 
 // chunkPools are the pools of the chunk sizes in use, by size.
 var chunkPools sync.Map // int -> *chunkPool
+
+// chunkBytes is the size of the chunks handed out and not given back, in
+// every pool: the store's memory outside the Go heap, which the heap's
+// statistics do not show.
+var chunkBytes atomic.Int64
 
 // newChunk returns a chunk of n records of type P, zeroed.
 func newChunk[P any](n int) []P {
@@ -52,6 +58,7 @@ func poolFor(size int) *chunkPool {
 }
 
 func (p *chunkPool) get() []byte {
+	chunkBytes.Add(int64(p.size))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n := len(p.free); n > 0 {
@@ -69,6 +76,7 @@ func (p *chunkPool) get() []byte {
 }
 
 func (p *chunkPool) put(c []byte) {
+	chunkBytes.Add(-int64(p.size))
 	releaseChunk(c)
 	p.mu.Lock()
 	p.free = append(p.free, c)
