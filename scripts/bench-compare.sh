@@ -199,12 +199,13 @@ mode_flags() {
 wait_whitelist() {
 	local q
 	q=$(tail -n 1 "$work/whitelist.txt" | sed 's/../%&/g')
-	# announce PORT EVENT: the reply to the probe's announce, empty if none.
+	# announce PORT EVENT: the reply to the probe's announce, empty if none,
+	# without the NUL bytes of its compact peers.
 	announce() {
 		{
 			exec 3<>"/dev/tcp/127.0.0.1/$1" &&
 				printf 'GET /announce?info_hash=%s&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event=%s HTTP/1.0\r\n\r\n' "$q" "$2" >&3 &&
-				cat <&3
+				tr -d '\000' <&3
 			exec 3<&-
 		} 2>/dev/null
 	}
