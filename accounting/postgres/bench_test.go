@@ -46,6 +46,9 @@ var benchSettings = map[string]string{
 // reported.
 const dsnEnv = "ANNUAIRE_PG_BENCH_DSN"
 
+// writersEnv sets Config.Writers (the default if unset).
+const writersEnv = "ANNUAIRE_PG_BENCH_WRITERS"
+
 // statsEnv, set to 1, loads pg_stat_statements into the benchmark's
 // server and prints, after each run, where the server's time went.
 const statsEnv = "ANNUAIRE_PG_BENCH_STATS"
@@ -116,7 +119,7 @@ func fillBench() (*benchDB, error) {
 		dsn, schema = srv.DSN("postgres"), DefaultSchema
 	}
 	ctx := context.Background()
-	backend, err := Open(ctx, Config{DSN: dsn, Schema: schema, Rules: accountingtest.Rules})
+	backend, err := Open(ctx, Config{DSN: dsn, Schema: schema, Rules: accountingtest.Rules, Writers: envInt(writersEnv, 0)})
 	if err != nil {
 		if srv != nil {
 			srv.Close()

@@ -30,8 +30,9 @@ type Config struct {
 	MaxConns int32
 	// Writers is how many transactions apply one large batch at once,
 	// each the records of a share of the users: the server runs each in
-	// a process of its own, so a batch uses as many of its processors.
-	// If zero, 2; at most MaxConns.
+	// a process of its own, so a batch uses as many of its processors,
+	// and one transaction's round trips overlap another's work. If zero,
+	// 3; at most MaxConns.
 	Writers int
 }
 
@@ -67,7 +68,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("postgres: Config.MaxConns %d is negative", cfg.MaxConns)
 	}
 	if cfg.Writers == 0 {
-		cfg.Writers = 2
+		cfg.Writers = 3
 	}
 	if cfg.Writers < 0 || cfg.Writers > int(cfg.MaxConns) {
 		return nil, fmt.Errorf("postgres: Config.Writers %d is not between 1 and MaxConns (%d)", cfg.Writers, cfg.MaxConns)
