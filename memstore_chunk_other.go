@@ -2,6 +2,9 @@
 
 package tracker
 
+// chunksOutsideHeap reports whether chunks live outside the Go heap.
+const chunksOutsideHeap = false
+
 // mapChunks returns size bytes of zeroed memory, from the Go heap where no
 // anonymous mapping is at hand.
 func mapChunks(size int) []byte { return make([]byte, size) }

@@ -9,6 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// chunksOutsideHeap reports whether chunks live outside the Go heap.
+const chunksOutsideHeap = true
+
 // mapChunks returns size bytes of zeroed memory outside the Go heap.
 func mapChunks(size int) []byte {
 	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
