@@ -191,37 +191,6 @@ mode_flags() {
 	esac
 }
 
-# wait_whitelist PORT: waits until the opentracker on PORT serves the last
-# hash of its whitelist. It reads the list on a thread of its own once it
-# listens, and until then answers a UDP announce of any torrent with an
-# 8-byte reply, which the load generator counts as malformed. The probe
-# announces a peer of its own over HTTP, then stops it.
-wait_whitelist() {
-	local q
-	q=$(tail -n 1 "$work/whitelist.txt" | sed 's/../%&/g')
-	# announce PORT EVENT: the reply to the probe's announce, empty if none,
-	# without the NUL bytes of its compact peers.
-	announce() {
-		{
-			exec 3<>"/dev/tcp/127.0.0.1/$1" &&
-				printf 'GET /announce?info_hash=%s&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event=%s HTTP/1.0\r\n\r\n' "$q" "$2" >&3 &&
-				tr -d '\000' <&3
-			exec 3<&-
-		} 2>/dev/null
-	}
-	for _ in $(seq 200); do
-		case "$(announce "$1" started)" in
-		*d8:complete*)
-			announce "$1" stopped >/dev/null
-			return
-			;;
-		esac
-		sleep 0.05
-	done
-	echo "bench-compare: opentracker did not serve its whitelist within 10 s" >&2
-	exit 2
-}
-
 status=0
 contenders=(opentracker annuaire)
 for round in $(seq "$rounds"); do
@@ -229,7 +198,9 @@ for round in $(seq "$rounds"); do
 		port=$(free_port)
 		tls_port=$(free_port)
 		start_server "$(contender_cmd "$who")" "$work/$who-$round.log" "$port"
-		[ "$who" != opentracker ] || wait_whitelist "$port"
+		# opentracker reads its whitelist once it listens, and refuses
+		# every torrent until then.
+		[ "$who" != opentracker ] || "$loadgen" -wait-whitelist "127.0.0.1:$port" -swarms "$swarms" || exit 2
 		prefill=true
 		for mode in "${mode_list[@]}"; do
 			file=$results/$who-$mode-$round.json

@@ -6,9 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -17,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/annuaire/tracker/internal/loadgen"
 )
 
 // Opentracker is an opentracker process serving HTTP and UDP on one
@@ -82,7 +82,7 @@ func StartOpentracker(t testing.TB, hashes ...[20]byte) *Opentracker {
 		}
 		o := &Opentracker{Addr: addr, p: p}
 		if len(hashes) > 0 {
-			if err := WaitWhitelist(o.Addr.String(), hashes[len(hashes)-1], 10*time.Second); err != nil {
+			if err := loadgen.WaitWhitelist(o.Addr.String(), hashes[len(hashes)-1], 10*time.Second); err != nil {
 				t.Fatalf("interop: opentracker on %s: %v\n%s", addr, err, p.logTail())
 			}
 		}
@@ -90,41 +90,6 @@ func StartOpentracker(t testing.TB, hashes ...[20]byte) *Opentracker {
 	}
 	missing(t, "opentracker did not start (it may need root to chroot):\n"+strings.Join(failures, "\n"))
 	return nil
-}
-
-// WaitWhitelist polls until the opentracker at addr (host:port) serves h,
-// the last hash of its whitelist: it reads the list on a thread of its own
-// after it starts listening, and until then refuses every torrent (over
-// UDP with an 8-byte announce reply). The poll announces a peer of its own
-// over HTTP, then stops it, so no peer is left behind.
-func WaitWhitelist(addr string, h [20]byte, timeout time.Duration) error {
-	var q strings.Builder
-	for _, c := range h {
-		fmt.Fprintf(&q, "%%%02X", c)
-	}
-	url := "http://" + addr + "/announce?info_hash=" + q.String() + "&peer_id=-ZZ0000-whitelist000&port=1&left=0&compact=1&event="
-	client := &http.Client{Timeout: time.Second}
-	get := func(event string) (string, error) {
-		resp, err := client.Get(url + event)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return string(b), err
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		body, err := get("started")
-		if err == nil && strings.HasPrefix(body, "d8:complete") {
-			_, err = get("stopped")
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("whitelist not loaded after %v: %q, %v", timeout, body, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // URL returns an announce URL of the tracker: scheme "http" or "udp",

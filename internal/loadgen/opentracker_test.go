@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/annuaire/tracker/internal/interop"
 )
 
 const opentrackerBin = "/usr/bin/opentracker"
@@ -68,14 +66,7 @@ func startOpentracker(t *testing.T, w Workload) (addr string, pid int) {
 		}
 		if waitListening(addr, exited) {
 			t.Cleanup(stop)
-			ww, err := w.withDefaults()
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Until it has read its whitelist, opentracker answers a UDP
-			// announce with an 8-byte reply, which the generator counts
-			// as malformed.
-			if err := interop.WaitWhitelist(addr, ww.InfoHash(ww.Swarms-1), 10*time.Second); err != nil {
+			if err := w.WaitWhitelist(addr, 10*time.Second); err != nil {
 				t.Fatalf("opentracker on %s: %v: %s", addr, err, out.Bytes())
 			}
 			return addr, cmd.Process.Pid

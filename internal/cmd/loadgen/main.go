@@ -44,6 +44,7 @@ Usage:
   loadgen -udp HOST:PORT -flood-bench SHAPE [flags]
   loadgen -write-hashes FILE [workload flags]
   loadgen -write-users FILE [workload flags]
+  loadgen -wait-whitelist HOST:PORT [workload flags]
 
 It announces every peer once (the prefill, reporting peers accepted per
 second), then sends the workload for -warmup and measures for -duration:
@@ -52,7 +53,9 @@ failures and malformed replies (every reply is checked). With -server-pid
 it also reports the tracker's CPU use over the run and its memory growth
 during the prefill (bytes per peer). Info hashes and peer ids derive from
 -seed: -write-hashes writes the hashes, one hex per line, as a whitelist
-for trackers that serve listed torrents only (opentracker).
+for trackers that serve listed torrents only (opentracker), and
+-wait-whitelist waits (10 s at most) until the opentracker at HOST:PORT
+serves them: it reads its whitelist after it starts listening.
 
 -flood SHAPE sends made-up announces instead of the workload, as fast as
 the requests in flight allow (or at -rate): hashes (a new info hash each
@@ -134,6 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cpuProfile  = fs.String("cpuprofile", "", "write the generator's own CPU profile to `FILE`")
 		writeHashes = fs.String("write-hashes", "", "write the info hashes to `FILE`, one hex per line (opentracker's whitelist format)")
 		writeUsers  = fs.String("write-users", "", "write the users of the peers to `FILE`, a passkey and a user id per line (annuaire's -passkeys format)")
+		waitList    = fs.String("wait-whitelist", "", "wait until the opentracker at `HOST:PORT` serves the hashes -write-hashes writes")
 	)
 	fs.Usage = func() {} // errors are reported in one line below
 	fail := func(code int, format string, a ...any) int {
@@ -256,21 +260,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Flood:       shape,
 		FloodSwarms: *floodSwarms,
 	}
-	if *writeHashes != "" || *writeUsers != "" {
-		for _, f := range []struct {
-			name  string
-			write func(io.Writer) error
-		}{{*writeHashes, cfg.Workload.WriteHashes}, {*writeUsers, cfg.Workload.WriteUsers}} {
-			if f.name == "" {
-				continue
-			}
-			if err := writeFile(f.name, f.write); err != nil {
-				return fail(2, "%v", err)
-			}
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{{*writeHashes, cfg.Workload.WriteHashes}, {*writeUsers, cfg.Workload.WriteUsers}} {
+		if f.name == "" {
+			continue
 		}
-		if *udp == "" && *httpURL == "" {
-			return 0
+		if err := writeFile(f.name, f.write); err != nil {
+			return fail(2, "%v", err)
 		}
+	}
+	if *waitList != "" {
+		if err := cfg.Workload.WaitWhitelist(*waitList, 10*time.Second); err != nil {
+			return fail(1, "opentracker on %s: %v", *waitList, err)
+		}
+	}
+	if *udp == "" && *httpURL == "" && (*writeHashes != "" || *writeUsers != "" || *waitList != "") {
+		return 0
 	}
 	var bench *loadgen.FloodBench
 	if benchShape != loadgen.NoFlood {

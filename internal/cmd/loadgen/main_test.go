@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -62,7 +66,7 @@ func TestHelp(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Errorf("loadgen -h = %d, stderr %q; want 0", code, stderr)
 	}
-	for _, want := range []string{"Usage:", "-udp HOST:PORT", "-http URL", "-http-close", "-write-hashes FILE", "-server-pid PID", "-duration time",
+	for _, want := range []string{"Usage:", "-udp HOST:PORT", "-http URL", "-http-close", "-write-hashes FILE", "-wait-whitelist HOST:PORT", "-server-pid PID", "-duration time",
 		"-flood SHAPE", "-flood-bench SHAPE", "-from ADDR", "-rate", "-metrics-url URL"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("loadgen -h does not mention %q", want)
@@ -245,5 +249,54 @@ func TestSilentTargetOneLine(t *testing.T) {
 	code, _, stderr := runCmd("-udp", conn.LocalAddr().String(), "-timeout", "20ms")
 	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "no reply to connect requests") {
 		t.Errorf("loadgen against a silent target = %d, %q; want 1 and one line of error", code, stderr)
+	}
+}
+
+// TestWaitWhitelist: -wait-whitelist returns once the tracker serves the
+// last hash -write-hashes writes with the same flags, and stops the peer
+// it announced.
+func TestWaitWhitelist(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "whitelist.txt")
+	if code, _, stderr := runCmd("-write-hashes", file, "-swarms", "25", "-seed", "3"); code != 0 {
+		t.Fatalf("loadgen -write-hashes = %d: %s", code, stderr)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes := strings.Fields(string(b))
+	last, err := hex.DecodeString(hashes[len(hashes)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A tracker that refuses every torrent for its first 3 announces, as
+	// opentracker does until it has read its whitelist, then serves the
+	// last hash only.
+	var mu sync.Mutex
+	var started, stopped int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		q := r.URL.Query()
+		if q.Get("event") == "stopped" {
+			stopped++
+		} else {
+			started++
+		}
+		if started <= 3 || q.Get("info_hash") != string(last) {
+			io.WriteString(w, "d14:failure reason21:requested download is not authorizede")
+			return
+		}
+		io.WriteString(w, "d8:completei1e10:incompletei0e8:intervali1800e5:peers0:e")
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	if code, _, stderr := runCmd("-wait-whitelist", addr, "-swarms", "25", "-seed", "3"); code != 0 {
+		t.Fatalf("loadgen -wait-whitelist = %d: %s", code, stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if started != 4 || stopped != 1 {
+		t.Errorf("%d started and %d stopped announces; want 4 and 1", started, stopped)
 	}
 }
