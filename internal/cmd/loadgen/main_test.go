@@ -74,22 +74,28 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-func TestWriteHashes(t *testing.T) {
+// writeHashes runs loadgen -write-hashes with the workload flags and
+// returns what it wrote.
+func writeHashes(t *testing.T, flags ...string) []byte {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "whitelist.txt")
-	if code, _, stderr := runCmd("-write-hashes", file, "-swarms", "25", "-seed", "3"); code != 0 {
+	if code, _, stderr := runCmd(append([]string{"-write-hashes", file}, flags...)...); code != 0 {
 		t.Fatalf("loadgen -write-hashes = %d: %s", code, stderr)
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+func TestWriteHashes(t *testing.T) {
+	b := writeHashes(t, "-swarms", "25", "-seed", "3")
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	if len(lines) != 25 || len(lines[0]) != 40 {
 		t.Errorf("whitelist has %d lines, the first %q; want 25 hex hashes", len(lines), lines[0])
 	}
-	other := filepath.Join(t.TempDir(), "other.txt")
-	runCmd("-write-hashes", other, "-swarms", "25", "-seed", "4")
-	if b2, _ := os.ReadFile(other); bytes.Equal(b, b2) {
+	if bytes.Equal(b, writeHashes(t, "-swarms", "25", "-seed", "4")) {
 		t.Error("another seed wrote the same hashes")
 	}
 }
@@ -256,15 +262,7 @@ func TestSilentTargetOneLine(t *testing.T) {
 // last hash -write-hashes writes with the same flags, and stops the peer
 // it announced.
 func TestWaitWhitelist(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "whitelist.txt")
-	if code, _, stderr := runCmd("-write-hashes", file, "-swarms", "25", "-seed", "3"); code != 0 {
-		t.Fatalf("loadgen -write-hashes = %d: %s", code, stderr)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hashes := strings.Fields(string(b))
+	hashes := strings.Fields(string(writeHashes(t, "-swarms", "25", "-seed", "3")))
 	last, err := hex.DecodeString(hashes[len(hashes)-1])
 	if err != nil {
 		t.Fatal(err)
